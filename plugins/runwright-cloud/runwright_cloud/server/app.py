@@ -1,0 +1,47 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from runwright_cloud import __version__
+from runwright_cloud.server.db import make_engine
+from runwright_cloud.server.limits import BodyLimitMiddleware
+from runwright_cloud.server.routes import all_routers
+from runwright_cloud.server.settings import Settings
+from runwright_cloud.server.sweeper import ZombieSweeper
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """Build the app. The database must already be migrated (``migrate.upgrade``)."""
+    engine = engine if engine is not None else make_engine(settings.db_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = ZombieSweeper(engine, settings.zombie_timeout, settings.sweep_interval)
+        sweeper.start()
+        app.state.sweeper = sweeper
+        try:
+            yield
+        finally:
+            sweeper.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="runwright server",
+        version=__version__,
+        description="Flows, flow runs, task runs, states (version-locked), results and logs.",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    for router in all_routers():
+        app.include_router(router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,303 @@
+"""Request and response bodies (pydantic). Every field is bounded, so that bad input is a 422.
+
+Strings reject NUL characters and anything that is not encodable as UTF-8 (PostgreSQL refuses
+both), integers stay inside a signed 64-bit range, and free-form JSON objects (parameters,
+context, states) must be re-encodable as strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+MAX_INT64 = 2**63 - 1
+MAX_INT32 = 2**31 - 1
+MAX_BATCH = 10_000
+
+
+def _clean_str(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid UTF-8 (no lone surrogates)") from exc
+    return value
+
+
+_Clean = AfterValidator(_clean_str)
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64), _Clean]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=500), _Clean]
+Label = Annotated[str, StringConstraints(max_length=500), _Clean]
+ShortLabel = Annotated[str, StringConstraints(max_length=200), _Clean]
+Level = Annotated[str, StringConstraints(min_length=1, max_length=20), _Clean]
+Message = Annotated[str, StringConstraints(max_length=1_000_000), _Clean]
+
+
+def _utc_naive(value: datetime) -> datetime:
+    """Aware datetimes are converted to UTC; naive ones are taken as UTC. Stored naive."""
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError as exc:
+        raise ValueError("datetime out of range") from exc
+
+
+def to_json_text(value: Any) -> str:
+    """Strict JSON text (no NaN/Infinity), raising ValueError for anything unencodable."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text.encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
+        raise ValueError(f"not encodable as JSON: {exc}") from exc
+    if "\x00" in text:  # only possible inside strings, which json.dumps escapes; belt and braces
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    to_json_text(value)
+    return value
+
+
+def _state(value: dict[str, Any]) -> dict[str, Any]:
+    kind = value.get("type")
+    if not isinstance(kind, str) or not 0 < len(kind) <= 100:
+        raise ValueError('a state must have a string "type" of 1 to 100 characters')
+    _clean_str(kind)
+    to_json_text(value)
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc_naive)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+StateDict = Annotated[
+    dict[str, Any],
+    AfterValidator(_state),
+    Field(description='A serialized state: a JSON object with a string "type" (e.g. "Running").'),
+]
+Version = Annotated[int, Field(ge=0, le=MAX_INT64)]
+MapIndex = Annotated[int, Field(ge=-1, le=MAX_INT32)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------------------- flows
+
+
+class TaskIn(_In):
+    slug: Name
+    name: Label = ""
+
+
+class EdgeIn(_In):
+    upstream: Name
+    downstream: Name
+    key: Label | None = None
+    mapped: bool = False
+
+
+class FlowIn(_In):
+    name: Name
+    version: ShortLabel | None = None
+    tasks: list[TaskIn] = Field(default_factory=list, max_length=100_000)
+    edges: list[EdgeIn] = Field(default_factory=list, max_length=1_000_000)
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> FlowIn:
+        slugs = [t.slug for t in self.tasks]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError("task slugs must be unique within a flow")
+        known = set(slugs)
+        for edge in self.edges:
+            for end in (edge.upstream, edge.downstream):
+                if end not in known:
+                    raise ValueError(f"edge names unknown task slug {end!r}")
+        return self
+
+
+class TaskOut(BaseModel):
+    slug: str
+    name: str
+
+
+class EdgeOut(BaseModel):
+    upstream: str
+    downstream: str
+    key: str | None = None
+    mapped: bool = False
+
+
+class FlowOut(BaseModel):
+    id: str
+    name: str
+    version: str | None
+    tasks: list[TaskOut]
+    edges: list[EdgeOut]
+    created: datetime
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+class FlowRunIn(_In):
+    flow_id: Id
+    parameters: JsonObject = Field(default_factory=dict)
+    context: JsonObject = Field(default_factory=dict)
+    scheduled_start_time: UtcDatetime | None = None
+    state: StateDict | None = None
+
+
+class TaskRunSummary(BaseModel):
+    id: str
+    task_slug: str
+    map_index: int
+    state: dict[str, Any]
+    version: int
+    heartbeat: datetime | None
+
+
+class TaskRunOut(TaskRunSummary):
+    flow_run_id: str
+    created: datetime
+    updated: datetime
+
+
+class FlowRunSummary(BaseModel):
+    id: str
+    flow_id: str
+    flow_name: str
+    parameters: dict[str, Any]
+    context: dict[str, Any]
+    scheduled_start_time: datetime
+    state: dict[str, Any]
+    version: int
+    heartbeat: datetime | None
+    created: datetime
+    updated: datetime
+
+
+class FlowRunOut(FlowRunSummary):
+    task_runs: list[TaskRunSummary]
+
+
+class TaskRunIn(_In):
+    flow_run_id: Id
+    task_slug: Name
+    map_index: MapIndex = -1
+
+
+# ----------------------------------------------------------------------------- states
+
+
+class StateWriteIn(_In):
+    state: StateDict
+    version: Version = Field(description="The version the writer believes is current.")
+
+
+class StateWriteOut(BaseModel):
+    id: str
+    version: int
+
+
+class ConflictOut(BaseModel):
+    detail: str
+    current_version: int
+    current_state: dict[str, Any]
+
+
+class StateHistoryItem(BaseModel):
+    version: int
+    state: dict[str, Any]
+    timestamp: datetime
+
+
+class BatchWriteItem(_In):
+    task_run_id: Id
+    version: Version
+    state: StateDict
+
+
+class BatchWriteIn(_In):
+    writes: list[BatchWriteItem] = Field(max_length=MAX_BATCH)
+
+
+class BatchWriteResult(BaseModel):
+    task_run_id: str
+    status: Literal["ok", "conflict", "not_found"]
+    version: int | None
+    current_state: dict[str, Any] | None = None
+
+
+class BatchWriteOut(BaseModel):
+    results: list[BatchWriteResult]
+
+
+class CachedStateOut(BaseModel):
+    task_run_id: str
+    flow_run_id: str
+    map_index: int
+    state: dict[str, Any]
+    created: datetime
+
+
+class HeartbeatOut(BaseModel):
+    id: str
+    heartbeat: datetime
+
+
+# ----------------------------------------------------------------------------- results, logs
+
+
+class ResultOut(BaseModel):
+    uri: str
+
+
+class LogIn(_In):
+    flow_run_id: Id
+    task_run_id: Id | None = None
+    timestamp: UtcDatetime
+    level: Level
+    name: Label = ""
+    message: Message = ""
+
+
+class LogsIn(_In):
+    logs: list[LogIn] = Field(max_length=MAX_BATCH)
+
+
+class LogsOut(BaseModel):
+    count: int
+
+
+class LogOut(BaseModel):
+    id: int
+    flow_run_id: str
+    task_run_id: str | None
+    timestamp: datetime
+    level: str
+    name: str
+    message: str
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
