@@ -1,0 +1,1 @@
+"""runwright's own defaults, each an ordinary plugin registered under a ``runwright.*`` name."""

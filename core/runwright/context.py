@@ -1,0 +1,81 @@
+"""The run context: a thread-local mapping that runners and tasks read.
+
+``with runwright.context(key=value):`` sets keys for the duration of the block and restores
+exactly the keys it touched on exit. Restoring only the touched keys (rather than snapshotting
+the whole mapping, as the seed engine did) keeps a task's context switch O(keys set), not
+O(context size).
+
+Every thread starts with the ``[context]`` table of the configuration. A new thread does not
+inherit the keys of the thread that started it: runners pass the context explicitly to work
+they submit to an executor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+_MISSING = object()
+
+
+class Context(threading.local):
+    """Thread-local key/value store with attribute access (``context.flow_run_id``)."""
+
+    def __init__(self) -> None:
+        from runwright.config import get_config
+
+        self.__dict__["_data"] = dict(get_config().section("context"))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_data"][name]
+        except KeyError:
+            raise AttributeError(f"Context has no key {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._data[name] = value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def update(self, *args: Mapping[str, Any], **kwargs: Any) -> None:
+        self._data.update(*args, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A shallow copy of the current thread's context."""
+        return dict(self._data)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    @contextmanager
+    def __call__(self, *args: Mapping[str, Any], **kwargs: Any) -> Iterator[Context]:
+        data = self._data
+        updates: dict[str, Any] = {}
+        for mapping in args:
+            updates.update(mapping)
+        updates.update(kwargs)
+        saved = [(key, data.get(key, _MISSING)) for key in updates]
+        data.update(updates)
+        try:
+            yield self
+        finally:
+            for key, value in saved:
+                if value is _MISSING:
+                    data.pop(key, None)
+                else:
+                    data[key] = value
+
+
+context = Context()

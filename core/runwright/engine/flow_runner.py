@@ -1,0 +1,319 @@
+"""FlowRunner: runs every task of a flow on an executor and decides the flow's final state.
+
+Steps: ``initialize_run`` (plugins may load the run from a backend), then
+``check_flow_is_pending_or_running``, ``check_flow_reached_start_time``,
+``set_flow_to_running`` and ``get_flow_run_state``, which submits each task, in topological
+order, to the executor and waits for the terminal, reference and requested tasks.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from runwright.context import context as runtime_context
+from runwright.engine import signals
+from runwright.engine.executors import Executor, resolve_executor
+from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
+from runwright.engine.signals import ENDRUN
+from runwright.engine.state import Failed, Mapped, Pending, Running, Scheduled, State, Success, utcnow
+from runwright.engine.task_runner import TaskRunner
+
+if TYPE_CHECKING:
+    from runwright.edge import Edge
+    from runwright.flow import Flow
+    from runwright.task import Task
+
+
+class FlowRunnerInitializeResult(NamedTuple):
+    state: State
+    task_states: dict[Task, State]
+    context: dict[str, Any]
+    task_contexts: dict[Task, dict[str, Any]]
+
+
+@dataclass
+class FlowRunSetup:
+    """What ``runwright_flow_run_initialize`` implementations may change."""
+
+    state: State | None
+    task_states: dict[Task, State]
+    context: dict[str, Any]
+    task_contexts: dict[Task, dict[str, Any]]
+    parameters: dict[str, Any]
+
+
+def _flatten(states: Iterable[State]) -> list[State]:
+    out: list[State] = []
+    for state in states:
+        if isinstance(state, Mapped):
+            out.extend(state.map_states)
+        else:
+            out.append(state)
+    return out
+
+
+class FlowRunner(Runner):
+    """Runs a flow: ``FlowRunner(flow, task_runner_cls=None, state_handlers=None).run(...)``."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        task_runner_cls: type[TaskRunner] | None = None,
+        state_handlers: list[Callable[..., Any]] | None = None,
+    ) -> None:
+        self.flow = flow
+        if task_runner_cls is None:
+            from runwright.engine import get_default_task_runner_class
+
+            task_runner_cls = get_default_task_runner_class()
+        self.task_runner_cls = task_runner_cls
+        super().__init__(state_handlers=state_handlers)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.flow.name if self.flow else None}>"
+
+    # -- handlers and hooks ----------------------------------------------------------------
+    def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
+        self.logger.debug("Flow '%s': handling state change from %s to %s", self.flow.name, type(old_state).__name__, type(new_state).__name__)
+        flow = self.flow
+        for handler in flow.state_handlers:
+            new_state = handler(flow, old_state, new_state) or new_state
+        return new_state
+
+    def notify_plugins(self, old_state: State, new_state: State) -> None:
+        from runwright.plugins import get_plugin_manager
+
+        get_plugin_manager().call_attributed(
+            "runwright_flow_state_change",
+            passthrough=(ENDRUN, signals.PAUSE),
+            runner=self,
+            flow=self.flow,
+            old_state=old_state,
+            new_state=new_state,
+        )
+
+    def initialize_run(  # type: ignore[override]
+        self,
+        state: State | None,
+        task_states: dict[Task, State],
+        context: dict[str, Any],
+        task_contexts: dict[Task, dict[str, Any]],
+        parameters: dict[str, Any],
+    ) -> FlowRunnerInitializeResult:
+        from runwright.config import get_config
+        from runwright.plugins import get_plugin_manager
+
+        config = get_config()
+        context.setdefault("backend", self.backend or config.get_nested("engine.backend", "local"))
+        context.setdefault("checkpointing", bool(config.get_nested("engine.checkpointing", False)))
+        setup = FlowRunSetup(state, task_states, context, task_contexts, parameters)
+        get_plugin_manager().call_attributed(
+            "runwright_flow_run_initialize", passthrough=(ENDRUN,), runner=self, flow=self.flow, setup=setup
+        )
+        state, task_states, context, task_contexts = (
+            setup.state, setup.task_states, setup.context, setup.task_contexts
+        )
+        # a new dict: the caller's nested context["parameters"] is never mutated
+        context["parameters"] = {**(context.get("parameters") or {}), **(setup.parameters or {})}
+        context["flow_name"] = self.flow.name
+        context.setdefault("scheduled_start_time", utcnow())
+        now = utcnow()
+        today, yesterday, tomorrow = now, now - datetime.timedelta(days=1), now + datetime.timedelta(days=1)
+        context.setdefault("date", now)
+        for key, day in (("today", today), ("yesterday", yesterday), ("tomorrow", tomorrow)):
+            context.setdefault(key, day.strftime("%Y-%m-%d"))
+            context.setdefault(f"{key}_nodash", day.strftime("%Y%m%d"))
+        for task in self.flow.tasks:
+            task_context = task_contexts.get(task)
+            if task_context is None:
+                task_contexts[task] = {"task_name": task.name, "task_slug": task.slug}
+            else:
+                task_context.update(task_name=task.name, task_slug=task.slug)
+        state, context = super().initialize_run(state, context)
+        return FlowRunnerInitializeResult(state, task_states, context, task_contexts)
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(
+        self,
+        state: State | None = None,
+        task_states: dict[Task, State] | None = None,
+        return_tasks: Iterable[Task] | None = None,
+        parameters: dict[str, Any] | None = None,
+        task_runner_state_handlers: list[Callable[..., Any]] | None = None,
+        executor: Executor | str | None = None,
+        context: dict[str, Any] | None = None,
+        task_contexts: dict[Task, dict[str, Any]] | None = None,
+    ) -> State:
+        """Run the flow; return its state, whose result maps each returned task to its state."""
+        self.logger.info("Beginning Flow run for '%s'", self.flow.name)
+        task_states = dict(task_states or {})
+        context = dict(context or {})
+        task_contexts = dict(task_contexts or {})
+        parameters = dict(parameters or {})
+        try:
+            executor = resolve_executor(executor)
+            state, task_states, context, task_contexts = self.initialize_run(
+                state, task_states, context, task_contexts, parameters
+            )
+            with runtime_context(context):
+                state = self.check_flow_is_pending_or_running(state)
+                state = self.check_flow_reached_start_time(state)
+                state = self.set_flow_to_running(state)
+                state = self.get_flow_run_state(
+                    state, task_states, task_contexts, return_tasks, task_runner_state_handlers, executor
+                )
+        except ENDRUN as exc:
+            state = exc.state
+        except Exception as exc:
+            message = f"Unexpected error while running flow: {exc!r}"
+            self.logger.error(message)
+            if raise_on_exception():
+                raise
+            try:
+                state = self.handle_state_change(state or Pending(), Failed(message, result=exc))
+            except ENDRUN as endrun:
+                state = endrun.state
+        finally:
+            self._end(state)
+        return state
+
+    def _end(self, state: State | None) -> None:
+        from runwright.plugins import PluginError, get_plugin_manager
+
+        try:
+            get_plugin_manager().call_attributed("runwright_flow_run_end", runner=self, flow=self.flow, state=state)
+        except PluginError as exc:
+            self.logger.error("%s", exc)
+
+    # -- steps -----------------------------------------------------------------------------
+    @call_state_handlers
+    def check_flow_is_pending_or_running(self, state: State) -> State:
+        if state.is_finished():
+            self.logger.info("Flow run has already finished.")
+            raise ENDRUN(state)
+        if not (state.is_pending() or state.is_running()):
+            self.logger.info("Flow is not ready to run.")
+            raise ENDRUN(state)
+        return state
+
+    @call_state_handlers
+    def check_flow_reached_start_time(self, state: State) -> State:
+        if isinstance(state, Scheduled) and state.start_time > utcnow():
+            self.logger.debug("Flow '%s': start_time has not been reached; ending run.", self.flow.name)
+            raise ENDRUN(state)
+        return state
+
+    @call_state_handlers
+    def set_flow_to_running(self, state: State) -> State:
+        if state.is_pending():
+            return Running("Running flow.")
+        if state.is_running():
+            return state
+        raise ENDRUN(state)
+
+    @call_state_handlers
+    def get_flow_run_state(
+        self,
+        state: State,
+        task_states: dict[Task, Any],
+        task_contexts: dict[Task, dict[str, Any]],
+        return_tasks: Iterable[Task] | None,
+        task_runner_state_handlers: list[Callable[..., Any]] | None,
+        executor: Executor,
+    ) -> State:
+        if not state.is_running():
+            raise ENDRUN(state)
+        flow = self.flow
+        return_tasks = set(return_tasks or ())
+        if not return_tasks <= flow.tasks:
+            raise ValueError("Some tasks in return_tasks were not found in the flow.")
+        edges_to = flow._edges_to
+        # Thread and Dask workers do not share this thread's context: give them all of it.
+        flow_context = runtime_context.to_dict() if executor.returns_futures else None
+        run_task = self.run_task
+        with executor.start():
+            for task in flow.sorted_tasks():
+                task_state = task_states.get(task)
+                if (
+                    task_state is not None
+                    and task_state.is_finished()
+                    and not task_state.is_cached()
+                    and not task_state.is_mapped()
+                ):
+                    continue
+                upstream_states = {
+                    edge: task_states.get(edge.upstream_task) or Pending("Task state not available.")
+                    for edge in edges_to.get(task, ())
+                }
+                task_context = task_contexts[task]
+                if flow_context is not None:
+                    task_context = {**flow_context, **task_context}
+                task_states[task] = executor.submit(
+                    run_task,
+                    task=task,
+                    state=task_state,
+                    upstream_states=upstream_states,
+                    context=task_context,
+                    task_runner_state_handlers=task_runner_state_handlers,
+                    executor=executor,
+                )
+            final_tasks = flow.terminal_tasks() | flow.reference_tasks() | return_tasks
+            final_states = executor.wait(
+                {t: task_states.get(t, Pending("Task not evaluated by FlowRunner.")) for t in final_tasks}
+            )
+            for final_state in final_states.values():
+                if isinstance(final_state, Mapped):
+                    final_state.map_states = executor.wait(final_state.map_states)
+                    final_state.result = [child.result if child is not None else None for child in final_state.map_states]
+        key_states = set(_flatten(final_states[t] for t in flow.reference_tasks()))
+        terminal_states = set(_flatten(final_states[t] for t in flow.terminal_tasks()))
+        return_states = {t: final_states[t] for t in return_tasks}
+        return self.determine_final_state(state, key_states, return_states, terminal_states)
+
+    def determine_final_state(
+        self,
+        state: State,
+        key_states: set[State],
+        return_states: dict[Task, State],
+        terminal_states: set[State],
+    ) -> State:
+        """Running while a terminal task is unfinished, else Failed if a reference task
+        failed, else Success. A still-running flow keeps its Running state object (no new
+        transition, no extra backend write: the seed's state churn is gone)."""
+        if any(s is None or not s.is_finished() for s in terminal_states):
+            self.logger.info("Flow run RUNNING: terminal tasks are incomplete.")
+            state.result = return_states
+            return state
+        if any(s.is_failed() for s in key_states):
+            self.logger.info("Flow run FAILED: some reference tasks failed.")
+            return Failed("Some reference tasks failed.", result=return_states)
+        if all(s.is_successful() for s in key_states):
+            self.logger.info("Flow run SUCCESS: all reference tasks succeeded")
+            return Success("All reference tasks succeeded.", result=return_states)
+        self.logger.info("Flow run SUCCESS: no reference tasks failed")
+        return Success("No reference tasks failed.", result=return_states)
+
+    def run_task(
+        self,
+        task: Task,
+        state: State | None,
+        upstream_states: dict[Edge, State],
+        context: dict[str, Any],
+        task_runner_state_handlers: list[Callable[..., Any]] | None,
+        executor: Executor,
+    ) -> State:
+        """Run one task (on the executor). A non-mapped edge from a Mapped upstream receives
+        the list of its children's results."""
+        for edge, upstream in upstream_states.items():
+            if not edge.mapped and isinstance(upstream, Mapped):
+                upstream.map_states = executor.wait(upstream.map_states)
+                upstream.result = [child.result for child in upstream.map_states]
+        task_runner = self.task_runner_cls(
+            task=task,
+            state_handlers=task_runner_state_handlers,
+            result_handler=task.result_handler or self.flow.result_handler,
+        )
+        return task_runner.run(state=state, upstream_states=upstream_states, context=context, executor=executor)

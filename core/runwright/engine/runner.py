@@ -1,0 +1,120 @@
+"""The runner base: state-handler chaining and the step decorator shared by flow and task runners."""
+
+from __future__ import annotations
+
+import collections.abc
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from runwright.context import context
+from runwright.engine import signals
+from runwright.engine.signals import ENDRUN
+from runwright.engine.state import Failed, Pending, State
+
+F = TypeVar("F", bound=Callable[..., State])
+
+
+@functools.lru_cache(maxsize=None)
+def _logger(name: str) -> logging.Logger:
+    return logging.getLogger(f"runwright.{name}")
+
+
+def raise_on_exception() -> bool:
+    """True when ``context.raise_on_exception`` asks runners to re-raise errors (debugging)."""
+    return bool(context.get("raise_on_exception", False))
+
+
+class Runner:
+    """Base class of FlowRunner and TaskRunner.
+
+    Every transition produced by a step goes through :meth:`handle_state_change` exactly
+    once: the target's own handlers (the flow's or the task's), then the runner's
+    ``state_handlers``, then the plugins' state-change hook.
+    """
+
+    #: "local" or "cloud"; None: from the run context, else ``[engine] backend``.
+    backend: str | None = None
+
+    def __init__(self, state_handlers: list[Callable[..., Any]] | None = None) -> None:
+        if state_handlers is not None and not isinstance(state_handlers, collections.abc.Sequence):
+            raise TypeError("state_handlers should be iterable.")
+        self.state_handlers: list[Callable[..., Any]] = list(state_handlers or [])
+        self.logger = _logger(type(self).__name__)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    def initialize_run(self, state: State | None, context: dict[str, Any]) -> tuple[State, dict[str, Any]]:
+        """Unwrap meta states (Submitted, Queued, ClientFailed); None becomes Pending."""
+        while state is not None and state.is_meta_state():
+            state = state.state  # type: ignore[attr-defined]
+        return (state if state is not None else Pending()), context
+
+    def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
+        """Call the flow's or task's own handlers; subclasses override. Runs first."""
+        return new_state
+
+    def notify_plugins(self, old_state: State, new_state: State) -> None:
+        """Call the plugins' state-change hook (subclasses choose the hook)."""
+
+    def handle_state_change(self, old_state: State, new_state: State) -> State:
+        try:
+            new_state = self.call_runner_target_handlers(old_state, new_state)
+            for handler in self.state_handlers:
+                new_state = handler(self, old_state, new_state) or new_state
+            self.notify_plugins(old_state, new_state)
+        except (ENDRUN, signals.PAUSE):
+            raise
+        except signals.RunwrightSignal as signal:
+            if raise_on_exception():
+                raise
+            return signal.state
+        except Exception as exc:
+            from runwright.plugins import PluginError
+
+            if isinstance(exc, PluginError):
+                self.logger.error("%s", exc)
+                raise ENDRUN(Failed(str(exc), result=exc)) from exc
+            self.logger.debug("Exception raised while calling state handlers: %r", exc)
+            if raise_on_exception():
+                raise
+            raise ENDRUN(Failed(f"Exception raised while calling state handlers: {exc!r}", result=exc)) from exc
+        return new_state
+
+
+def call_state_handlers(method: F) -> F:
+    """Decorate a pipeline step so that any new state it produces goes through the handlers.
+
+    A step returns a state, raises a signal (its state is taken), raises ENDRUN (its state is
+    taken, and ENDRUN is raised again after the handlers), or raises anything else (which
+    becomes ``Failed("Unexpected error: ...")``). No transition (the same object) calls no
+    handler.
+    """
+
+    @functools.wraps(method)
+    def step(self: Runner, state: State, *args: Any, **kwargs: Any) -> State:
+        endrun = False
+        try:
+            new_state = method(self, state, *args, **kwargs)
+        except ENDRUN as exc:
+            endrun = True
+            new_state = exc.state
+        except signals.RunwrightSignal as signal:
+            self.logger.debug("%s signal raised: %r", type(signal).__name__, signal)
+            if raise_on_exception():
+                raise
+            new_state = signal.state
+        except Exception as exc:
+            self.logger.info("Unexpected error: %r", exc)
+            if raise_on_exception():
+                raise
+            new_state = Failed(f"Unexpected error: {exc!r}", result=exc)
+        if new_state is not state:
+            new_state = self.handle_state_change(state, new_state)
+        if endrun:
+            raise ENDRUN(new_state)
+        return new_state
+
+    return step  # type: ignore[return-value]

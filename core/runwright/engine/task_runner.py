@@ -1,0 +1,485 @@
+"""TaskRunner: runs one task (or one mapped child) through the pipeline of steps.
+
+The steps, in order (see docs/hooks.md for where hooks fire):
+
+1. ``check_task_is_ready``         6. ``get_task_inputs`` (not a step: no transition)
+2. ``check_task_reached_start_time`` 7. ``check_task_is_cached``
+3. ``check_upstream_finished``     8. ``check_task_trigger``
+4. ``check_upstream_skipped``      9. ``set_task_to_running``
+5. mapped parent only: ``run_mapped_task`` then ``submit_mapped_children``, and stop
+10. ``get_task_run_state``  11. ``cache_result``  12. ``check_for_retry``
+
+A Retrying state due within ``[engine] inprocess_retry_limit`` seconds is waited for and run
+again in the same call, so short retries need no new flow run.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from runwright.context import context as runtime_context
+from runwright.engine import signals
+from runwright.engine.result import NoResult, Result, ResultInterface
+from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
+from runwright.engine.signals import ENDRUN
+from runwright.engine.state import (
+    Cached,
+    Failed,
+    Mapped,
+    Pending,
+    Resume,
+    Retrying,
+    Running,
+    Scheduled,
+    Skipped,
+    State,
+    Success,
+    TimedOut,
+    TriggerFailed,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from runwright.edge import Edge
+    from runwright.engine.executors import Executor
+    from runwright.engine.result_handlers import ResultHandler
+    from runwright.task import Task
+
+
+class TaskRunnerInitializeResult(NamedTuple):
+    state: State
+    context: dict[str, Any]
+
+
+@dataclass
+class TaskRunSetup:
+    """What ``runwright_task_run_initialize`` implementations may change."""
+
+    state: State | None
+    context: dict[str, Any]
+
+
+def _flatten(upstream: State) -> list[State]:
+    return list(upstream.map_states) if isinstance(upstream, Mapped) else [upstream]
+
+
+class TaskRunner(Runner):
+    """Runs a task: ``TaskRunner(task, state_handlers=None, result_handler=None).run(...)``.
+
+    The result handler is the task's, else the ``result_handler`` argument (the flow's),
+    else the one named by ``[engine] result_handler``.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        state_handlers: list[Callable[..., Any]] | None = None,
+        result_handler: ResultHandler | str | None = None,
+    ) -> None:
+        self.task = task
+        self._result_handler_spec = task.result_handler or result_handler
+        self._result_handler: ResultHandler | None = None
+        super().__init__(state_handlers=state_handlers)
+
+    @property
+    def result_handler(self) -> ResultHandler | None:
+        if self._result_handler is None:
+            from runwright.plugins import get_plugin_manager
+
+            pm = get_plugin_manager()
+            spec = self._result_handler_spec
+            self._result_handler = pm.make_result_handler(spec) if spec is not None else pm.default_result_handler()
+        return self._result_handler
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.task.name}>"
+
+    # -- handlers and hooks ----------------------------------------------------------------
+    def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
+        task = self.task
+        for handler in task.state_handlers:
+            new_state = handler(task, old_state, new_state) or new_state
+        return new_state
+
+    def notify_plugins(self, old_state: State, new_state: State) -> None:
+        from runwright.plugins import get_plugin_manager
+
+        get_plugin_manager().call_attributed(
+            "runwright_task_state_change",
+            passthrough=(ENDRUN, signals.PAUSE),
+            runner=self,
+            task=self.task,
+            old_state=old_state,
+            new_state=new_state,
+        )
+
+    def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:  # type: ignore[override]
+        from runwright.plugins import get_plugin_manager
+
+        setup = TaskRunSetup(state=state, context=context)
+        get_plugin_manager().call_attributed(
+            "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
+        )
+        state, context = super().initialize_run(setup.state, setup.context)
+        context["task_run_count"] = state.run_count + 1 if isinstance(state, Retrying) else 1
+        if isinstance(state, Resume):
+            context["resume"] = True
+        context["task_name"] = self.task.name
+        return TaskRunnerInitializeResult(state, context)
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(
+        self,
+        state: State | None = None,
+        upstream_states: dict[Edge, State] | None = None,
+        context: dict[str, Any] | None = None,
+        executor: Executor | None = None,
+    ) -> State:
+        """Run the task; return its final state. Never raises for task errors."""
+        upstream_states = upstream_states or {}
+        context = context if context is not None else {}
+        if executor is None:
+            from runwright.engine.executors import LocalExecutor
+
+            executor = LocalExecutor()
+        if self.backend is not None:
+            context["backend"] = self.backend
+        map_index = context.setdefault("map_index", None)
+        task = self.task
+        context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
+        mapped = map_index is None and any(edge.mapped for edge in upstream_states)
+        limit = None
+        try:
+            while True:
+                state = self._run_once(state, upstream_states, context, executor, mapped)
+                if mapped or not isinstance(state, Retrying):
+                    return state
+                if limit is None:
+                    from runwright.config import get_config
+
+                    limit = float(get_config().get_nested("engine.inprocess_retry_limit", 60.0))
+                delay = (state.start_time - utcnow()).total_seconds()
+                if delay > limit:
+                    return state
+                if delay > 0:
+                    time.sleep(delay)
+        finally:
+            self._end(state)
+
+    def _end(self, state: State | None) -> None:
+        from runwright.plugins import PluginError, get_plugin_manager
+
+        try:
+            get_plugin_manager().call_attributed("runwright_task_run_end", runner=self, task=self.task, state=state)
+        except PluginError as exc:
+            self.logger.error("%s", exc)
+
+    def _run_once(
+        self,
+        state: State | None,
+        upstream_states: dict[Edge, State],
+        context: dict[str, Any],
+        executor: Executor,
+        mapped: bool,
+    ) -> State:
+        task_inputs: dict[str, ResultInterface] = {}
+        try:
+            state, context = self.initialize_run(state, context)
+            with runtime_context(context):
+                state = self.check_task_is_ready(state)
+                state = self.check_task_reached_start_time(state)
+                state = self.check_upstream_finished(state, upstream_states)
+                state = self.check_upstream_skipped(state, upstream_states)
+                if mapped:
+                    state = self.run_mapped_task(state, upstream_states)
+                    state = self.submit_mapped_children(state, upstream_states, context, executor)
+                    raise ENDRUN(state)
+                task_inputs = self.get_task_inputs(state, upstream_states)
+                state = self.check_task_is_cached(state, task_inputs)
+                state = self.check_task_trigger(state, upstream_states)
+                state = self.set_task_to_running(state)
+                state = self.get_task_run_state(state, task_inputs, executor.timeout_handler)
+                state = self.cache_result(state, task_inputs)
+                state = self.check_for_retry(state, task_inputs)
+        except (ENDRUN, signals.RunwrightSignal) as exc:
+            end_state = exc.state
+            if end_state.is_pending() and not end_state.cached_inputs:  # type: ignore[attr-defined]
+                end_state.cached_inputs = task_inputs or {}  # type: ignore[attr-defined]
+            state = end_state
+            if isinstance(exc, signals.RunwrightSignal) and raise_on_exception():
+                raise
+        except Exception as exc:
+            message = f"Task '{context.get('task_full_name', self.task.name)}': unexpected error while running task: {exc!r}"
+            self.logger.error(message)
+            if raise_on_exception():
+                raise
+            state = Failed(message, result=exc)
+        return state  # type: ignore[return-value]
+
+    # -- steps -----------------------------------------------------------------------------
+    @call_state_handlers
+    def check_task_is_ready(self, state: State) -> State:
+        if state.is_paused():
+            self.logger.debug("Task '%s': task is paused.", self.task.name)
+            raise ENDRUN(state)
+        if state.is_pending() or state.is_mapped() or state.is_cached():
+            return state
+        if state.is_running():
+            self.logger.debug("Task '%s': task is already running.", self.task.name)
+        raise ENDRUN(state)
+
+    @call_state_handlers
+    def check_task_reached_start_time(self, state: State) -> State:
+        if isinstance(state, Scheduled) and state.start_time > utcnow():
+            raise ENDRUN(state)
+        return state
+
+    @call_state_handlers
+    def check_upstream_finished(self, state: State, upstream_states: dict[Edge, State]) -> State:
+        """Wait (ENDRUN, still pending) unless every upstream task, and every mapped child of
+        an upstream parent, has finished: a reducer never runs before a retrying child."""
+        for upstream in upstream_states.values():
+            if not upstream.is_finished():
+                raise ENDRUN(state)
+            if isinstance(upstream, Mapped):
+                for child in upstream.map_states:
+                    if child is None or not child.is_finished():
+                        raise ENDRUN(state)
+        return state
+
+    @call_state_handlers
+    def check_upstream_skipped(self, state: State, upstream_states: dict[Edge, State]) -> State:
+        if not self.task.skip_on_upstream_skip:
+            return state
+        for edge, upstream in upstream_states.items():
+            states = upstream.map_states if (isinstance(upstream, Mapped) and not edge.mapped) else (upstream,)
+            if any(s.is_skipped() for s in states):
+                raise ENDRUN(
+                    Skipped(
+                        "Upstream task was skipped; if this was not the intended behavior, "
+                        "consider changing `skip_on_upstream_skip=False` for this task."
+                    )
+                )
+        return state
+
+    def get_task_inputs(self, state: State, upstream_states: dict[Edge, State]) -> dict[str, ResultInterface]:
+        """The task's arguments as Results: upstream results, then cached inputs for gaps."""
+        inputs: dict[str, ResultInterface] = {}
+        for edge, upstream in upstream_states.items():
+            if edge.key is not None:
+                inputs[edge.key] = upstream._result.to_result()
+        cached = getattr(state, "cached_inputs", None) if state.is_pending() else None
+        if cached:
+            for key, value in cached.items():
+                if inputs.get(key, NoResult) is NoResult:
+                    inputs[key] = value.to_result() if isinstance(value, ResultInterface) else Result(value)
+        return inputs
+
+    @call_state_handlers
+    def check_task_is_cached(self, state: State, inputs: dict[str, ResultInterface]) -> State:
+        """Use a valid cached result instead of running the task.
+
+        A Cached state passed in is validated with the task's cache validator. Otherwise,
+        for a task with ``cache_for``, the ``runwright_check_task_is_cached`` hook is asked
+        for a candidate (runwright-cache looks in its store, runwright-cloud on the server);
+        a candidate whose result cannot be read back is a miss, with a warning.
+        """
+        task = self.task
+        if isinstance(state, Cached):
+            raw = {k: v.value for k, v in inputs.items()}
+            if task.cache_validator(state, raw, runtime_context.get("parameters") or {}):
+                state._result = state._result.to_result()
+                return state
+            self.logger.warning("Task '%s': cache was invalid; ready to run.", task.name)
+            return Pending("Cache was invalid; ready to run.", cached_inputs=inputs)
+        if task.cache_for is None:
+            return state
+        from runwright.plugins import PluginError, get_plugin_manager
+
+        raw = {k: v.value for k, v in inputs.items()}
+        try:
+            candidate = get_plugin_manager().call_attributed(
+                "runwright_check_task_is_cached",
+                runner=self,
+                task=task,
+                state=state,
+                inputs=raw,
+                parameters=runtime_context.get("parameters") or {},
+            )
+        except PluginError as exc:
+            self.logger.warning("Task '%s': cache check failed, running the task: %s", task.name, exc)
+            return state
+        if not isinstance(candidate, Cached):
+            return state
+        try:
+            candidate._result = candidate._result.to_result()
+        except Exception as exc:  # noqa: BLE001 - an unreadable cache is a miss, never a failure
+            self.logger.warning("Task '%s': cached result could not be read (%s); running the task.", task.name, exc)
+            return state
+        return candidate
+
+    @call_state_handlers
+    def check_task_trigger(self, state: State, upstream_states: dict[Edge, State]) -> State:
+        task = self.task
+        if not upstream_states and task.trigger.__name__ == "all_successful":
+            return state
+        states: set[State] = set()
+        for upstream in upstream_states.values():
+            states.update(_flatten(upstream))
+        try:
+            if not task.trigger(states):
+                raise signals.TRIGGERFAIL("Trigger failed")
+        except signals.RunwrightSignal as signal:
+            self.logger.debug("Task '%s': %s signal raised during trigger.", task.name, type(signal).__name__)
+            if raise_on_exception():
+                raise
+            raise ENDRUN(signal.state) from signal
+        except Exception as exc:
+            if raise_on_exception():
+                raise
+            raise ENDRUN(
+                TriggerFailed(f"Unexpected error while checking task trigger: {exc!r}", result=exc)
+            ) from exc
+        return state
+
+    @call_state_handlers
+    def set_task_to_running(self, state: State) -> State:
+        if not state.is_pending():
+            raise ENDRUN(state)
+        return Running("Starting task run.")
+
+    @call_state_handlers
+    def get_task_run_state(
+        self, state: State, inputs: dict[str, ResultInterface], timeout_handler: Callable[..., Any]
+    ) -> State:
+        if not state.is_running():
+            raise ENDRUN(state)
+        task = self.task
+        raw_inputs = {k: v.value for k, v in inputs.items()}
+        try:
+            with runtime_context(logger=task.logger):
+                if task.timeout is None:
+                    value = task.run(**raw_inputs)
+                else:
+                    value = timeout_handler(task.run, timeout=task.timeout, **raw_inputs)
+        except TimeoutError as exc:
+            if raise_on_exception():
+                raise
+            return TimedOut("Task timed out during execution.", result=exc, cached_inputs=inputs)
+        result = Result(value, self.result_handler)
+        if self._should_checkpoint():
+            result.store_safe_value()
+        return Success(result=result, message="Task run succeeded.")
+
+    def _should_checkpoint(self) -> bool:
+        """Checkpoint when the task asks, or ``[engine] checkpointing`` is on. Parameters are
+        checkpointed (as JSON) only when a backend records the run, where resume needs them."""
+        from runwright.parameter import Parameter
+
+        task = self.task
+        if isinstance(task, Parameter):
+            return runtime_context.get("backend", "local") != "local"
+        return bool(task.checkpoint or runtime_context.get("checkpointing"))
+
+    @call_state_handlers
+    def cache_result(self, state: State, inputs: dict[str, ResultInterface]) -> State:
+        task = self.task
+        if isinstance(state, Success) and not isinstance(state, Skipped) and task.cache_for is not None:
+            expiration = utcnow() + task.cache_for
+            return Cached(
+                result=state._result,
+                cached_inputs=inputs,
+                cached_result_expiration=expiration,
+                cached_parameters=runtime_context.get("parameters"),
+                message=state.message,
+            )
+        return state
+
+    @call_state_handlers
+    def check_for_retry(self, state: State, inputs: dict[str, ResultInterface]) -> State:
+        if isinstance(state, Failed) and not isinstance(state, Retrying):
+            run_count = runtime_context.get("task_run_count", 1)
+            task = self.task
+            if run_count <= task.max_retries:
+                delay = task.retry_delay or datetime.timedelta(0)
+                return Retrying(
+                    start_time=utcnow() + delay,
+                    cached_inputs=inputs,
+                    message=f"Retrying Task (after attempt {run_count} of {task.max_retries + 1})",
+                    run_count=run_count,
+                )
+        return state
+
+    # -- mapping ---------------------------------------------------------------------------
+    @call_state_handlers
+    def run_mapped_task(self, state: State, upstream_states: dict[Edge, State]) -> State:
+        """Become Mapped with one (not yet run) child state per mapped item.
+
+        The parent reaches Mapped *before* any child runs, so a backend always knows the
+        parent before it hears of a child.
+        """
+        count: int | None = None
+        for edge, upstream in upstream_states.items():
+            if not edge.mapped:
+                continue
+            if isinstance(upstream, Mapped):
+                length = len(upstream.map_states)
+            else:
+                value = upstream.result
+                try:
+                    length = len(value)
+                except TypeError:
+                    raise TypeError(
+                        f"Task {self.task.name!r} maps over {edge.key or 'an upstream result'} from "
+                        f"{edge.upstream_task.name!r}, a {type(value).__name__}, which has no length; "
+                        "map over a list, or wrap the argument in unmapped(...)"
+                    ) from None
+            count = length if count is None else min(count, length)
+        count = count or 0
+        existing = list(state.map_states) if isinstance(state, Mapped) else []
+        children = (existing + [None] * count)[:count]
+        return Mapped(f"Preparing to submit {count} mapped tasks.", map_states=children)
+
+    def submit_mapped_children(
+        self,
+        state: Mapped,
+        upstream_states: dict[Edge, State],
+        context: dict[str, Any],
+        executor: Executor,
+    ) -> Mapped:
+        """Run (or submit) every child on the executor; the same Mapped state holds them."""
+        count = len(state.map_states)
+        per_child: list[dict[Edge, Any]] = [{} for _ in range(count)]
+        for edge, upstream in upstream_states.items():
+            if not edge.mapped:
+                for child in per_child:
+                    child[edge] = upstream
+            elif isinstance(upstream, Mapped):
+                for i, child in enumerate(per_child):
+                    child[edge] = upstream.map_states[i]
+            else:
+                values = upstream.result
+                handler = upstream._result.result_handler
+                for i, child in enumerate(per_child):
+                    item = copy.copy(upstream)
+                    item._result = Result(values[i], handler)  # keep the handler (seed bug #1096)
+                    child[edge] = item
+
+        def run_child(child_state: State | None, index: int, child_upstream: dict[Edge, Any]) -> State:
+            return self.run(
+                state=child_state,
+                upstream_states=child_upstream,
+                context=dict(context, map_index=index),
+                executor=executor,
+            )
+
+        state.map_states = executor.map(run_child, state.map_states, range(count), per_child)
+        if not executor.returns_futures:
+            state.map_states = executor.wait(state.map_states)
+        state.message = "Mapped tasks submitted for execution."
+        return state

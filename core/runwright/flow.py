@@ -1,0 +1,354 @@
+"""Flows: a graph of tasks and the edges between them."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from runwright.context import context
+from runwright.edge import Edge
+from runwright.task import Task, _failure_handler, unmapped
+
+if TYPE_CHECKING:
+    from runwright.engine.executors import Executor
+    from runwright.engine.result_handlers import ResultHandler
+    from runwright.engine.state import State
+    from runwright.parameter import Parameter
+
+
+class FlowValidationError(ValueError):
+    """The flow's graph is invalid (a cycle, an unknown task, a duplicate key)."""
+
+
+class Flow:
+    """A named graph of tasks.
+
+    Build it with the functional API (``with Flow("etl") as flow: load(extract())``) or
+    explicitly (``add_task``, ``add_edge``, ``set_dependencies``); run it with ``flow.run()``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        tasks: Iterable[Task] | None = None,
+        edges: Iterable[Edge] | None = None,
+        reference_tasks: Iterable[Task] | None = None,
+        state_handlers: list[Callable[..., Any]] | None = None,
+        on_failure: Callable[..., Any] | None = None,
+        validate: bool | None = None,
+        result_handler: ResultHandler | str | None = None,
+    ) -> None:
+        if not name:
+            raise ValueError("A flow needs a name: Flow('my-flow')")
+        self.name = name
+        self.result_handler = result_handler
+        self.tasks: set[Task] = set()
+        self.edges: set[Edge] = set()
+        self._edges_to: dict[Task, set[Edge]] = collections.defaultdict(set)
+        self._edges_from: dict[Task, set[Edge]] = collections.defaultdict(set)
+        self._slugs: dict[str, Task] = {}
+        self._slug_counters: dict[str, int] = collections.defaultdict(int)
+        self._sorted: tuple[Task, ...] | None = None
+        self._reference_tasks: set[Task] = set()
+        if state_handlers is not None and not isinstance(state_handlers, collections.abc.Sequence):
+            raise TypeError("state_handlers should be iterable.")
+        self.state_handlers: list[Callable[..., Any]] = list(state_handlers or [])
+        if on_failure is not None:
+            self.state_handlers.append(_failure_handler(on_failure))
+        self._context_token: Any = None
+        for task in tasks or ():
+            self.add_task(task)
+        for edge in edges or ():
+            self.add_edge(edge.upstream_task, edge.downstream_task, key=edge.key, mapped=edge.mapped, validate=validate)
+        if reference_tasks:
+            self.set_reference_tasks(reference_tasks)
+
+    def __repr__(self) -> str:
+        return f"<Flow: {self.name}>"
+
+    # -- context manager -------------------------------------------------------------------
+    def __enter__(self) -> Flow:
+        self._context_token = context(flow=self)
+        self._context_token.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        token, self._context_token = self._context_token, None
+        token.__exit__(*exc)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_context_token"] = None
+        state["_edges_to"] = dict(self._edges_to)
+        state["_edges_from"] = dict(self._edges_from)
+        state["_slug_counters"] = dict(self._slug_counters)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._edges_to = collections.defaultdict(set, self._edges_to)
+        self._edges_from = collections.defaultdict(set, self._edges_from)
+        self._slug_counters = collections.defaultdict(int, self._slug_counters)
+
+    # -- building --------------------------------------------------------------------------
+    def add_task(self, task: Task) -> Task:
+        """Add ``task``; it gets a slug unique in this flow (``name-1``, ``name-2``, ...)."""
+        if not isinstance(task, Task):
+            raise TypeError(f"Flows can only contain tasks, got {type(task).__name__}: {task!r}")
+        if task in self.tasks:
+            return task
+        if task.slug is None:
+            counter = self._slug_counters[task.name]
+            slug = f"{task.name}-{counter + 1}"
+            while slug in self._slugs:
+                counter += 1
+                slug = f"{task.name}-{counter + 1}"
+            self._slug_counters[task.name] = counter + 1
+            task.slug = slug
+        elif task.slug in self._slugs:
+            raise ValueError(f'A task with the slug "{task.slug}" already exists in this flow.')
+        self._slugs[task.slug] = task
+        self.tasks.add(task)
+        self._sorted = None
+        return task
+
+    def add_edge(
+        self,
+        upstream_task: Task,
+        downstream_task: Task,
+        key: str | None = None,
+        mapped: bool = False,
+        validate: bool | None = None,
+    ) -> Edge:
+        """Add an edge; with ``validate`` check the key and that no cycle appears."""
+        from runwright.parameter import Parameter
+
+        if isinstance(downstream_task, Parameter):
+            raise ValueError("Parameters must be root tasks: nothing can be upstream of a Parameter")
+        edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped)
+        self.add_task(upstream_task)
+        self.add_task(downstream_task)
+        if key is not None:
+            for existing in self._edges_to[downstream_task]:
+                if existing.key == key and existing != edge:
+                    raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a task')
+        self.edges.add(edge)
+        self._edges_to[downstream_task].add(edge)
+        self._edges_from[upstream_task].add(edge)
+        self._sorted = None
+        if validate:
+            if key is not None:
+                import inspect
+
+                params = inspect.signature(downstream_task.run).parameters
+                takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+                if key not in params and not takes_kwargs:
+                    self._remove_edge(edge)
+                    raise ValueError(f"Task {downstream_task.name!r} has no argument named {key!r}")
+            if self._reaches(downstream_task, upstream_task):
+                self._remove_edge(edge)
+                raise FlowValidationError("Cycle found; flows must be acyclic!")
+        return edge
+
+    def _remove_edge(self, edge: Edge) -> None:
+        self.edges.discard(edge)
+        self._edges_to[edge.downstream_task].discard(edge)
+        self._edges_from[edge.upstream_task].discard(edge)
+        self._sorted = None
+
+    def _reaches(self, start: Task, target: Task) -> bool:
+        if start is target:
+            return True
+        seen = {start}
+        stack = [start]
+        while stack:
+            for edge in self._edges_from.get(stack.pop(), ()):
+                nxt = edge.downstream_task
+                if nxt is target:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    def set_dependencies(
+        self,
+        task: Task,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Any] | None = None,
+        keyword_tasks: dict[str, Any] | None = None,
+        mapped: bool = False,
+        validate: bool | None = None,
+    ) -> None:
+        """Add ``task`` with its upstream, downstream and keyword (argument) dependencies."""
+        from runwright.tasks_core import as_task
+
+        self.add_task(task)
+        for upstream in upstream_tasks or ():
+            is_mapped = mapped and not isinstance(upstream, unmapped)
+            if isinstance(upstream, unmapped):
+                upstream = upstream.task
+            self.add_edge(as_task(upstream, flow=self), task, mapped=is_mapped, validate=validate)
+        for downstream in downstream_tasks or ():
+            self.add_edge(task, as_task(downstream, flow=self), validate=validate)
+        for key, value in (keyword_tasks or {}).items():
+            is_mapped = mapped and not isinstance(value, unmapped)
+            if isinstance(value, unmapped):
+                value = value.task
+            self.add_edge(as_task(value, flow=self), task, key=key, mapped=is_mapped, validate=validate)
+
+    def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
+        """The tasks whose states decide the flow's final state (default: terminal tasks)."""
+        tasks = set(tasks)
+        unknown = tasks - self.tasks
+        if unknown:
+            raise ValueError(f"Reference tasks must be part of the flow; not in it: {sorted(t.name for t in unknown)}")
+        self._reference_tasks = tasks
+
+    # -- queries ---------------------------------------------------------------------------
+    def edges_to(self, task: Task) -> set[Edge]:
+        return set(self._edges_to.get(task, ()))
+
+    def edges_from(self, task: Task) -> set[Edge]:
+        return set(self._edges_from.get(task, ()))
+
+    def upstream_tasks(self, task: Task) -> set[Task]:
+        return {e.upstream_task for e in self._edges_to.get(task, ())}
+
+    def downstream_tasks(self, task: Task) -> set[Task]:
+        return {e.downstream_task for e in self._edges_from.get(task, ())}
+
+    def root_tasks(self) -> set[Task]:
+        return {t for t in self.tasks if not self._edges_to.get(t)}
+
+    def terminal_tasks(self) -> set[Task]:
+        return {t for t in self.tasks if not self._edges_from.get(t)}
+
+    def reference_tasks(self) -> set[Task]:
+        return set(self._reference_tasks) or self.terminal_tasks()
+
+    def parameters(self) -> set[Parameter]:
+        from runwright.parameter import Parameter
+
+        return {t for t in self.tasks if isinstance(t, Parameter)}
+
+    def get_task(self, slug: str) -> Task:
+        """The task with this slug."""
+        try:
+            return self._slugs[slug]
+        except KeyError:
+            raise KeyError(f"Flow {self.name!r} has no task with slug {slug!r}") from None
+
+    def get_tasks(self, name: str | None = None) -> list[Task]:
+        return [t for t in self.tasks if name is None or t.name == name]
+
+    def sorted_tasks(self) -> tuple[Task, ...]:
+        """Tasks in topological order (computed once, cached until the graph changes)."""
+        if self._sorted is None:
+            self._sorted = self._topological_sort()
+        return self._sorted
+
+    def _topological_sort(self) -> tuple[Task, ...]:
+        indegree = {t: len(self._edges_to.get(t, ())) for t in self.tasks}
+        # a stable order: by slug among ready tasks, so runs are reproducible
+        ready = collections.deque(sorted((t for t, d in indegree.items() if d == 0), key=lambda t: t.slug or ""))
+        order: list[Task] = []
+        while ready:
+            current = ready.popleft()
+            order.append(current)
+            for edge in self._edges_from.get(current, ()):
+                child = edge.downstream_task
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    ready.append(child)
+        if len(order) != len(self.tasks):
+            stuck = sorted(t.name for t, d in indegree.items() if d > 0)[:5]
+            raise FlowValidationError(f"Cycle found; flows must be acyclic! Tasks on or after the cycle include: {stuck}")
+        return tuple(order)
+
+    def validate(self) -> None:
+        """Check the whole graph: edges between known tasks, reference tasks, no cycle."""
+        for edge in self.edges:
+            if edge.upstream_task not in self.tasks or edge.downstream_task not in self.tasks:
+                raise FlowValidationError(f"{edge!r} refers to a task that is not in the flow")
+        if not self._reference_tasks <= self.tasks:
+            raise FlowValidationError("Some reference tasks are not part of the flow")
+        self.sorted_tasks()
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.sorted_tasks())
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def structure(self) -> dict[str, Any]:
+        """Plain data describing the graph (what a backend stores when a flow is registered)."""
+        return {
+            "name": self.name,
+            "tasks": [{"slug": t.slug, "name": t.name} for t in self.sorted_tasks()],
+            "edges": sorted(
+                (
+                    {"upstream": e.upstream_task.slug, "downstream": e.downstream_task.slug, "key": e.key, "mapped": e.mapped}
+                    for e in self.edges
+                ),
+                key=lambda e: (e["upstream"], e["downstream"], e["key"] or ""),
+            ),
+        }
+
+    # -- running ---------------------------------------------------------------------------
+    def run(
+        self,
+        parameters: dict[str, Any] | None = None,
+        runner_cls: type | None = None,
+        executor: Executor | str | None = None,
+        **kwargs: Any,
+    ) -> State:
+        """Run the flow to completion and return its state (task states in ``state.result``).
+
+        Keyword arguments named like the flow's parameters are parameters; others go to the
+        runner's ``run``. Retries scheduled beyond ``[engine] inprocess_retry_limit`` are
+        waited for here, re-running the flow with the states so far.
+        """
+        from runwright.engine.state import Pending, Retrying, utcnow
+
+        if "return_tasks" in kwargs:
+            raise ValueError("Flow.run returns the state of every task; return_tasks is not accepted here")
+        parameters = dict(parameters or {})
+        names = {p.name for p in self.parameters()}
+        for key in list(kwargs):
+            if key in names:
+                parameters[key] = kwargs.pop(key)
+        unexpected = sorted(set(parameters) - names)
+        if unexpected:
+            raise ValueError(f"Flow.run received the following unexpected parameters: {', '.join(unexpected)}")
+        missing = sorted(p.name for p in self.parameters() if p.required and p.name not in parameters)
+        if missing:
+            raise ValueError(f"Flow.run did not receive the following required parameters: {', '.join(missing)}")
+        if runner_cls is None:
+            from runwright.engine import get_default_flow_runner_class
+
+            runner_cls = get_default_flow_runner_class()
+        self.validate()
+        task_states = dict(kwargs.pop("task_states", None) or {})
+        while True:
+            runner = runner_cls(flow=self)
+            state = runner.run(
+                parameters=parameters, return_tasks=self.tasks, executor=executor, task_states=task_states, **kwargs
+            )
+            result = state._result.value
+            if state.is_finished() or not isinstance(result, dict):
+                break
+            waiting = [s for s in result.values() if isinstance(s, Retrying)]
+            if not waiting:
+                break
+            delay = (min(s.start_time for s in waiting) - utcnow()).total_seconds()
+            if delay > 0:
+                time.sleep(delay)
+            task_states = result
+            kwargs.pop("state", None)
+        if isinstance(state._result.value, dict):
+            for task in self.tasks:
+                state._result.value.setdefault(task, Pending("Task not run."))
+        return state

@@ -1,0 +1,207 @@
+"""Hook specifications: every point where a plugin can change what runwright does.
+
+Implement a hook by decorating a function named exactly like the spec with
+``runwright.hookimpl`` in a module that your distribution lists under the ``runwright``
+entry-point group::
+
+    # setup.py:  entry_points={"runwright": ["myplugin = my_package.plugin"]}
+    from runwright import hookimpl
+
+    @hookimpl
+    def runwright_task_state_change(runner, task, old_state, new_state):
+        print(f"{task.name}: {type(old_state).__name__} -> {type(new_state).__name__}")
+
+An implementation may accept any subset of a spec's arguments, by name.
+
+**Where hooks run.** Run hooks run where the runner runs: the main process for the
+``local`` and ``threads`` executors, an executor worker (another thread, or another process
+on Dask) for task hooks. Each process builds its own plugin manager from the configuration,
+so a plugin installed and enabled on the workers fires there too.
+
+**Cost.** Hooks are called at run and state boundaries only (a few calls per task run),
+never inside loops over tasks.
+
+**Errors.** A plugin that raises:
+
+* in an initialization or state-change hook: the run ends ``Failed`` with a message that
+  names the plugin and the hook (``ENDRUN`` and ``PAUSE`` raised on purpose pass through);
+* in ``runwright_check_task_is_cached``: the error is logged with the plugin's name and the
+  check counts as a cache miss, so the task runs;
+* in ``runwright_result_write``: the task ends ``Failed`` naming the plugin;
+* in ``runwright_result_read``: the read fails with an error naming the plugin and location;
+* in ``runwright_flow_run_end`` / ``runwright_task_run_end``: the error is logged with the
+  plugin's name; the run's state is kept.
+
+See ``docs/hooks.md`` for the full call order of a flow run and a task run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import click
+
+    from runwright.engine.flow_runner import FlowRunner, FlowRunSetup
+    from runwright.engine.result import Result
+    from runwright.engine.result_handlers import ResultHandler
+    from runwright.engine.state import Cached, State
+    from runwright.engine.task_runner import TaskRunner, TaskRunSetup
+    from runwright.flow import Flow
+    from runwright.task import Task
+
+PROJECT_NAME = "runwright"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# -- registration --------------------------------------------------------------------------
+@hookspec
+def runwright_register_result_handlers(register: Callable[..., None]) -> None:
+    """Register result handler classes so configuration and serialized states can name them.
+
+    :param register: call ``register(handler_class, name=None)``; the name defaults to the
+        class's ``handler_name``. Registering a name twice is an error naming both classes.
+
+    Called once per process, the first time a handler is looked up by name or serialized.
+    """
+
+
+@hookspec
+def runwright_register_cache_validators(register: Callable[..., None]) -> None:
+    """Register cache validators (or validator factories) by name.
+
+    :param register: call ``register(name, validator)``; a validator has the signature
+        ``(state: Cached, inputs: dict, parameters: dict) -> bool`` and compares raw values.
+
+    Lets ``@task(cache_validator="all_inputs")`` and configuration name a validator.
+    """
+
+
+@hookspec
+def runwright_register_executors(register: Callable[..., None]) -> None:
+    """Register executor classes by name (``flow.run(executor="dask")``, ``--executor``).
+
+    :param register: call ``register(name, executor_class)``.
+    """
+
+
+@hookspec
+def runwright_register_commands(cli: click.Group) -> None:
+    """Add sub-commands to the ``runwright`` command line.
+
+    :param cli: the root ``click.Group``; call ``cli.add_command(...)``.
+
+    Called once when the CLI starts, before arguments are parsed.
+    """
+
+
+# -- flow runs -----------------------------------------------------------------------------
+@hookspec
+def runwright_flow_run_initialize(runner: FlowRunner, flow: Flow, setup: FlowRunSetup) -> None:
+    """Prepare a flow run before any step runs; every implementation is called.
+
+    :param runner: the flow runner.
+    :param flow: the flow being run.
+    :param setup: a mutable :class:`~runwright.engine.flow_runner.FlowRunSetup` with
+        ``state``, ``task_states``, ``context``, ``task_contexts`` and ``parameters``. Assign
+        or update its fields to change the run; raise ``ENDRUN(state)`` to end it at once.
+
+    Called at the start of ``FlowRunner.run`` (main process), after the caller's arguments
+    were copied and before the date and parameter keys are filled in. The cloud plugin loads
+    the flow run's state, parameters, context and task runs from the backend here.
+    """
+
+
+@hookspec
+def runwright_flow_state_change(runner: FlowRunner, flow: Flow, old_state: State, new_state: State) -> None:
+    """A flow run's state changed; every implementation is called.
+
+    :param old_state: the state before the change.
+    :param new_state: the state after the flow's and the runner's own state handlers ran.
+
+    Called for every transition, after ``flow.state_handlers`` and the runner's handlers.
+    Raise ``ENDRUN(state)`` to stop the run with ``state`` (the cloud plugin does when the
+    backend refuses the write).
+    """
+
+
+@hookspec
+def runwright_flow_run_end(runner: FlowRunner, flow: Flow, state: State) -> None:
+    """A flow run ended (whatever the outcome) with ``state``; every implementation is called.
+
+    Called once at the end of ``FlowRunner.run``, in a ``finally`` block, so it also runs
+    after errors. Use it to stop heartbeats and flush buffered writes.
+    """
+
+
+# -- task runs -----------------------------------------------------------------------------
+@hookspec
+def runwright_task_run_initialize(runner: TaskRunner, task: Task, setup: TaskRunSetup) -> None:
+    """Prepare a task run (or a mapped child run); every implementation is called.
+
+    :param setup: a mutable :class:`~runwright.engine.task_runner.TaskRunSetup` with
+        ``state`` and ``context``. Raise ``ENDRUN(state)`` to end the run at once.
+
+    Called at the start of ``TaskRunner.run``, where the task runs (an executor worker on
+    Dask), before the meta states are unwrapped and ``task_run_count`` is set.
+    """
+
+
+@hookspec
+def runwright_task_state_change(runner: TaskRunner, task: Task, old_state: State, new_state: State) -> None:
+    """A task run's state changed; every implementation is called.
+
+    Called for every transition of a task run (mapped children included), after the task's
+    and the runner's own state handlers, in the thread or process that runs the task. Raise
+    ``ENDRUN(state)`` to stop the task run with ``state``.
+    """
+
+
+@hookspec(firstresult=True)
+def runwright_check_task_is_cached(
+    runner: TaskRunner, task: Task, state: State, inputs: dict[str, Any], parameters: dict[str, Any]
+) -> Cached | None:
+    """Find a valid cached state for a task that is about to run.
+
+    :param state: the task's current (pending) state.
+    :param inputs: the task's inputs as raw values, by argument name.
+    :param parameters: the flow run's parameters.
+    :return: a ``Cached`` state whose result can be read, or None for a miss.
+
+    Called only for tasks with ``cache_for`` set, once per task run, before the trigger is
+    checked. Stops at the first non-None result. A returned state's result is read back
+    before the task is considered cached.
+    """
+
+
+@hookspec(firstresult=True)
+def runwright_result_write(value: Any, handler: ResultHandler) -> str | None:
+    """Store a task's result; return the location (usually a URI) it was written to.
+
+    Called when a result is checkpointed, cached or sent to a backend. Stops at the first
+    non-None result; the built-in implementation (``trylast``) calls ``handler.write(value)``.
+    """
+
+
+@hookspec(firstresult=True)
+def runwright_result_read(location: str, handler: ResultHandler | None) -> Result | None:
+    """Read a stored result back.
+
+    :param location: what ``write`` returned (a URI such as ``file:///...`` or ``gs://b/k``).
+    :param handler: the handler that wrote it, or None when only the location is known.
+    :return: a :class:`~runwright.engine.result.Result` wrapping the value (so a stored
+        ``None`` is distinguishable from "not mine"), or None to let the next plugin try.
+
+    Stops at the first non-None result. The built-in implementation (``trylast``) uses
+    ``handler``, or else the registered handler whose ``uri_schemes`` match the location.
+    """
+
+
+@hookspec
+def runwright_task_run_end(runner: TaskRunner, task: Task, state: State) -> None:
+    """A task run (or mapped child run) ended with ``state``; every implementation is called."""

@@ -1,0 +1,278 @@
+"""Tasks: units of work. Subclass :class:`Task` and implement ``run``, or decorate a
+function with :func:`task`."""
+
+from __future__ import annotations
+
+import collections.abc
+import copy
+import datetime
+import inspect
+import logging
+import warnings
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from runwright.context import context
+
+if TYPE_CHECKING:
+    from runwright.engine.result_handlers import ResultHandler
+    from runwright.engine.state import State
+    from runwright.flow import Flow
+
+RESERVED_ARGUMENTS = ("upstream_tasks", "mapped", "task_args", "flow")
+
+
+def _validate_run_signature(run: Callable[..., Any], owner: str) -> None:
+    for param in inspect.signature(run).parameters.values():
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            raise ValueError(f"Tasks with variable positional arguments (*{param.name}) are not supported: {owner}")
+        if param.name in RESERVED_ARGUMENTS:
+            raise ValueError(f"{owner}: the argument name {param.name!r} is reserved for runwright; rename it")
+
+
+class _TaskMeta(type):
+    """Checks each Task subclass's ``run`` signature when the class is defined."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> _TaskMeta:
+        cls = super().__new__(mcs, name, bases, namespace)
+        if "run" in namespace:
+            _validate_run_signature(namespace["run"], f"{name}.run")
+        return cls
+
+
+class Task(metaclass=_TaskMeta):
+    """A unit of work in a flow.
+
+    Arguments mirror the seed engine's ``Task``: ``max_retries`` needs a ``retry_delay``;
+    ``timeout`` is a number of seconds; ``cache_for`` (a timedelta) enables caching with
+    ``cache_validator`` (a function or a registered name); ``checkpoint`` writes the result
+    with its handler as soon as the task succeeds; ``on_failure(task, state)`` runs when the
+    task fails.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        slug: str | None = None,
+        tags: Iterable[str] | None = None,
+        max_retries: int | None = None,
+        retry_delay: datetime.timedelta | None = None,
+        timeout: float | None = None,
+        trigger: Callable[..., bool] | None = None,
+        skip_on_upstream_skip: bool = True,
+        cache_for: datetime.timedelta | None = None,
+        cache_validator: Callable[..., bool] | str | None = None,
+        checkpoint: bool | None = None,
+        result_handler: ResultHandler | str | None = None,
+        state_handlers: list[Callable[..., Any]] | None = None,
+        on_failure: Callable[[Task, State], Any] | None = None,
+    ) -> None:
+        from runwright import triggers
+        from runwright.config import get_config
+
+        defaults = get_config().section("tasks.defaults")
+        self.name = name or type(self).__name__
+        self.slug = slug
+        if isinstance(tags, str):
+            raise TypeError("tags should be a collection of strings, not a single string")
+        self.tags = set(tags or ()) | set(context.get("tags", ()) or ())
+
+        if max_retries is None:
+            max_retries = int(defaults.get("max_retries") or 0)
+        if retry_delay is None and defaults.get("retry_delay"):
+            retry_delay = datetime.timedelta(seconds=float(defaults["retry_delay"]))
+        if max_retries > 0 and retry_delay is None:
+            raise ValueError(f"Task {self.name!r}: a retry_delay must be given when max_retries > 0")
+        self.max_retries = max_retries
+        self.retry_delay = retry_delay
+
+        if timeout is None and defaults.get("timeout"):
+            timeout = defaults["timeout"]
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise TypeError(f"Task {self.name!r}: timeout must be a number of seconds, got {timeout!r}")
+        self.timeout = timeout
+
+        self.trigger = trigger or triggers.all_successful
+        self.skip_on_upstream_skip = skip_on_upstream_skip
+
+        if cache_for is not None and not isinstance(cache_for, datetime.timedelta):
+            raise TypeError(f"Task {self.name!r}: cache_for must be a datetime.timedelta")
+        self.cache_for = cache_for
+        if cache_validator is not None and cache_for is None and cache_validator != "never_use":
+            from runwright.engine.cache_validators import never_use
+
+            if cache_validator is not never_use:
+                warnings.warn(
+                    f"Task {self.name!r}: cache_validator has no effect without cache_for", UserWarning, stacklevel=2
+                )
+        if cache_validator is None:
+            cache_validator = "duration_only" if cache_for is not None else "never_use"
+        self._cache_validator = cache_validator
+
+        self.checkpoint = bool(defaults.get("checkpoint", False)) if checkpoint is None else checkpoint
+        self.result_handler = result_handler
+
+        if state_handlers is not None and not isinstance(state_handlers, collections.abc.Sequence):
+            raise TypeError("state_handlers should be iterable.")
+        self.state_handlers: list[Callable[..., Any]] = list(state_handlers or [])
+        if on_failure is not None:
+            self.state_handlers.append(_failure_handler(on_failure))
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def cache_validator(self) -> Callable[..., bool]:
+        """The validator function (a registered name is looked up on first use)."""
+        validator = self._cache_validator
+        if isinstance(validator, str):
+            from runwright.plugins import get_plugin_manager
+
+            validator = get_plugin_manager().cache_validator(validator)
+            self._cache_validator = validator
+        return validator
+
+    @cache_validator.setter
+    def cache_validator(self, value: Callable[..., bool] | str) -> None:
+        self._cache_validator = value
+
+    @property
+    def logger(self) -> logging.Logger:
+        return logging.getLogger(f"runwright.Task: {self.name}")
+
+    def __repr__(self) -> str:
+        return f"<Task: {self.name}>"
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self) -> Any:
+        """The task's work. Subclasses implement it; arguments come from upstream tasks."""
+
+    # -- building graphs -------------------------------------------------------------------
+    def copy(self, **overrides: Any) -> Task:
+        """A copy with a fresh slug (assigned by the flow); ``overrides`` set attributes."""
+        new = copy.copy(self)
+        new.slug = None
+        new.tags = set(self.tags)
+        new.state_handlers = list(self.state_handlers)
+        for key, value in overrides.items():
+            setattr(new, key, value)
+        return new
+
+    def __call__(
+        self,
+        *args: Any,
+        mapped: bool = False,
+        task_args: dict[str, Any] | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Copy the task and bind its arguments in the active (or given) flow."""
+        new = self.copy(**(task_args or {}))
+        return new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
+
+    def bind(
+        self,
+        *args: Any,
+        mapped: bool = False,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Bind arguments to this task (no copy), adding edges to the flow."""
+        try:
+            callargs = dict(inspect.signature(self.run).bind(*args, **kwargs).arguments)
+        except TypeError as exc:
+            raise TypeError(f"Task {self.name!r}: {exc}") from None
+        flow = flow or context.get("flow")
+        if flow is None:
+            raise ValueError("Could not infer an active Flow: call tasks inside `with Flow(...):` or pass flow=")
+        self.set_dependencies(flow, upstream_tasks=upstream_tasks, keyword_tasks=callargs, mapped=mapped)
+        return self
+
+    def map(
+        self,
+        *args: Any,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Copy the task and map it over its arguments (``unmapped(x)`` passes x whole)."""
+        new = self.copy()
+        return new.bind(*args, mapped=True, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
+
+    def set_dependencies(
+        self,
+        flow: Flow | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Any] | None = None,
+        keyword_tasks: dict[str, Any] | None = None,
+        mapped: bool = False,
+        validate: bool | None = None,
+    ) -> None:
+        flow = flow or context.get("flow")
+        if flow is None:
+            raise ValueError("Could not infer an active Flow: call inside `with Flow(...):` or pass flow=")
+        flow.set_dependencies(
+            task=self,
+            upstream_tasks=upstream_tasks,
+            downstream_tasks=downstream_tasks,
+            keyword_tasks=keyword_tasks,
+            mapped=mapped,
+            validate=validate,
+        )
+
+    def set_upstream(self, task: Any, flow: Flow | None = None, key: str | None = None, mapped: bool = False) -> None:
+        """Make ``task`` an upstream dependency; with ``key`` its result is passed as that argument."""
+        if key is not None:
+            self.set_dependencies(flow=flow, keyword_tasks={key: task}, mapped=mapped)
+        else:
+            self.set_dependencies(flow=flow, upstream_tasks=[task], mapped=mapped)
+
+    def set_downstream(self, task: Task, flow: Flow | None = None, key: str | None = None, mapped: bool = False) -> None:
+        """Make ``task`` a downstream dependent of this task."""
+        task.set_upstream(self, flow=flow, key=key, mapped=mapped)
+
+    def __or__(self, other: Task) -> Task:
+        self.set_downstream(other)
+        return other
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _failure_handler(on_failure: Callable[..., Any]) -> Callable[..., Any]:
+    def on_failure_handler(obj: Any, old_state: State, new_state: State) -> State:
+        if new_state.is_failed():
+            on_failure(obj, new_state)
+        return new_state
+
+    on_failure_handler.__name__ = f"on_failure[{getattr(on_failure, '__name__', 'handler')}]"
+    return on_failure_handler
+
+
+class FunctionTask(Task):
+    """A task whose work is a plain function (what ``@task`` builds)."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, **kwargs: Any) -> None:
+        if not callable(fn):
+            raise TypeError("FunctionTask needs a callable")
+        _validate_run_signature(fn, getattr(fn, "__qualname__", repr(fn)))
+        self.run = fn  # type: ignore[method-assign]
+        super().__init__(name=name or getattr(fn, "__name__", None), **kwargs)
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        return self.run
+
+
+def task(fn: Callable[..., Any] | None = None, **task_init_kwargs: Any) -> Any:
+    """Turn a function into a task: ``@task`` or ``@task(max_retries=2, retry_delay=...)``."""
+    if fn is None:
+        return lambda f: FunctionTask(fn=f, **task_init_kwargs)
+    return FunctionTask(fn=fn, **task_init_kwargs)
+
+
+class unmapped:  # noqa: N801 - named like the seed API
+    """Wrap an argument of ``task.map(...)`` that must be passed whole to every child."""
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
