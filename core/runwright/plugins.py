@@ -72,8 +72,20 @@ class _Registry:
     executors: dict[str, type] = field(default_factory=dict)
 
 
+#: Names provided by runwright's own plugins, and the distribution to install for each.
+KNOWN_PROVIDERS = {
+    ("Result handler", "local"): "runwright-local",
+    ("Result handler", "gcs"): "runwright-gcs",
+    ("Result handler", "cloud"): "runwright-cloud",
+    ("Executor", "dask"): "runwright-dask",
+}
+
+
 def _known_dist_hint(kind: str, name: str) -> str:
-    return f"pip install runwright-{name}"
+    dist = KNOWN_PROVIDERS.get((kind, name))
+    if dist is None and kind == "Cache validator":
+        dist = "runwright-cache"
+    return f"pip install {dist}" if dist else "a plugin that registers it (see `runwright plugins` for what is loaded)"
 
 
 class RunwrightPluginManager(pluggy.PluginManager):
@@ -201,7 +213,7 @@ class RunwrightPluginManager(pluggy.PluginManager):
             installed = ", ".join(sorted(table)) or "(none)"
             raise UnknownNameError(
                 f"{kind} {name!r} is not installed (installed: {installed}). "
-                f"Install the plugin that provides it, e.g. {_known_dist_hint(kind, name)}"
+                f"Install it with: {_known_dist_hint(kind, name)}"
             ) from None
 
     def result_handler_class(self, name: str, missing_ok: bool = False) -> type[ResultHandler] | None:

@@ -1,0 +1,145 @@
+"""The core sub-commands: ``run``, ``plugins`` and ``config``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from runwright.cli.errors import FlowFileError
+
+
+def _state_row(task: Any, state: Any) -> dict[str, Any]:
+    return {
+        "task": task.name,
+        "slug": task.slug,
+        "state": type(state).__name__,
+        "message": state.message,
+    }
+
+
+@click.command("run")
+@click.argument("path")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A flow parameter (repeatable).")
+@click.option("--executor", default=None, help="A registered executor: local, threads, dask, ...")
+@click.option("--flow", "flow_name", default=None, help="The flow to run when the file defines several.")
+@click.option("--backend", default=None, help="Where the run is recorded: local (default) or cloud.")
+@click.option("--flow-run-id", default=None, help="Run (or resume) this existing flow run on the backend.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def run_command(
+    path: str,
+    params: tuple[str, ...],
+    executor: str | None,
+    flow_name: str | None,
+    backend: str | None,
+    flow_run_id: str | None,
+    as_json: bool,
+) -> None:
+    """Run the flow defined in PATH and print a per-task summary.
+
+    Exits 1 when the flow run fails.
+    """
+    from runwright.cli.loading import load_flow, parse_params
+    from runwright.cli.progress import ProgressReporter
+    from runwright.config import get_config, temporary_config
+    from runwright.engine.executors import resolve_executor
+    from runwright.plugins import get_plugin_manager
+
+    flow = load_flow(path, flow_name)
+    parameters = parse_params(params, flow)
+    executor_instance = resolve_executor(executor)  # unknown names fail before anything runs
+    pm = get_plugin_manager()
+    settings: dict[str, Any] = {}
+    if backend is not None:
+        if backend not in ("local", "cloud"):
+            raise FlowFileError(f"Unknown backend {backend!r}: use local or cloud")
+        if backend == "cloud" and pm.get_plugin("cloud") is None:
+            raise FlowFileError("The cloud backend needs the runwright-cloud plugin: pip install runwright-cloud")
+        settings["engine.backend"] = backend
+    if flow_run_id is not None:
+        settings["engine.backend"] = "cloud"
+    context = {"flow_run_id": flow_run_id} if flow_run_id else {}
+    live = sys.stdout.isatty() and not as_json
+    reporter = ProgressReporter(total=len(flow.tasks), live=live)
+    if not as_json:
+        pm.register(reporter, name="runwright.cli-progress")
+    try:
+        with temporary_config(settings), reporter:
+            state = flow.run(parameters=parameters, executor=executor_instance, context=context)
+    finally:
+        if not as_json:
+            pm.unregister(reporter)
+    _print_summary(flow, state, as_json)
+    if not state.is_successful():
+        sys.exit(1)
+
+
+def _print_summary(flow: Any, state: Any, as_json: bool) -> None:
+    task_states = state.result if isinstance(state.result, dict) else {}
+    rows = [_state_row(t, s) for t, s in sorted(task_states.items(), key=lambda kv: kv[0].slug or "")]
+    summary = {"flow": flow.name, "state": type(state).__name__, "message": state.message, "tasks": rows}
+    from runwright.context import context
+
+    for key in ("flow_run_id",):
+        if state.__dict__.get(key) or context.get(key):
+            summary[key] = state.__dict__.get(key) or context.get(key)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Flow {flow.name!r}: {type(state).__name__}")
+    for column in ("task", "state", "message"):
+        table.add_column(column)
+    for row in rows:
+        color = "red" if row["state"] in ("Failed", "TriggerFailed", "TimedOut") else "green"
+        table.add_row(row["slug"], f"[{color}]{row['state']}[/{color}]", (row["message"] or "")[:120])
+    console.print(table)
+    if not isinstance(state.result, dict) and state.message:
+        console.print(f"[red]{state.message}[/red]")
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_command(as_json: bool) -> None:
+    """List the loaded plugins: name, version and the hooks they implement."""
+    from runwright.plugins import get_plugin_manager
+
+    infos = get_plugin_manager().plugin_infos()
+    if as_json:
+        click.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+        return
+    for info in infos:
+        origin = "built-in" if info.builtin else (info.dist or "?")
+        click.echo(f"{info.name} {info.version or ''} ({origin})")
+        for hook in info.hooks:
+            click.echo(f"    {hook}")
+
+
+@click.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def config_command(as_json: bool) -> None:
+    """Print the effective configuration (defaults, user file, environment)."""
+    from runwright.config import get_config, user_config_path
+
+    config = get_config()
+    if as_json:
+        click.echo(json.dumps(config, indent=2, default=str))
+        return
+    click.echo(f"# user config file: {user_config_path()}")
+    _print_toml(config, [])
+
+
+def _print_toml(table: dict[str, Any], path: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if path and (scalars or not tables):
+        click.echo(f"\n[{'.'.join(path)}]")
+    for key, value in scalars.items():
+        click.echo(f"{key} = {json.dumps(value, default=str)}")
+    for key, value in tables.items():
+        _print_toml(value, path + [key])
