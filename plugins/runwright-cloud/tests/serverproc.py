@@ -46,7 +46,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out, err = self.proc.communicate()
+                _out, err = self.proc.communicate()
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {err.decode(errors='replace')}")
             try:
                 if requests.get(self.url + "/api/v1/health", timeout=1).status_code == 200:

@@ -41,7 +41,7 @@ def write_logs(body: LogsIn, request: Request, principal: Auth) -> dict[str, int
             owners = dict(
                 conn.execute(
                     select(tr.c.id, tr.c.flow_run_id).where(tr.c.id.in_(task_ids), tr.c.tenant_id == principal.tenant_id)
-                ).tuples()
+                ).all()
             )
             if any(log.task_run_id is not None and owners.get(log.task_run_id) != log.flow_run_id for log in body.logs):
                 raise not_found("task run")

@@ -1,0 +1,412 @@
+"""HTTP client of the runwright server, with the operations the cloud runners use.
+
+One :class:`requests.Session` per thread (keep-alive), bearer-token auth, typed errors
+(:mod:`runwright_cloud.errors`) and retries with exponential backoff:
+
+- every call is retried when the connection could not even be opened (nothing was sent);
+- idempotent calls (reads, heartbeats, get-or-create, flow registration, result upload) are
+  also retried after a reset, a timeout or a 5xx;
+- state writes are retried too, because a retried write can be recognised: if the retry gets
+  a 409 whose current version is ``version + 1`` and whose current state equals the state we
+  sent, our earlier attempt was applied and the write counts as a success;
+- creating a flow run and writing logs are not retried once they may have reached the server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+
+from runwright_cloud._config import config_value
+from runwright_cloud.errors import (
+    AuthorizationError,
+    ClientError,
+    NotFoundError,
+    ServerError,
+    ServerUnreachable,
+    VersionConflict,
+)
+
+DEFAULT_API = "http://127.0.0.1:4200"
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class TaskRunInfo:
+    """A task run as the runners need it; ``state`` is the serialized state dict."""
+
+    id: str
+    task_slug: str
+    map_index: int
+    version: int
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FlowRunInfo:
+    """A flow run with its parent task runs (map index -1); ``state`` is the serialized dict."""
+
+    id: str
+    flow_id: str
+    flow_name: str
+    parameters: dict[str, Any]
+    context: dict[str, Any]
+    version: int
+    scheduled_start_time: datetime
+    state: dict[str, Any]
+    task_runs: list[TaskRunInfo] = field(default_factory=list)
+
+
+def _task_run_info(data: Mapping[str, Any]) -> TaskRunInfo:
+    return TaskRunInfo(
+        id=data["id"],
+        task_slug=data["task_slug"],
+        map_index=data["map_index"],
+        version=data["version"],
+        state=data["state"],
+    )
+
+
+def _iso(value: datetime | str) -> str:
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the connection was never established, so the request cannot have arrived."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _normalised(state: Mapping[str, Any]) -> Any:
+    """The state as the server will echo it back (a JSON round trip)."""
+    return json.loads(json.dumps(state))
+
+
+class Client:
+    """Talks to ``api`` (a root URL such as ``http://127.0.0.1:4200``) with ``api_token``.
+
+    Both default to the config keys ``[cloud] api`` and ``[cloud] api_token`` (or the
+    environment variables ``RUNWRIGHT__CLOUD__API`` / ``RUNWRIGHT__CLOUD__API_TOKEN``).
+    Safe to share between threads and to pickle (sessions are per thread and not pickled).
+    """
+
+    def __init__(
+        self,
+        api: str | None = None,
+        api_token: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+    ) -> None:
+        self.api = str(api or config_value("cloud", "api") or DEFAULT_API).rstrip("/")
+        token = api_token if api_token is not None else config_value("cloud", "api_token")
+        self.api_token: str | None = str(token) if token else None
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff = backoff
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_local", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"Client(api={self.api!r})"
+
+    @property
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {self.api_token}"
+            session.headers["User-Agent"] = "runwright-cloud-client"
+            self._local.session = session
+        return session
+
+    def close(self) -> None:
+        """Close this thread's session (others close when their threads end)."""
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+            self._local.session = None
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+    ) -> tuple[requests.Response, bool]:
+        """Send with retries; return the response and whether an earlier attempt may have landed."""
+        if not self.api_token:
+            raise AuthorizationError(
+                "No API token: set [cloud] api_token in the config or RUNWRIGHT__CLOUD__API_TOKEN "
+                "(create one with `runwright server token create --name NAME`)."
+            )
+        url = self.api + API_PREFIX + path
+        headers = {"Content-Type": "application/octet-stream"} if data is not None else None
+        maybe_applied = False
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._session.request(
+                    method, url, json=json_body, params=params, data=data, headers=headers, timeout=self.timeout
+                )
+            except requests.RequestException as exc:
+                if not isinstance(exc, requests.ConnectionError | requests.Timeout):
+                    raise ClientError(f"{method} {url} failed: {exc}") from exc
+                self.close()  # drop a possibly broken keep-alive connection
+                sent = not _never_sent(exc)
+                if last or (sent and not idempotent):
+                    raise ServerUnreachable(
+                        f"Cannot reach the runwright server at {self.api} ({type(exc).__name__}: {exc}) "
+                        f"after {attempt + 1} attempt(s). Start it with `runwright server start`, "
+                        "or point [cloud] api / RUNWRIGHT__CLOUD__API at a running one."
+                    ) from exc
+                maybe_applied = maybe_applied or sent
+            else:
+                if response.status_code < 500 or last or not idempotent:
+                    return response, maybe_applied
+                maybe_applied = True
+            time.sleep(self.backoff * (2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check(self, response: requests.Response) -> requests.Response:
+        status = response.status_code
+        if status < 400:
+            return response
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        detail = body.get("detail") if isinstance(body, dict) else None
+        where = f"{response.request.method} {response.url}"
+        if status == 401:
+            raise AuthorizationError(
+                f"The runwright server at {self.api} refused the API token ({detail or 'unauthorized'}). "
+                "Check [cloud] api_token in the config or RUNWRIGHT__CLOUD__API_TOKEN; create a token "
+                "with `runwright server token create --name NAME`.",
+                status_code=401,
+            )
+        if status == 404:
+            raise NotFoundError(f"{detail or 'not found'} ({where})", status_code=404)
+        if status == 409:
+            raise VersionConflict(
+                f"{detail or 'version conflict'} ({where})",
+                current_version=body.get("current_version"),
+                current_state=body.get("current_state"),
+            )
+        if status >= 500:
+            raise ServerError(f"server error {status} for {where}: {response.text[:500]}", status_code=status)
+        raise ClientError(f"{status} for {where}: {detail if detail is not None else response.text[:500]}", status)
+
+    def _json(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> Any:
+        response, _ = self._request(method, path, idempotent=idempotent, **kwargs)
+        return self._check(response).json()
+
+    # ------------------------------------------------------------------ flows and runs
+
+    def health(self) -> bool:
+        return bool(self._json("GET", "/health", idempotent=True).get("status") == "ok")
+
+    def register_flow(
+        self,
+        name: str,
+        tasks: Iterable[Mapping[str, Any] | str],
+        edges: Iterable[Mapping[str, Any] | Sequence[Any]],
+        version: str | None = None,
+    ) -> str:
+        """Register a flow (idempotent: the same structure gives the same id). Returns its id.
+
+        ``tasks`` are ``{"slug", "name"}`` dicts or plain slugs; ``edges`` are
+        ``{"upstream", "downstream", "key", "mapped"}`` dicts or ``(upstream, downstream)`` pairs.
+        """
+        task_list = [{"slug": t, "name": t} if isinstance(t, str) else dict(t) for t in tasks]
+        edge_list = [
+            dict(e) if isinstance(e, Mapping) else {"upstream": e[0], "downstream": e[1]} for e in edges
+        ]
+        body = {"name": name, "version": version, "tasks": task_list, "edges": edge_list}
+        return str(self._json("POST", "/flows", idempotent=True, json_body=body)["id"])
+
+    def get_flow(self, flow_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", f"/flows/{flow_id}", idempotent=True)
+        return result
+
+    def create_flow_run(
+        self,
+        flow_id: str,
+        parameters: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        scheduled_start_time: datetime | str | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Create a flow run (and its task runs); returns its id. Not retried once sent."""
+        body: dict[str, Any] = {"flow_id": flow_id, "parameters": dict(parameters or {}), "context": dict(context or {})}
+        if scheduled_start_time is not None:
+            body["scheduled_start_time"] = _iso(scheduled_start_time)
+        if state is not None:
+            body["state"] = dict(state)
+        return str(self._json("POST", "/flow_runs", idempotent=False, json_body=body)["id"])
+
+    def list_flow_runs(self, flow_id: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Flow runs, newest first."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if flow_id is not None:
+            params["flow_id"] = flow_id
+        result: list[dict[str, Any]] = self._json("GET", "/flow_runs", idempotent=True, params=params)
+        return result
+
+    def get_flow_run_info(self, flow_run_id: str) -> FlowRunInfo:
+        data = self._json("GET", f"/flow_runs/{flow_run_id}", idempotent=True)
+        return FlowRunInfo(
+            id=data["id"],
+            flow_id=data["flow_id"],
+            flow_name=data["flow_name"],
+            parameters=data["parameters"],
+            context=data["context"],
+            version=data["version"],
+            scheduled_start_time=datetime.fromisoformat(data["scheduled_start_time"]),
+            state=data["state"],
+            task_runs=[_task_run_info(tr) for tr in data["task_runs"]],
+        )
+
+    def get_flow_run_task_runs(self, flow_run_id: str) -> list[TaskRunInfo]:
+        """Every task run of the flow run, mapped children included."""
+        return [_task_run_info(tr) for tr in self._json("GET", f"/flow_runs/{flow_run_id}/task_runs", idempotent=True)]
+
+    def get_task_run_info(self, flow_run_id: str, task_slug: str, map_index: int | None = None) -> TaskRunInfo:
+        """Get or create the task run of (flow run, task slug, map index); None means -1."""
+        body = {"flow_run_id": flow_run_id, "task_slug": task_slug, "map_index": -1 if map_index is None else map_index}
+        return _task_run_info(self._json("POST", "/task_runs", idempotent=True, json_body=body))
+
+    # ------------------------------------------------------------------ states
+
+    def _set_state(self, path: str, version: int, state: Mapping[str, Any]) -> int:
+        body = {"state": dict(state), "version": version}
+        response, maybe_applied = self._request("POST", path, idempotent=True, json_body=body)
+        if response.status_code == 409 and maybe_applied:
+            current = response.json()
+            if current.get("current_version") == version + 1 and current.get("current_state") == _normalised(state):
+                return version + 1  # our earlier attempt was applied
+        return int(self._check(response).json()["version"])
+
+    def set_flow_run_state(self, flow_run_id: str, version: int, state: Mapping[str, Any]) -> int:
+        """Write the flow run's state if its version is ``version``; returns the new version.
+
+        Raises :class:`VersionConflict` (with the current version and state) otherwise.
+        """
+        return self._set_state(f"/flow_runs/{flow_run_id}/state", version, state)
+
+    def set_task_run_state(
+        self, task_run_id: str, version: int, state: Mapping[str, Any], cache_for: Any = None
+    ) -> int:
+        """Write the task run's state if its version is ``version``; returns the new version.
+
+        ``cache_for`` is accepted for the seed's signature and ignored (the server keeps every
+        Cached state; readers filter by age with ``created_after``).
+        """
+        return self._set_state(f"/task_runs/{task_run_id}/state", version, state)
+
+    def set_task_run_states(self, writes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Batch of ``{"task_run_id", "version", "state"}`` writes, each version-checked on its own.
+
+        Returns one ``{"task_run_id", "status": "ok"|"conflict"|"not_found", "version",
+        "current_state"?}`` per write, in order.
+        """
+        items = [{"task_run_id": w["task_run_id"], "version": w["version"], "state": dict(w["state"])} for w in writes]
+        response, maybe_applied = self._request(
+            "POST", "/task_run_states", idempotent=True, json_body={"writes": items}
+        )
+        results: list[dict[str, Any]] = self._check(response).json()["results"]
+        if maybe_applied:
+            for item, result in zip(items, results, strict=True):
+                if (
+                    result["status"] == "conflict"
+                    and result.get("version") == item["version"] + 1
+                    and result.get("current_state") == _normalised(item["state"])
+                ):
+                    result.update(status="ok", current_state=None)
+        return results
+
+    def get_flow_run_states(self, flow_run_id: str) -> list[dict[str, Any]]:
+        """The flow run's state history ``[{version, state, timestamp}]``, oldest first."""
+        result: list[dict[str, Any]] = self._json("GET", f"/flow_runs/{flow_run_id}/states", idempotent=True)
+        return result
+
+    def get_task_run_states(self, task_run_id: str) -> list[dict[str, Any]]:
+        """The task run's state history ``[{version, state, timestamp}]``, oldest first."""
+        result: list[dict[str, Any]] = self._json("GET", f"/task_runs/{task_run_id}/states", idempotent=True)
+        return result
+
+    def get_latest_cached_states(
+        self,
+        flow_name: str,
+        task_slug: str,
+        created_after: datetime | str,
+        map_index: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Serialized Cached states of the task written at or after ``created_after``, newest first."""
+        params: dict[str, Any] = {"flow_name": flow_name, "task_slug": task_slug, "created_after": _iso(created_after)}
+        if map_index is not None:
+            params["map_index"] = map_index
+        rows = self._json("GET", "/cached_states", idempotent=True, params=params)
+        return [row["state"] for row in rows]
+
+    def update_flow_run_heartbeat(self, flow_run_id: str) -> None:
+        self._json("POST", f"/flow_runs/{flow_run_id}/heartbeat", idempotent=True)
+
+    def update_task_run_heartbeat(self, task_run_id: str) -> None:
+        self._json("POST", f"/task_runs/{task_run_id}/heartbeat", idempotent=True)
+
+    # ------------------------------------------------------------------ results and logs
+
+    def upload_result(self, data: bytes) -> str:
+        """Store opaque bytes on the server; returns their ``rwcloud://results/...`` URI.
+
+        Retried like an idempotent call: a duplicate upload only leaves an unused blob.
+        """
+        return str(self._json("POST", "/results", idempotent=True, data=bytes(data))["uri"])
+
+    def download_result(self, uri: str) -> bytes:
+        response, _ = self._request("GET", "/results", idempotent=True, params={"uri": uri})
+        return self._check(response).content
+
+    def write_logs(self, logs: Sequence[Mapping[str, Any]]) -> int:
+        """Append log records ``{flow_run_id, task_run_id?, timestamp, level, name, message}``."""
+        records = [
+            {**record, "timestamp": _iso(record["timestamp"])} if "timestamp" in record else dict(record)
+            for record in logs
+        ]
+        return int(self._json("POST", "/logs", idempotent=False, json_body={"logs": records})["count"])
+
+    def get_flow_run_logs(self, flow_run_id: str, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json(
+            "GET", f"/flow_runs/{flow_run_id}/logs", idempotent=True, params={"limit": limit, "offset": offset}
+        )
+        return result
