@@ -1,0 +1,215 @@
+"""``LocalResultHandler``: cloudpickled results in files, written atomically.
+
+Why each step of a write exists:
+
+* the value is pickled *before* any file is created, so an unpicklable value leaves nothing
+  behind;
+* the bytes go to a temporary file (``.rw-tmp-*.partial``) in the target directory, are
+  flushed and fsynced, and only then renamed to their final name: a rename within one
+  directory is atomic, so a reader sees either no file or the whole file, and a crash (even
+  SIGKILL or power loss) can leave at most a temporary file that is never a result;
+* the directory is fsynced after the rename so the new name itself survives a power loss;
+* every file starts with a header (:mod:`runwright_local.framing`: magic, format version,
+  length, CRC-32) checked before unpickling, so a truncated or damaged file is reported,
+  never unpickled.
+
+File names are uuid4 hex strings. The only user-controlled part of a path is the optional
+``prefix``, which is validated so that it can never leave ``dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+import uuid
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import cloudpickle
+from runwright.config import ConfigError, get_config
+from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
+
+from runwright_local.framing import FrameError, frame_header, unframe
+
+#: The ``[plugins.local]`` table and its defaults.
+CONFIG_DEFAULTS: dict[str, Any] = {"dir": "~/.runwright/results", "prefix": ""}
+RESULT_SUFFIX = ".rwr"
+TEMP_PREFIX = ".rw-tmp-"
+TEMP_SUFFIX = ".partial"
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
+
+
+def validate_prefix(prefix: str | None) -> str:
+    """``prefix`` normalised to ``a/b`` form ('' for none); ValueError if it could escape.
+
+    Each ``/``-separated segment must start with a letter, digit or underscore and contain
+    only letters, digits, ``.``, ``_`` and ``-``: this rules out ``..``, absolute paths,
+    backslashes, hidden names and empty segments.
+    """
+    if not prefix:
+        return ""
+    segments = prefix.rstrip("/").split("/")
+    bad = [segment for segment in segments if not _SEGMENT.match(segment)]
+    if bad:
+        raise ValueError(
+            f"Invalid result prefix {prefix!r}: segment {bad[0]!r} is not allowed. Use "
+            "'/'-separated names of letters, digits, '.', '_' and '-' that do not start with "
+            "'.' (no '..', no leading '/')"
+        )
+    return "/".join(segments)
+
+
+def path_from_location(location: str) -> Path:
+    """The absolute path named by a ``file://`` URI (or a bare absolute path)."""
+    if location.startswith("file:"):
+        parsed = urlparse(location)
+        if parsed.netloc not in ("", "localhost"):
+            raise ResultHandlerError(
+                f"Cannot read {location}: file URIs on another host ({parsed.netloc!r}) are not "
+                "supported; mount the directory locally and use file:///path"
+            )
+        return Path(url2pathname(parsed.path))
+    if os.path.isabs(location):
+        return Path(location)
+    raise ResultHandlerError(
+        f"Cannot read {location!r}: LocalResultHandler locations are file:// URIs (or absolute paths)"
+    )
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class LocalResultHandler(ResultHandler):
+    """Stores each result as a cloudpickled file under ``dir``; locations are ``file://`` URIs.
+
+    :param dir: the directory to write to. ``None`` means ``[plugins.local] dir`` from the
+        configuration (default ``~/.runwright/results``), looked up at each write, so one
+        handler follows configuration changes. Reading never depends on it: the URI names
+        the file.
+    :param prefix: an optional sub-path of ``dir`` (``"etl/daily"``), validated so that it
+        cannot escape ``dir``. ``None`` means ``[plugins.local] prefix`` (default none);
+        ``""`` means no prefix whatever the configuration says.
+
+    Constructing the handler touches no file; directories are created on first write.
+    Files are created with mode 0600 (results may hold sensitive data) and never deleted.
+    """
+
+    handler_name: ClassVar[str] = "local"
+    uri_schemes: ClassVar[tuple[str, ...]] = ("file",)
+
+    def __init__(self, dir: str | os.PathLike[str] | None = None, prefix: str | None = None) -> None:
+        self.dir = os.path.abspath(os.path.expanduser(os.fspath(dir))) if dir is not None else None
+        self.prefix = validate_prefix(prefix) if prefix is not None else None
+
+    @classmethod
+    def from_uri(cls, uri: str) -> LocalResultHandler:
+        """A handler for the directory holding ``uri`` (reading needs nothing else)."""
+        return cls(dir=str(path_from_location(uri).parent))
+
+    # -- writing ---------------------------------------------------------------------------
+    def target_directory(self) -> str:
+        """The absolute directory the next result is written to."""
+        if self.dir is not None and self.prefix is not None:
+            return os.path.join(self.dir, self.prefix) if self.prefix else self.dir
+        settings = get_config().plugin_section("local", CONFIG_DEFAULTS)
+        base = self.dir or os.path.abspath(os.path.expanduser(str(settings["dir"])))
+        if self.prefix is not None:
+            prefix = self.prefix
+        else:
+            try:
+                prefix = validate_prefix(str(settings["prefix"] or ""))
+            except ValueError as exc:
+                raise ConfigError(f"[plugins.local] prefix: {exc}") from None
+        return os.path.join(base, prefix) if prefix else base
+
+    def write(self, result: Any) -> str:
+        """Pickle ``result`` and write it atomically; return its ``file://`` URI."""
+        try:
+            payload = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise ResultHandlerError(
+                f"LocalResultHandler cannot store this {type(result).__name__} value: it is not "
+                f"picklable ({exc!r}). Nothing was written. Return a picklable value from the task, "
+                "or turn checkpointing off for it."
+            ) from exc
+        directory = self.target_directory()
+        final_path = os.path.join(directory, uuid.uuid4().hex + RESULT_SUFFIX)
+        uri = Path(final_path).as_uri()
+        try:
+            self._write_atomically(directory, final_path, frame_header(payload), payload)
+        except OSError as exc:
+            raise ResultHandlerError(
+                f"Could not write the result to {uri}: {exc.strerror or exc!r}. Check that "
+                f"{directory} is writable and has free space, or set [plugins.local] dir."
+            ) from exc
+        return uri
+
+    @staticmethod
+    def _write_atomically(directory: str, final_path: str, header: bytes, payload: bytes) -> None:
+        try:
+            fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(header)
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(temp_path, final_path)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temp_path)
+            raise
+        _fsync_directory(directory)
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self, loc: str) -> Any:
+        """Load the result at ``loc`` (a ``file://`` URI); ResultHandlerError names ``loc``."""
+        path = path_from_location(loc)
+        if path.name.startswith(TEMP_PREFIX) and path.name.endswith(TEMP_SUFFIX):
+            raise ResultHandlerError(
+                f"{loc} is a temporary file left by an interrupted write, not a result; it can be deleted"
+            )
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            raise ResultHandlerError(
+                f"No result at {loc}: the file does not exist. It was deleted or moved, or it was "
+                "written on another machine (local results are readable only where their directory "
+                "is mounted). Re-run the task that produced it."
+            ) from None
+        except OSError as exc:
+            raise ResultHandlerError(f"Could not read the result at {loc}: {exc.strerror or exc!r}") from exc
+        try:
+            payload = unframe(data)
+        except FrameError as exc:
+            raise ResultHandlerError(
+                f"The result file {loc} is not a valid result: {exc}. Re-run the task that produced it."
+            ) from None
+        try:
+            return cloudpickle.loads(payload)
+        except Exception as exc:
+            raise ResultHandlerError(
+                f"The result at {loc} is intact but could not be unpickled ({exc!r}); this process "
+                "probably lacks a module (or version of it) that the value needs."
+            ) from exc
