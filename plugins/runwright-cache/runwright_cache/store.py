@@ -1,0 +1,372 @@
+"""The local cache store: Cached states in an SQLite file shared by every process.
+
+One row per cache entry: the task's identity (flow name, task slug, map index), the time it
+was written, when it expires, the policy key (None for function validators) and the Cached
+state serialized as JSON. The state carries only *locations* of its result and inputs: the
+values themselves were written by the task's result handler (runwright-local, GCS, ...).
+
+Concurrency: the database runs in WAL mode with a busy timeout, and every write is one short
+``BEGIN IMMEDIATE`` transaction, so several processes can write at once without losing a
+write. Reads never block writers.
+
+Speed: a lookup does not query SQLite per task. The first lookup for a flow loads every live
+entry of that flow into memory; later lookups are dict lookups, after a ``PRAGMA
+data_version`` check that tells whether *another* connection committed since (then the
+snapshot is reloaded). Writes made through this store update the snapshot in place.
+
+Errors: every SQLite failure (a file that is not a database, a malformed one, a lock held
+longer than the busy timeout) is raised as :class:`CacheStoreError`, whose message names the
+file and the recovery (``runwright cache clear``). The plugin turns it into a warning and a
+cache miss.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runwright.engine.state import Cached, State
+
+from runwright_cache.identity import TaskIdentity
+
+logger = logging.getLogger("runwright.cache")
+
+__all__ = ["SCHEMA_VERSION", "CacheEntry", "CacheStore", "CacheStoreError"]
+
+SCHEMA_VERSION = 1
+_NO_INDEX = -1  # map_index of an unmapped task (NULL would not compare equal in SQL)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cache_entries (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    flow_name   TEXT    NOT NULL,
+    task_slug   TEXT    NOT NULL,
+    map_index   INTEGER NOT NULL,
+    task_name   TEXT    NOT NULL,
+    cache_key   TEXT,
+    created     REAL    NOT NULL,
+    expires     REAL,
+    state       TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_entries_by_task
+    ON cache_entries (flow_name, task_slug, map_index, created DESC);
+CREATE INDEX IF NOT EXISTS cache_entries_by_expiry ON cache_entries (expires);
+"""
+_COLUMNS = "id, flow_name, task_slug, map_index, task_name, cache_key, created, expires, state"
+
+# Connections inherited through fork() must never be used or closed by the child (closing
+# could checkpoint or delete the parent's WAL file); they are parked here instead.
+_inherited_connections: list[sqlite3.Connection] = []
+
+
+class CacheStoreError(Exception):
+    """The cache database could not be used; the message names the file and the recovery."""
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One stored Cached state and what it is indexed by."""
+
+    id: int
+    identity: TaskIdentity
+    task_name: str
+    cache_key: str | None
+    created: float
+    expires: float | None
+    state_json: str
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> CacheEntry:
+        entry_id, flow_name, task_slug, map_index, task_name, cache_key, created, expires, state = row
+        index = None if map_index == _NO_INDEX else int(map_index)
+        return cls(entry_id, TaskIdentity(flow_name, task_slug, index), task_name, cache_key, created, expires, state)
+
+    def is_live(self, now: float, newer_than: float | None = None) -> bool:
+        """Not expired at ``now``, and written after ``newer_than`` (when given)."""
+        if self.expires is not None and self.expires <= now:
+            return False
+        return newer_than is None or self.created >= newer_than
+
+    def state(self) -> Cached:
+        """The stored Cached state (its result and inputs are SafeResults, not yet read)."""
+        state = State.deserialize(json.loads(self.state_json))
+        if not isinstance(state, Cached):
+            raise TypeError(f"cache entry {self.id} holds a {type(state).__name__} state, not a Cached one")
+        return state
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible summary (what ``runwright cache list --json`` prints)."""
+        try:
+            result = json.loads(self.state_json).get("_result") or {}
+        except ValueError:
+            result = {}
+        handler = result.get("result_handler") or {}
+        return {
+            "id": self.id,
+            "flow_name": self.identity.flow_name,
+            "task_slug": self.identity.task_slug,
+            "map_index": self.identity.map_index,
+            "task_name": self.task_name,
+            "cache_key": self.cache_key,
+            "created": _iso(self.created),
+            "expires": _iso(self.expires),
+            "result_location": result.get("value"),
+            "result_handler": handler.get("type"),
+        }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    import datetime
+
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds")
+
+
+class CacheStore:
+    """Cache entries in the SQLite file at ``path`` (created on first use).
+
+    :param busy_timeout: seconds a write waits for another process's transaction.
+    :param max_entries_per_task: entries kept per task identity (the newest win).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], busy_timeout: float = 30.0, max_entries_per_task: int = 10) -> None:
+        self.path = Path(os.path.expanduser(os.fspath(path)))
+        self.busy_timeout = float(busy_timeout)
+        self.max_entries_per_task = max(1, int(max_entries_per_task))
+        self._lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._data_version: int | None = None
+        self._flows: dict[str, dict[tuple[str, int | None], list[CacheEntry]]] = {}
+
+    def __repr__(self) -> str:
+        return f"CacheStore({str(self.path)!r})"
+
+    # -- connection ------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is not None and self._pid == os.getpid():
+            return self._connection
+        if self._connection is not None:  # we are a forked child
+            _inherited_connections.append(self._connection)
+            self._connection = None
+            self._flows.clear()
+            self._data_version = None
+        self._pid = os.getpid()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"schema version {version} is newer than this runwright-cache understands ({SCHEMA_VERSION})"
+                )
+            if version < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            conn.execute("DELETE FROM cache_entries WHERE expires IS NOT NULL AND expires <= ?", (time.time(),))
+        except BaseException:
+            conn.close()
+            raise
+        self._connection = conn
+        return conn
+
+    @contextmanager
+    def _using(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection, with every SQLite error turned into a :class:`CacheStoreError`."""
+        with self._lock:
+            try:
+                yield self._connect()
+            except sqlite3.Error as exc:
+                self._reset()
+                raise CacheStoreError(self._explain(action, exc)) from exc
+
+    def _explain(self, action: str, exc: sqlite3.Error) -> str:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return (
+                f"Cache database {self.path} is busy ({text}) while trying to {action}; another process "
+                f"held it longer than busy_timeout={self.busy_timeout:g}s. Raise [plugins.cache] busy_timeout."
+            )
+        return (
+            f"Cache database {self.path} could not be used to {action}: {text}. It may be corrupt: "
+            "run `runwright cache clear` to recreate it (cached results are then computed again)."
+        )
+
+    def _reset(self) -> None:
+        conn, self._connection = self._connection, None
+        self._flows.clear()
+        self._data_version = None
+        if conn is not None and self._pid == os.getpid():
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def close(self) -> None:
+        """Close the connection (the next call opens a new one)."""
+        with self._lock:
+            self._reset()
+
+    # -- lookups ---------------------------------------------------------------------------
+    def candidates(self, identity: TaskIdentity, newer_than: float | None = None) -> list[CacheEntry]:
+        """Live entries of ``identity``, newest first, written after ``newer_than`` (epoch s)."""
+        now = time.time()
+        with self._using("look up cached states") as conn:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                self._flows.clear()
+                self._data_version = version
+            tasks = self._flows.get(identity.flow_name)
+            if tasks is None:
+                tasks = self._load_flow(conn, identity.flow_name, now)
+        entries = tasks.get((identity.task_slug, identity.map_index), ())
+        return [entry for entry in entries if entry.is_live(now, newer_than)]
+
+    def _load_flow(self, conn: sqlite3.Connection, flow_name: str, now: float) -> dict[tuple[str, int | None], list[CacheEntry]]:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM cache_entries WHERE flow_name = ? AND (expires IS NULL OR expires > ?) "
+            "ORDER BY created DESC, id DESC",
+            (flow_name, now),
+        ).fetchall()
+        tasks: dict[tuple[str, int | None], list[CacheEntry]] = {}
+        for row in rows:
+            entry = CacheEntry.from_row(row)
+            tasks.setdefault((entry.identity.task_slug, entry.identity.map_index), []).append(entry)
+        self._flows[flow_name] = tasks
+        return tasks
+
+    def entries(self, task: str | None = None, flow: str | None = None) -> list[CacheEntry]:
+        """Every stored entry (expired ones included until evicted), optionally only those
+        whose task slug or task name is ``task`` and whose flow is ``flow``; newest first."""
+        where, args = _filters(task, flow)
+        with self._using("list cache entries") as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM cache_entries {where} ORDER BY flow_name, task_slug, map_index, created DESC",
+                args,
+            ).fetchall()
+        return [CacheEntry.from_row(row) for row in rows]
+
+    # -- writes ----------------------------------------------------------------------------
+    def add(
+        self,
+        identity: TaskIdentity,
+        task_name: str,
+        state_json: str,
+        cache_key: str | None = None,
+        expires: float | None = None,
+        created: float | None = None,
+    ) -> CacheEntry:
+        """Store an entry. In the same short transaction, drop the identity's expired entries,
+        older entries with the same key, and all but the newest ``max_entries_per_task``."""
+        created = time.time() if created is None else created
+        index = _NO_INDEX if identity.map_index is None else identity.map_index
+        key_args = (identity.flow_name, identity.task_slug, index)
+        with self._using("store a cached state") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(
+                    "INSERT INTO cache_entries (flow_name, task_slug, map_index, task_name, cache_key, created, expires, state) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*key_args, task_name, cache_key, created, expires, state_json),
+                )
+                entry_id = cursor.lastrowid
+                same_task = "flow_name = ? AND task_slug = ? AND map_index = ? AND id != ?"
+                conn.execute(
+                    f"DELETE FROM cache_entries WHERE {same_task} AND ((expires IS NOT NULL AND expires <= ?) "
+                    "OR (cache_key IS NOT NULL AND cache_key = ?))",
+                    (*key_args, entry_id, created, cache_key),
+                )
+                conn.execute(
+                    f"DELETE FROM cache_entries WHERE {same_task} AND id NOT IN (SELECT id FROM cache_entries "
+                    "WHERE flow_name = ? AND task_slug = ? AND map_index = ? ORDER BY created DESC, id DESC LIMIT ?)",
+                    (*key_args, entry_id, *key_args, self.max_entries_per_task),
+                )
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM cache_entries WHERE flow_name = ? AND task_slug = ? AND map_index = ? "
+                    "ORDER BY created DESC, id DESC",
+                    key_args,
+                ).fetchall()
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            kept = [CacheEntry.from_row(row) for row in rows]
+            tasks = self._flows.get(identity.flow_name)
+            if tasks is not None:
+                tasks[(identity.task_slug, identity.map_index)] = kept
+        return next(entry for entry in kept if entry.id == entry_id)
+
+    def delete(self, entry: CacheEntry) -> None:
+        """Remove one entry (e.g. one whose result can no longer be read)."""
+        with self._using("delete a cache entry") as conn:
+            conn.execute("DELETE FROM cache_entries WHERE id = ?", (entry.id,))
+            tasks = self._flows.get(entry.identity.flow_name)
+            if tasks is not None:
+                key = (entry.identity.task_slug, entry.identity.map_index)
+                tasks[key] = [e for e in tasks.get(key, ()) if e.id != entry.id]
+
+    def evict_expired(self) -> int:
+        """Delete every expired entry; return how many were deleted."""
+        with self._using("evict expired cache entries") as conn:
+            cursor = conn.execute("DELETE FROM cache_entries WHERE expires IS NOT NULL AND expires <= ?", (time.time(),))
+            self._flows.clear()
+            return cursor.rowcount
+
+    def clear(self, task: str | None = None, flow: str | None = None) -> int:
+        """Delete the entries of ``task`` (slug or name) and/or ``flow``, or all of them;
+        return how many were deleted. Result files are left to their result handler."""
+        where, args = _filters(task, flow)
+        with self._using("clear the cache") as conn:
+            cursor = conn.execute(f"DELETE FROM cache_entries {where}", args)
+            self._flows.clear()
+            return cursor.rowcount
+
+    def recreate(self) -> None:
+        """Delete the database file (and its WAL and shared-memory files) and create a new,
+        empty one: the recovery for a corrupt cache database."""
+        with self._lock:
+            self._reset()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                try:
+                    os.remove(f"{self.path}{suffix}")
+                except FileNotFoundError:
+                    pass
+        with self._using("create the cache database"):
+            pass
+
+
+def _filters(task: str | None, flow: str | None) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if task is not None:
+        clauses.append("(task_slug = ? OR task_name = ?)")
+        args += [task, task]
+    if flow is not None:
+        clauses.append("flow_name = ?")
+        args.append(flow)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
