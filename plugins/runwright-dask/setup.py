@@ -1,0 +1,21 @@
+"""The runwright-dask distribution: run task runs on a Dask cluster."""
+
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="runwright-dask",
+    version="0.1.0",
+    description="runwright plugin: the `dask` executor, running task runs on a Dask (distributed) cluster",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=["runwright_dask"],
+    package_data={"runwright_dask": ["py.typed"]},
+    python_requires=">=3.11",
+    install_requires=["runwright>=0.1", "dask[distributed]>=2023.1", "cloudpickle>=2.2"],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"runwright": ["dask = runwright_dask.plugin"]},
+)
