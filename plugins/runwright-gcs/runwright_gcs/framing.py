@@ -1,0 +1,58 @@
+"""The frame around a pickled result in an object: a fixed header, then the payload.
+
+The same format as runwright-local's result files (kept byte-compatible on purpose, so a
+result copied between a disk and a bucket stays readable).
+
+A result object is ``HEADER + payload`` where the 24-byte header is::
+
+    magic    8 bytes  b"\\x89RWR\\r\\n\\x1a\\n"  (a non-ASCII first byte and CR/LF/EOF bytes
+                                               reveal text-mode or truncating copies)
+    version  uint16   FORMAT_VERSION
+    flags    uint16   reserved, 0
+    length   uint64   payload length in bytes
+    crc32    uint32   zlib.crc32 of the payload
+
+all big-endian. The header lets a reader tell "a complete result written by runwright"
+apart from a truncated file, a file damaged after the fact, or something that is not a
+result at all, *before* handing any byte to the unpickler.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+MAGIC = b"\x89RWR\r\n\x1a\n"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct(">8sHHQI")
+HEADER_SIZE = _HEADER.size
+
+
+class FrameError(ValueError):
+    """The bytes are not a complete, intact result frame; the message says what is wrong."""
+
+
+def frame_header(payload: bytes) -> bytes:
+    """The header to write in front of ``payload``."""
+    return _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(payload), zlib.crc32(payload))
+
+
+def unframe(data: bytes | memoryview) -> memoryview:
+    """The payload inside ``data``, after checking magic, version, length and checksum."""
+    view = memoryview(data)
+    if len(view) < HEADER_SIZE:
+        raise FrameError(f"it is {len(view)} bytes long, shorter than the {HEADER_SIZE}-byte header (truncated?)")
+    magic, version, _flags, length, crc = _HEADER.unpack_from(view)
+    if magic != MAGIC:
+        raise FrameError("it does not start with the runwright result header (not a runwright result, or damaged)")
+    if version != FORMAT_VERSION:
+        raise FrameError(
+            f"it uses result format version {version}, this runwright-gcs reads version "
+            f"{FORMAT_VERSION} (upgrade the plugin)"
+        )
+    payload = view[HEADER_SIZE:]
+    if len(payload) != length:
+        raise FrameError(f"the header announces {length} payload bytes but {len(payload)} are present (truncated?)")
+    if zlib.crc32(payload) != crc:
+        raise FrameError("the payload checksum does not match (the data was damaged after it was written)")
+    return payload
