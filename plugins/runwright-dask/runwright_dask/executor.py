@@ -28,6 +28,7 @@ import logging
 import math
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -114,6 +115,8 @@ class _Chunk(_Submission):
         super().__init__(f"{parent.name}-children")
         self.parent = parent
         self.calls = calls
+        #: the next child to run once this one is settled (children of a lost chunk)
+        self.following: _Chunk | None = None
 
 
 def _is_lost_worker(exc: BaseException | None) -> bool:
@@ -218,7 +221,10 @@ class DaskExecutor(Executor):
             if self.local_processes:
                 options["host"] = "127.0.0.1"  # not with threads: inproc:// then breaks
             options.update(self.client_kwargs)
-            cluster = LocalCluster(**options)
+            with warnings.catch_warnings():
+                # dashboard_address=None still serves /health on 8787, or any free port
+                warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+                cluster = LocalCluster(**options)
             try:
                 client = Client(cluster, set_as_default=False)
             except BaseException:
@@ -452,15 +458,17 @@ class DaskExecutor(Executor):
             return
         exc = _exception_of(future)
         if len(chunk.calls) > 1 and _is_lost_worker(exc):
-            # run each child of a lost chunk alone: only the one that killed its worker fails
+            # Run the children of a lost chunk again, alone and one after the other: the one
+            # that killed its worker then fails (or retries) without taking the others along.
             singles = [_Chunk(chunk.parent, [call]) for call in chunk.calls]
+            for single, following in itertools.pairwise(singles):
+                single.following = following
             with self._lock:
                 chunks = chunk.parent.chunks
                 position = chunks.index(chunk)
                 chunks[position : position + 1] = singles
                 chunk.parent.open_chunks += len(singles) - 1
-            for single in singles:
-                self._dispatch_chunk(single)
+            self._dispatch_chunk(singles[0])
             return
         if len(chunk.calls) > 1:
             self._fail_chunk(chunk, f"its Dask task failed outside the task runner: {exc!r}", exc)
@@ -483,6 +491,8 @@ class DaskExecutor(Executor):
         self._chunk_settled(chunk)
 
     def _chunk_settled(self, chunk: _Chunk) -> None:
+        if chunk.following is not None:
+            self._dispatch_chunk(chunk.following)
         parent = chunk.parent
         with self._lock:
             parent.open_chunks -= 1

@@ -1,0 +1,174 @@
+"""Failures on workers end as Failed task states, honour retries and never hang the run."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from runwright import Flow, task, triggers
+from runwright.engine.state import Failed, Mapped, TriggerFailed
+from runwright_dask import DaskExecutor
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _attempt(marker_dir: Path, name: str) -> int:
+    """Count this attempt (across processes); return its number, from 1."""
+    (marker_dir / f"{name}-{uuid.uuid4().hex}").touch()
+    return len(list(marker_dir.glob(f"{name}-*")))
+
+
+def test_exception_on_worker_is_a_failed_state_and_downstream_trigger_fails(cluster_address: str) -> None:
+    @task
+    def broken() -> int:
+        raise ValueError("boom on a worker")
+
+    @task
+    def after(x: int) -> int:
+        return x
+
+    with Flow("dask-exception") as flow:
+        b = broken()
+        a = after(b)
+
+    state = flow.run(executor=DaskExecutor(cluster_address))
+
+    assert state.is_failed()
+    assert isinstance(state.result[b], Failed)
+    assert "boom on a worker" in state.result[b].message
+    assert isinstance(state.result[b].result, ValueError)
+    assert isinstance(state.result[a], TriggerFailed)
+
+
+def test_retries_on_a_worker_then_success(cluster_address: str, marker_dir: Path) -> None:
+    @task(max_retries=2, retry_delay=datetime.timedelta(seconds=0.1))
+    def flaky() -> int:
+        attempt = _attempt(marker_dir, "flaky")
+        if attempt < 3:
+            raise RuntimeError(f"attempt {attempt} fails")
+        return attempt
+
+    with Flow("dask-retries") as flow:
+        f = flaky()
+
+    state = flow.run(executor=DaskExecutor(cluster_address))
+
+    assert state.is_successful(), state
+    assert state.result[f].result == 3
+
+
+def test_reducer_waits_for_every_retried_child(cluster_address: str, marker_dir: Path) -> None:
+    @task
+    def items() -> list[int]:
+        return list(range(8))
+
+    @task(max_retries=1, retry_delay=datetime.timedelta(seconds=0.3))
+    def child(x: int) -> int:
+        if x % 3 == 0 and _attempt(marker_dir, f"child{x}") == 1:
+            raise RuntimeError("first attempt fails")
+        return x * 10
+
+    @task
+    def total(xs: list[int]) -> list[int]:
+        return xs
+
+    with Flow("dask-reducer-retries") as flow:
+        out = total(child.map(items()))
+
+    state = flow.run(executor=DaskExecutor(cluster_address, map_chunk_size=1))
+
+    assert state.is_successful(), state
+    assert state.result[out].result == [x * 10 for x in range(8)]
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_killed_worker_fails_the_task_and_the_run_ends(process_cluster: str) -> None:
+    @task
+    def killer() -> int:
+        _die()
+        return 1
+
+    @task
+    def after(x: int) -> int:
+        return x
+
+    @task(trigger=triggers.always_run)
+    def cleanup(x: int) -> str:
+        return "cleaned"
+
+    with Flow("dask-killed") as flow:
+        k = killer()
+        a = after(k)
+        c = cleanup(a)
+
+    started = time.monotonic()
+    state = flow.run(executor=DaskExecutor(process_cluster))
+
+    assert time.monotonic() - started < 30
+    assert state.is_failed() or state.is_successful()
+    killed = state.result[k]
+    assert isinstance(killed, Failed)
+    assert "worker died" in killed.message and "killer" in killed.message
+    assert isinstance(state.result[a], TriggerFailed)
+    assert state.result[c].result == "cleaned"
+
+
+def test_killed_worker_is_retried_as_max_retries_allow(process_cluster: str, marker_dir: Path) -> None:
+    @task(max_retries=1, retry_delay=datetime.timedelta(seconds=0.1))
+    def dies_once() -> int:
+        if _attempt(marker_dir, "dies_once") == 1:
+            _die()
+        return os.getpid()
+
+    @task
+    def after(pid: int) -> int:
+        return pid
+
+    with Flow("dask-killed-retry") as flow:
+        a = after(dies_once())
+
+    state = flow.run(executor=DaskExecutor(process_cluster))
+
+    assert state.is_successful(), state
+    assert len(list(marker_dir.glob("dies_once-*"))) == 2
+    assert state.result[a].result != os.getpid()
+
+
+def test_killed_mapped_child_fails_alone(process_cluster: str, marker_dir: Path) -> None:
+    @task
+    def items() -> list[int]:
+        return list(range(6))
+
+    @task
+    def child(x: int) -> int:
+        _attempt(marker_dir, f"kid{x}")
+        if x == 3:
+            _die()
+        return x
+
+    @task(trigger=triggers.always_run)
+    def total(xs: list[object]) -> int:
+        return sum(x for x in xs if isinstance(x, int))
+
+    with Flow("dask-killed-child") as flow:
+        children = child.map(items())
+        out = total(children)
+
+    # all six children in one Dask task: the lost chunk is run again child by child
+    state = flow.run(executor=DaskExecutor(process_cluster, map_chunk_size=6))
+
+    mapped = state.result[children]
+    assert isinstance(mapped, Mapped)
+    kinds = [type(s).__name__ for s in mapped.map_states]
+    assert kinds == ["Success", "Success", "Success", "Failed", "Success", "Success"]
+    assert "child[3]" in mapped.map_states[3].message and "worker died" in mapped.map_states[3].message
+    assert state.result[out].result == 0 + 1 + 2 + 4 + 5
+    assert state.is_successful()  # the reference (terminal) task is the always_run reducer
