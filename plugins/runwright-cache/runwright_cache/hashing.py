@@ -39,11 +39,15 @@ def _encode(value: Any, out: list[bytes]) -> None:
         for item in value:
             _encode(item, out)
     elif kind is dict:
-        items = sorted(((stable_digest(k), v) for k, v in value.items()), key=lambda kv: kv[0])
-        out.append(b"d%d:" % len(items))
-        for key_digest, item in items:
-            out.append(key_digest.encode())
-            _encode(item, out)
+        out.append(b"d%d:" % len(value))
+        if all(type(k) is str for k in value):  # the common case: order by the keys themselves
+            for key in sorted(value):
+                _encode(key, out)
+                _encode(value[key], out)
+        else:
+            for key_digest, item in sorted(((stable_digest(k), v) for k, v in value.items()), key=lambda kv: kv[0]):
+                out.append(b"h" + key_digest.encode())
+                _encode(item, out)
     elif kind is set or kind is frozenset:
         digests = sorted(stable_digest(item) for item in value)
         out.append((b"S" if kind is set else b"Z") + b"%d:" % len(digests))

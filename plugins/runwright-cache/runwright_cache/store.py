@@ -22,6 +22,7 @@ cache miss.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -34,6 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runwright.engine.result import ResultInterface, SafeResult
+from runwright.engine.result_handlers import ResultHandler
+from runwright.engine.serialization import deserialize_handler, deserialize_result
 from runwright.engine.state import Cached, State
 
 from runwright_cache.identity import TaskIdentity
@@ -98,10 +102,7 @@ class CacheEntry:
 
     def state(self) -> Cached:
         """The stored Cached state (its result and inputs are SafeResults, not yet read)."""
-        state = State.deserialize(json.loads(self.state_json))
-        if not isinstance(state, Cached):
-            raise TypeError(f"cache entry {self.id} holds a {type(state).__name__} state, not a Cached one")
-        return state
+        return decode_cached_state(self.state_json, self.id)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible summary (what ``runwright cache list --json`` prints)."""
@@ -124,11 +125,53 @@ class CacheEntry:
         }
 
 
+_handlers: dict[tuple[Any, ...], ResultHandler | None] = {}
+_handlers_owner: list[Any] = [None]
+
+
+def _safe_result(data: Any) -> ResultInterface:
+    """``deserialize_result`` with one handler instance per distinct handler description
+    (building a handler is most of the cost of decoding a state, and every entry of a flow
+    usually names the same one)."""
+    if not isinstance(data, dict) or data.get("type") != "SafeResult" or not isinstance(data.get("result_handler"), dict):
+        return deserialize_result(data)
+    description = data["result_handler"]
+    try:
+        key = tuple(sorted(description.items()))
+        handler = _handlers[key]
+    except TypeError:  # an unhashable field: no memo
+        return deserialize_result(data)
+    except KeyError:
+        handler = _handlers[key] = deserialize_handler(description)
+    return SafeResult(data.get("value"), handler)
+
+
+def decode_cached_state(text: str, entry_id: int | None = None) -> Cached:
+    """The Cached state serialized in ``text`` (what ``State.deserialize`` returns, faster)."""
+    from runwright.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    if _handlers_owner[0] is not pm:  # handler names resolve through the plugin manager
+        _handlers.clear()
+        _handlers_owner[0] = pm
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("type") != "Cached":
+        state = State.deserialize(data)
+        raise TypeError(f"cache entry {entry_id} holds a {type(state).__name__} state, not a Cached one")
+    inputs = data.get("cached_inputs")
+    expiration = data.get("cached_result_expiration")
+    return Cached(
+        message=data.get("message"),
+        result=_safe_result(data.get("_result")),
+        cached_inputs={k: _safe_result(v) for k, v in inputs.items()} if inputs is not None else None,
+        cached_parameters=data.get("cached_parameters"),
+        cached_result_expiration=datetime.datetime.fromisoformat(expiration) if expiration else None,
+    )
+
+
 def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    import datetime
-
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds")
 
 
