@@ -331,6 +331,9 @@ class Flow:
 
             runner_cls = get_default_flow_runner_class()
         self.validate()
+        from runwright.engine.executors import resolve_executor
+
+        executor = resolve_executor(executor)  # an unknown name is the caller's error, raised here
         task_states = dict(kwargs.pop("task_states", None) or {})
         while True:
             runner = runner_cls(flow=self)

@@ -85,7 +85,9 @@ def _known_dist_hint(kind: str, name: str) -> str:
     dist = KNOWN_PROVIDERS.get((kind, name))
     if dist is None and kind == "Cache validator":
         dist = "runwright-cache"
-    return f"pip install {dist}" if dist else "a plugin that registers it (see `runwright plugins` for what is loaded)"
+    if dist:
+        return f"Install it with: pip install {dist}"
+    return "Install a plugin that registers it (`runwright plugins` lists what is loaded)"
 
 
 class RunwrightPluginManager(pluggy.PluginManager):
@@ -213,7 +215,7 @@ class RunwrightPluginManager(pluggy.PluginManager):
             installed = ", ".join(sorted(table)) or "(none)"
             raise UnknownNameError(
                 f"{kind} {name!r} is not installed (installed: {installed}). "
-                f"Install it with: {_known_dist_hint(kind, name)}"
+                f"{_known_dist_hint(kind, name)}"
             ) from None
 
     def result_handler_class(self, name: str, missing_ok: bool = False) -> type[ResultHandler] | None:

@@ -178,11 +178,15 @@ class Task(metaclass=_TaskMeta):
         **kwargs: Any,
     ) -> Task:
         """Bind arguments to this task (no copy), adding edges to the flow."""
+        signature = inspect.signature(self.run)
         try:
-            callargs = dict(inspect.signature(self.run).bind(*args, **kwargs).arguments)
+            callargs = dict(signature.bind(*args, **kwargs).arguments)
         except TypeError as exc:
             raise TypeError(f"Task {self.name!r}: {exc}") from None
-        flow = flow or context.get("flow")
+        for name, param in signature.parameters.items():
+            if param.kind is inspect.Parameter.VAR_KEYWORD and name in callargs:
+                callargs.update(callargs.pop(name))
+        flow = flow if flow is not None else context.get("flow")
         if flow is None:
             raise ValueError("Could not infer an active Flow: call tasks inside `with Flow(...):` or pass flow=")
         self.set_dependencies(flow, upstream_tasks=upstream_tasks, keyword_tasks=callargs, mapped=mapped)
@@ -208,7 +212,7 @@ class Task(metaclass=_TaskMeta):
         mapped: bool = False,
         validate: bool | None = None,
     ) -> None:
-        flow = flow or context.get("flow")
+        flow = flow if flow is not None else context.get("flow")
         if flow is None:
             raise ValueError("Could not infer an active Flow: call inside `with Flow(...):` or pass flow=")
         flow.set_dependencies(

@@ -197,6 +197,8 @@ class TaskRunner(Runner):
                 state = self.check_upstream_skipped(state, upstream_states)
                 if mapped:
                     state = self.run_mapped_task(state, upstream_states)
+                    if not isinstance(state, Mapped):
+                        raise ENDRUN(state)
                     state = self.submit_mapped_children(state, upstream_states, context, executor)
                     raise ENDRUN(state)
                 task_inputs = self.get_task_inputs(state, upstream_states)

@@ -1,0 +1,177 @@
+import pytest
+
+from runwright import Flow, Parameter, Task, task, unmapped
+from runwright.flow import FlowValidationError
+
+
+@task
+def add(x, y):
+    return x + y
+
+
+@task
+def ident(x):
+    return x
+
+
+def test_functional_api_binds_arguments_as_keyed_edges():
+    with Flow("f") as flow:
+        a = add(1, 2)
+        b = add(a, y=3)
+    keys = {(e.upstream_task.name, e.downstream_task.name, e.key) for e in flow.edges}
+    assert ("add", "add", "x") in keys
+    assert flow.upstream_tasks(b) == {a} | {t for t in flow.upstream_tasks(b) if t.name == "3"}
+    assert flow.terminal_tasks() == {b}
+
+
+def test_calling_a_task_copies_it_with_a_stable_slug():
+    with Flow("f") as flow:
+        first = ident(1)
+        second = ident(2)
+    assert first is not second and first is not ident
+    assert {first.slug, second.slug} == {"ident-1", "ident-2"}
+
+
+def test_slugs_are_the_same_in_every_process_building_the_flow():
+    def build():
+        with Flow("same") as flow:
+            ident(ident(1))
+        return sorted(t.slug for t in flow.tasks)
+
+    assert build() == build()
+
+
+def test_duplicate_slug_is_rejected():
+    flow = Flow("f")
+    flow.add_task(Task(name="a", slug="s"))
+    with pytest.raises(ValueError, match='slug "s" already exists'):
+        flow.add_task(Task(name="b", slug="s"))
+
+
+def test_add_task_rejects_non_tasks():
+    with pytest.raises(TypeError, match="can only contain tasks"):
+        Flow("f").add_task("not a task")
+
+
+def test_cycles_are_detected():
+    flow = Flow("f")
+    a, b, c = Task("a"), Task("b"), Task("c")
+    flow.add_edge(a, b)
+    flow.add_edge(b, c)
+    with pytest.raises(FlowValidationError, match="Cycle found"):
+        flow.add_edge(c, a, validate=True)
+    flow.add_edge(c, a)
+    with pytest.raises(FlowValidationError, match="Cycle found"):
+        flow.validate()
+
+
+def test_sorted_tasks_is_topological_and_cached():
+    with Flow("f") as flow:
+        out = ident(ident(ident(1)))
+    order = flow.sorted_tasks()
+    assert order.index(out) == len(order) - 1
+    assert flow.sorted_tasks() is order
+
+
+def test_upstream_downstream_and_set_dependencies():
+    flow = Flow("f")
+    a, b, c = Task("a"), Task("b"), Task("c")
+    b.set_upstream(a, flow=flow)
+    b.set_downstream(c, flow=flow)
+    assert flow.upstream_tasks(b) == {a} and flow.downstream_tasks(b) == {c}
+    d = Task("d")
+    d.set_dependencies(flow=flow, upstream_tasks=[c])
+    assert flow.root_tasks() == {a} and flow.terminal_tasks() == {d}
+
+
+def test_upstream_tasks_argument_adds_unkeyed_edges():
+    with Flow("f") as flow:
+        a = ident(1)
+        b = ident(2, upstream_tasks=[a])
+    assert any(e.key is None and e.upstream_task is a and e.downstream_task is b for e in flow.edges)
+
+
+def test_map_marks_edges_mapped_except_unmapped():
+    with Flow("f") as flow:
+        m = add.map([1, 2], unmapped(10))
+    edges = {e.key: e.mapped for e in flow.edges_to(m)}
+    assert edges == {"x": True, "y": False}
+
+
+def test_parameters_are_roots_with_their_name_as_slug():
+    with Flow("f") as flow:
+        p = Parameter("p", default=2)
+        ident(p)
+    assert flow.parameters() == {p} and p.slug == "p" and not p.required
+    with pytest.raises(ValueError, match="root tasks"):
+        flow.add_edge(Task("t"), p)
+
+
+def test_reference_tasks_default_to_terminal_tasks_and_must_be_in_flow():
+    with Flow("f") as flow:
+        a = ident(1)
+        b = ident(a)
+    assert flow.reference_tasks() == {b}
+    flow.set_reference_tasks([a])
+    assert flow.reference_tasks() == {a}
+    with pytest.raises(ValueError, match="must be part of the flow"):
+        flow.set_reference_tasks([Task("x")])
+
+
+def test_calling_a_task_outside_a_flow_is_a_clear_error():
+    with pytest.raises(ValueError, match="Could not infer an active Flow"):
+        ident(1)
+
+
+def test_bad_arguments_name_the_task():
+    with Flow("f"):
+        with pytest.raises(TypeError, match="Task 'add'"):
+            add(1, 2, 3)
+
+
+def test_task_run_signature_rules():
+    with pytest.raises(ValueError, match="variable positional"):
+        task(lambda *args: None)
+    with pytest.raises(ValueError, match="reserved"):
+
+        class Bad(Task):
+            def run(self, upstream_tasks):
+                pass
+
+
+def test_task_argument_validation():
+    import datetime
+
+    with pytest.raises(ValueError, match="retry_delay"):
+        Task(max_retries=1)
+    with pytest.raises(TypeError, match="timeout"):
+        Task(timeout="10")
+    with pytest.raises(TypeError, match="tags"):
+        Task(tags="one")
+    with pytest.raises(TypeError, match="state_handlers"):
+        Task(state_handlers={lambda *a: None})
+    with pytest.warns(UserWarning, match="no effect without cache_for"):
+        Task(cache_validator=lambda *a: True)
+    assert Task(cache_for=datetime.timedelta(1)).cache_validator.__name__ == "duration_only"
+
+
+def test_collections_of_tasks_become_collection_tasks():
+    with Flow("f") as flow:
+        a, b = ident(1), ident(2)
+        total = ident([a, b])
+    state = flow.run()
+    assert state.result[total].result == [1, 2]
+
+
+def test_flow_needs_a_name():
+    with pytest.raises(ValueError, match="needs a name"):
+        Flow("")
+
+
+def test_flows_pickle_with_cloudpickle():
+    import cloudpickle
+
+    with Flow("f") as flow:
+        ident(ident(3))
+    clone = cloudpickle.loads(cloudpickle.dumps(flow))
+    assert clone.run().is_successful() and len(clone.edges) == len(flow.edges)
