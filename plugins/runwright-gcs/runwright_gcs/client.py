@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[import-untyped]
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
@@ -86,7 +86,7 @@ def forget_clients() -> None:
 
 
 def _build_client(settings: ClientSettings) -> storage.Client:
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[import-untyped]
 
     if settings.emulator_host:
         from google.auth.credentials import AnonymousCredentials

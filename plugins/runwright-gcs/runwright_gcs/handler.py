@@ -24,7 +24,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 from runwright.config import ConfigError, get_config
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
 
@@ -37,7 +37,7 @@ from runwright_gcs.client import (
 from runwright_gcs.framing import FrameError, frame_header, unframe
 
 if TYPE_CHECKING:
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[import-untyped]
 
 #: The ``[plugins.gcs]`` table and its defaults ("" means unset).
 CONFIG_DEFAULTS: dict[str, Any] = {"bucket": "", "prefix": "", "project": "", "credentials": "", "timeout": 60.0}
@@ -226,7 +226,7 @@ class GCSResultHandler(ResultHandler):
 
 
 def _retry(timeout: float) -> Any:
-    from google.cloud.storage.retry import DEFAULT_RETRY
+    from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
 
     return DEFAULT_RETRY.with_timeout(timeout)
 

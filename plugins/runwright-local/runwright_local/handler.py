@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 from runwright.config import ConfigError, get_config
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
 
