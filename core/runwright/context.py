@@ -24,9 +24,13 @@ class Context(threading.local):
     """Thread-local key/value store with attribute access (``context.flow_run_id``)."""
 
     def __init__(self) -> None:
-        from runwright.config import get_config
+        from runwright.config import ConfigError, get_config
 
-        self.__dict__["_data"] = dict(get_config().section("context"))
+        try:
+            seed = dict(get_config().section("context"))
+        except ConfigError:
+            seed = {}  # reported where the configuration is used, as a one-line error
+        self.__dict__["_data"] = seed
 
     def __getattr__(self, name: str) -> Any:
         try:

@@ -171,7 +171,10 @@ class RunwrightPluginManager(pluggy.PluginManager):
         except passthrough:
             raise
         except Exception as exc:
-            raise PluginError(self.plugin_name_for_error(hook_name, exc.__traceback__), hook_name, exc) from exc
+            plugin = self.plugin_name_for_error(hook_name, exc.__traceback__)
+            if plugin in BUILTIN_PLUGINS:
+                raise  # runwright's own defaults raise errors that already say what is wrong
+            raise PluginError(plugin, hook_name, exc) from exc
 
     # -- registries ------------------------------------------------------------------------
     @property

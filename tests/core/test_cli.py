@@ -1,0 +1,144 @@
+"""The runwright command line, run as a user would run it."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from runwright import hookimpl
+from runwright.cli import build_cli
+
+RUNWRIGHT = [sys.executable, "-m", "runwright.cli.__main__"]
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([*RUNWRIGHT, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.fixture
+def flow_file(tmp_path):
+    path = tmp_path / "flow.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            from runwright import Flow, Parameter, task
+
+            @task
+            def double(x):
+                return 2 * x
+
+            @task
+            def fail_if(x, limit):
+                if x > limit:
+                    raise ValueError(f"{x} is over {limit}")
+                return x
+
+            with Flow("cli-flow") as flow:
+                limit = Parameter("limit", default=100)
+                fail_if(double(Parameter("n")), limit)
+
+            if __name__ == "__main__":
+                raise SystemExit("the CLI must not run the script's main block")
+            """
+        )
+    )
+    return path
+
+
+def test_run_prints_a_summary_and_exits_zero(flow_file):
+    result = run_cli("run", str(flow_file), "--param", "n=4")
+    assert result.returncode == 0, result.stderr
+    assert "cli-flow" in result.stdout and "double-1" in result.stdout and "Success" in result.stdout
+
+
+def test_run_exits_non_zero_when_the_flow_fails(flow_file):
+    result = run_cli("run", str(flow_file), "--param", "n=80", "--param", "limit=10")
+    assert result.returncode == 1
+    assert "Failed" in result.stdout
+
+
+def test_run_json_output(flow_file):
+    result = run_cli("run", str(flow_file), "--param", "n=2", "--json", "--executor", "threads")
+    data = json.loads(result.stdout)
+    assert data["state"] == "Success" and {t["slug"] for t in data["tasks"]} >= {"double-1", "n", "limit"}
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["run", "missing.py"], "No such flow file: missing.py"),
+        (["run", "{flow}", "--param", "x=1", "--param", "n=1"], "has no parameter 'x'"),
+        (["run", "{flow}"], "Missing required parameter(s): n"),
+        (["run", "{flow}", "--param", "n"], "--param expects KEY=VALUE"),
+        (["run", "{flow}", "--param", "n=1", "--executor", "warp"], "Executor 'warp' is not installed"),
+        (["run", "{flow}", "--param", "n=1", "--flow", "other"], "has no flow named 'other'"),
+        (["run", "{flow}", "--param", "n=1", "--backend", "mars"], "Unknown backend 'mars'"),
+    ],
+)
+def test_user_mistakes_get_one_line_errors(flow_file, args, message):
+    result = run_cli(*[a.format(flow=flow_file) for a in args])
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_files_without_flows_or_with_errors_are_explained(tmp_path):
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n")
+    raising = tmp_path / "raising.py"
+    raising.write_text("import does_not_exist\n")
+    assert "defines no Flow" in run_cli("run", str(empty)).stderr
+    assert "not valid Python" in run_cli("run", str(broken)).stderr
+    result = run_cli("run", str(raising))
+    assert "ModuleNotFoundError" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_plugins_lists_builtins_with_hooks():
+    result = run_cli("plugins", "--json")
+    infos = {info["name"]: info for info in json.loads(result.stdout)}
+    assert "runwright_register_executors" in infos["runwright.executors"]["hooks"]
+    assert infos["runwright.executors"]["builtin"] is True
+
+
+def test_config_shows_environment_overrides():
+    env = dict(os.environ, RUNWRIGHT__ENGINE__EXECUTOR="threads")
+    out = subprocess.run([*RUNWRIGHT, "config", "--json"], env=env, capture_output=True, text=True).stdout
+    assert json.loads(out)["engine"]["executor"] == "threads"
+
+
+def test_invalid_config_file_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine\n")
+    env = dict(os.environ, RUNWRIGHT_CONFIG=str(bad))
+    result = subprocess.run([*RUNWRIGHT, "config"], env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "Invalid TOML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_plugins_can_add_commands(plugin_manager):
+    class Extra:
+        @hookimpl
+        def runwright_register_commands(self, cli):
+            @click.command("hello")
+            def hello():
+                click.echo("hello from a plugin")
+
+            cli.add_command(hello)
+
+    plugin_manager.register(Extra(), name="extra")
+    result = CliRunner().invoke(build_cli(), ["hello"])
+    assert result.output == "hello from a plugin\n"
+
+
+def test_the_example_flow_runs(tmp_path):
+    example = Path(__file__).resolve().parents[2] / "examples" / "etl.py"
+    result = run_cli("run", str(example), "--param", "n=3", "--backend", "local")
+    assert result.returncode == 0, result.stderr
+    assert "total 14" in result.stdout

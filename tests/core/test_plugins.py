@@ -1,0 +1,315 @@
+"""The plugin host: hook call order, error attribution, disabling and autoloading."""
+
+import datetime
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from runwright import Flow, hookimpl, task
+from runwright.engine import state as st
+from runwright.engine.signals import ENDRUN
+from runwright.plugins import BUILTIN_PLUGINS, build_plugin_manager
+
+
+@task
+def one():
+    return 1
+
+
+@task
+def inc(x):
+    return x + 1
+
+
+def test_built_in_defaults_are_named_plugins(plugin_manager):
+    names = {info.name for info in plugin_manager.plugin_infos()}
+    assert set(BUILTIN_PLUGINS) <= names
+
+
+def test_flow_run_hook_call_order(hook_recorder):
+    with Flow("order") as flow:
+        inc(one())
+    flow.run()
+    names = [n for n in hook_recorder.names() if not n.startswith("runwright_register")]
+    assert names[0] == "runwright_flow_run_initialize"
+    assert names[1] == "runwright_flow_state_change"  # Pending -> Running
+    assert names[-2] == "runwright_flow_state_change"  # Running -> Success
+    assert names[-1] == "runwright_flow_run_end"
+    per_task = names[2:-2]
+    assert per_task == [
+        "runwright_task_run_initialize",
+        "runwright_task_state_change",
+        "runwright_task_state_change",
+        "runwright_task_run_end",
+    ] * 2
+
+
+def test_state_change_hooks_see_old_and_new_states(plugin_manager):
+    seen = []
+
+    class Watcher:
+        @hookimpl
+        def runwright_task_state_change(self, task, old_state, new_state):
+            seen.append((task.name, type(old_state).__name__, type(new_state).__name__))
+
+    plugin_manager.register(Watcher(), name="watcher")
+    with Flow("f") as flow:
+        one()
+    flow.run()
+    assert seen == [("one", "Pending", "Running"), ("one", "Running", "Success")]
+
+
+def test_initialize_hook_can_change_the_run(plugin_manager):
+    class Loader:
+        @hookimpl
+        def runwright_flow_run_initialize(self, flow, setup):
+            setup.parameters["extra"] = "from-plugin"
+
+        @hookimpl
+        def runwright_task_run_initialize(self, task, setup):
+            setup.context["injected"] = task.name
+
+    plugin_manager.register(Loader(), name="loader")
+
+    @task
+    def read():
+        from runwright import context
+
+        return context.parameters["extra"], context.injected
+
+    with Flow("f") as flow:
+        r = read()
+    assert flow.run().result[r].result == ("from-plugin", "read")
+
+
+def test_a_plugin_raising_in_a_state_hook_fails_the_run_naming_the_plugin(plugin_manager):
+    class Broken:
+        @hookimpl
+        def runwright_task_state_change(self, new_state):
+            if new_state.is_running():
+                raise RuntimeError("reporting went wrong")
+
+    plugin_manager.register(Broken(), name="broken-reporter")
+    with Flow("f") as flow:
+        t = one()
+    state = flow.run()
+    assert state.is_failed()
+    assert "broken-reporter" in state.result[t].message
+    assert "runwright_task_state_change" in state.result[t].message
+
+
+def test_a_plugin_raising_in_flow_initialize_fails_the_flow_naming_it(plugin_manager):
+    class Broken:
+        @hookimpl
+        def runwright_flow_run_initialize(self):
+            raise KeyError("missing")
+
+    plugin_manager.register(Broken(), name="broken-init")
+    with Flow("f") as flow:
+        one()
+    state = flow.run()
+    assert state.is_failed() and "broken-init" in state.message
+
+
+def test_endrun_from_a_plugin_stops_the_task_with_its_state(plugin_manager):
+    class Veto:
+        @hookimpl
+        def runwright_task_state_change(self, new_state):
+            if new_state.is_running():
+                raise ENDRUN(st.ClientFailed(state=new_state))
+
+    plugin_manager.register(Veto(), name="veto")
+    with Flow("f") as flow:
+        t = one()
+    state = flow.run()
+    assert isinstance(state.result[t], st.ClientFailed) and state.is_running()
+
+
+def test_a_broken_cache_plugin_is_a_miss_and_the_task_runs(plugin_manager, caplog):
+    class BrokenCache:
+        @hookimpl
+        def runwright_check_task_is_cached(self):
+            raise OSError("disk gone")
+
+    plugin_manager.register(BrokenCache(), name="broken-cache")
+
+    @task(cache_for=datetime.timedelta(minutes=1))
+    def cached():
+        return "ran"
+
+    with Flow("f") as flow:
+        c = cached()
+    state = flow.run()
+    assert state.result[c].result == "ran"
+    assert "broken-cache" in caplog.text
+
+
+def test_cache_hook_hit_skips_the_task(plugin_manager):
+    ran = []
+
+    class Cache:
+        @hookimpl
+        def runwright_check_task_is_cached(self, task, inputs):
+            return st.Cached(result=f"cached for {inputs}")
+
+    plugin_manager.register(Cache(), name="test-cache")
+
+    @task(cache_for=datetime.timedelta(minutes=1))
+    def expensive(x):
+        ran.append(x)
+        return "computed"
+
+    with Flow("f") as flow:
+        e = expensive(1)
+    state = flow.run()
+    assert ran == [] and isinstance(state.result[e], st.Cached)
+    assert state.result[e].result == "cached for {'x': 1}"
+
+
+def test_cache_hook_is_not_called_without_cache_for(hook_recorder):
+    with Flow("f") as flow:
+        one()
+    flow.run()
+    assert "runwright_check_task_is_cached" not in hook_recorder.names()
+
+
+def test_result_hooks_write_and_read(plugin_manager):
+    from runwright import JSONResultHandler, SafeResult, read_uri
+    from runwright.engine.result import Result
+
+    writes = []
+
+    class Audit:
+        @hookimpl
+        def runwright_result_write(self, value, handler):
+            writes.append(value)  # observe, then let the default write
+
+        @hookimpl
+        def runwright_result_read(self, location, handler):
+            if location.startswith("memo://"):
+                return Result(location[len("memo://"):])
+            return None
+
+    plugin_manager.register(Audit(), name="audit")
+
+    @task(checkpoint=True, result_handler=JSONResultHandler())
+    def produce():
+        return {"a": 1}
+
+    with Flow("f") as flow:
+        p = produce()
+    state = flow.run().result[p]
+    assert writes == [{"a": 1}]
+    assert isinstance(state._result.safe_value, SafeResult)
+    assert read_uri("memo://hello") == "hello"
+
+
+def test_unknown_uri_scheme_names_the_fix(plugin_manager):
+    from runwright import read_uri
+    from runwright.plugins import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="runwright-gcs for gs://"):
+        read_uri("zz://bucket/key")
+
+
+def test_registration_hooks_make_names_usable(plugin_manager):
+    from runwright import ResultHandler
+    from runwright.engine.executors import LocalExecutor
+
+    class MemoryHandler(ResultHandler):
+        store: dict = {}
+
+        def write(self, result):
+            key = str(len(self.store))
+            self.store[key] = result
+            return key
+
+        def read(self, loc):
+            return self.store[loc]
+
+    class MyExecutor(LocalExecutor):
+        pass
+
+    class Registrar:
+        @hookimpl
+        def runwright_register_result_handlers(self, register):
+            register(MemoryHandler, name="memory")
+
+        @hookimpl
+        def runwright_register_executors(self, register):
+            register("mine", MyExecutor)
+
+        @hookimpl
+        def runwright_register_cache_validators(self, register):
+            register("always", lambda state, inputs, parameters: True)
+
+    plugin_manager.register(Registrar(), name="registrar")
+
+    @task(checkpoint=True, result_handler="memory", cache_for=datetime.timedelta(1), cache_validator="always")
+    def produce():
+        return 5
+
+    with Flow("f") as flow:
+        p = produce()
+    state = flow.run(executor="mine").result[p]
+    data = state.serialize()
+    assert data["_result"]["result_handler"] == {"type": "memory"}
+    assert st.State.deserialize(data)._result.to_result().value == 5
+    assert produce.cache_validator(None, None, None) is True
+
+
+def test_unknown_result_handler_name_lists_installed_ones(plugin_manager):
+    @task(checkpoint=True, result_handler="s3")
+    def produce():
+        return 1
+
+    with Flow("f") as flow:
+        p = produce()
+    message = flow.run().result[p].message
+    assert "Result handler 's3' is not installed" in message and "json" in message
+
+
+def test_check_pending_catches_misspelled_hooks():
+    from pluggy import PluginValidationError
+
+    class Typo:
+        @hookimpl
+        def runwright_task_state_chnage(self):
+            pass
+
+    pm = build_plugin_manager(autoload=False)
+    pm.register(Typo(), name="typo")
+    with pytest.raises(PluginValidationError):
+        pm.check_pending()
+
+
+def test_disable_list_blocks_builtins_and_entry_points(config_file):
+    from runwright.config import reload_config
+
+    config_file.write_text('[plugins]\ndisable = ["runwright.executors", "cloud", "runwright-dask"]\n')
+    reload_config()
+    pm = build_plugin_manager()
+    names = {name for name, plugin in pm.list_name_plugin() if plugin is not None}
+    assert "runwright.executors" not in names and "cloud" not in names and "dask" not in names
+    assert "runwright.commands" in names
+
+
+def test_autoload_can_be_turned_off_by_environment():
+    code = textwrap.dedent(
+        """
+        from runwright.plugins import get_plugin_manager
+        print(sorted(n for n, p in get_plugin_manager().list_name_plugin() if p is not None))
+        """
+    )
+    env = dict(os.environ, RUNWRIGHT_DISABLE_PLUGIN_AUTOLOAD="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert all(name.startswith("runwright.") for name in eval(out))
+
+
+def test_importing_runwright_loads_no_plugin():
+    code = "import sys, runwright; print(any(m.startswith('runwright_') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
