@@ -4,7 +4,8 @@ The recording plugin is a real distribution (a ``.dist-info`` with a ``runwright
 point) in a temporary directory put on ``sys.path`` and ``PYTHONPATH``: spawned worker
 processes find it exactly as they find any installed plugin, without touching the venv.
 Its ``runwright_task_state_change`` appends ``pid<TAB>thread<TAB>task<TAB>old<TAB>new`` to the
-file named by ``RUNWRIGHT_DASK_TEST_HOOK_LOG``.
+file named by ``RUNWRIGHT_DASK_TEST_HOOK_LOG`` (``<initialize>`` or ``<cache check>`` as
+``old`` for ``runwright_task_run_initialize`` and ``runwright_check_task_is_cached``).
 """
 
 from __future__ import annotations
@@ -38,17 +39,31 @@ _RECORDER = textwrap.dedent(
     from runwright import hookimpl
 
 
+    def _log(name, old, new):
+        path = os.environ.get("RUNWRIGHT_DASK_TEST_HOOK_LOG")
+        if path:
+            with open(path, "a") as fh:
+                fh.write(f"{os.getpid()}\\t{threading.current_thread().name}\\t{name}\\t{old}\\t{new}\\n")
+
+
     @hookimpl
     def runwright_task_state_change(runner, task, old_state, new_state):
-        path = os.environ.get("RUNWRIGHT_DASK_TEST_HOOK_LOG")
-        if not path:
-            return
         from runwright.context import context
 
         name = context.get("task_full_name") or task.name
-        line = f"{os.getpid()}\\t{threading.current_thread().name}\\t{name}\\t{type(old_state).__name__}\\t{type(new_state).__name__}\\n"
-        with open(path, "a") as fh:
-            fh.write(line)
+        _log(name, type(old_state).__name__, type(new_state).__name__)
+
+
+    @hookimpl
+    def runwright_task_run_initialize(runner, task, setup):
+        _log(setup.context.get("task_full_name") or task.name, "<initialize>", "-")
+
+
+    @hookimpl
+    def runwright_check_task_is_cached(runner, task, state, inputs, parameters):
+        from runwright.context import context
+
+        _log(context.get("task_full_name") or task.name, "<cache check>", "-")
     '''
 )
 

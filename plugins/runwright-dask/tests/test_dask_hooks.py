@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Callable
 
@@ -20,7 +21,7 @@ def _w2_flow(prefix: str, n: int) -> Flow:
     def child(x: int) -> int:
         return x + 1
 
-    @task(name=f"{prefix}reduce")
+    @task(name=f"{prefix}reduce", cache_for=datetime.timedelta(minutes=1))
     def reduce(xs: list[int]) -> int:
         return sum(xs)
 
@@ -47,6 +48,9 @@ def test_state_change_hooks_fire_in_worker_processes(process_cluster: str, hook_
         assert ("Running", "Success") in transitions, name
     parent = [(old, new) for _, _, n, old, new in lines if n == "hooks-proc-child"]
     assert ("Pending", "Mapped") in parent
+    initialized = {name for _, _, name, old, _ in lines if old == "<initialize>"}
+    assert initialized == _expected_names("hooks-proc-", 12)
+    assert [name for _, _, name, old, _ in lines if old == "<cache check>"] == ["hooks-proc-reduce"]
 
 
 def test_state_change_hooks_fire_in_worker_threads(thread_cluster: str, hook_lines: HookLines) -> None:
