@@ -13,7 +13,7 @@ class Edge:
     """``upstream -> downstream``; ``key`` names the downstream argument that receives the
     upstream result (None: a pure state dependency); ``mapped`` maps over the result."""
 
-    __slots__ = ("upstream_task", "downstream_task", "key", "mapped", "_hash")
+    __slots__ = ("_hash", "downstream_task", "key", "mapped", "upstream_task")
 
     def __init__(self, upstream_task: Task, downstream_task: Task, key: str | None = None, mapped: bool = False) -> None:
         if key is not None and (not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key)):

@@ -55,9 +55,9 @@ def as_task(value: Any, flow: Any = None) -> Task:
         return value
     if isinstance(value, (list, tuple, set)) and any(isinstance(v, Task) for v in value):
         cls = {list: List, tuple: Tuple, set: Set}.get(type(value), List)
-        collection = cls()
-        collection.bind(**{f"arg_{i}": v for i, v in enumerate(value)}, flow=flow)
-        return collection
+        items = cls()
+        items.bind(**{f"arg_{i}": v for i, v in enumerate(value)}, flow=flow)
+        return items
     if isinstance(value, dict) and any(isinstance(v, Task) or isinstance(k, Task) for k, v in value.items()):
         collection = Dict()
         kwargs: dict[str, Any] = {}

@@ -1,7 +1,6 @@
 import threading
 
 import pytest
-
 from runwright import context
 from runwright.config import ConfigError, load_config, parse_env_value, temporary_config
 

@@ -1,5 +1,4 @@
 import pytest
-
 from runwright import Flow, Parameter, Task, task, unmapped
 from runwright.flow import FlowValidationError
 
@@ -25,7 +24,7 @@ def test_functional_api_binds_arguments_as_keyed_edges():
 
 
 def test_calling_a_task_copies_it_with_a_stable_slug():
-    with Flow("f") as flow:
+    with Flow("f"):
         first = ident(1)
         second = ident(2)
     assert first is not second and first is not ident

@@ -5,7 +5,6 @@ import threading
 import time
 
 import pytest
-
 from runwright import Flow, Parameter, Task, context, signals, task, triggers
 from runwright.engine import state as st
 from runwright.engine.flow_runner import FlowRunner
@@ -235,7 +234,7 @@ def test_a_finished_flow_state_is_returned_as_is():
 def test_a_future_scheduled_state_does_not_run():
     with Flow("f") as flow:
         one()
-    later = st.Scheduled(start_time=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1))
+    later = st.Scheduled(start_time=datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1))
     assert FlowRunner(flow).run(state=later) is later
 
 

@@ -2,7 +2,6 @@ import datetime
 import json
 
 import pytest
-
 from runwright import JSONResultHandler
 from runwright.engine import state as st
 from runwright.engine.result import NoResult, Result, SafeResult
@@ -23,7 +22,7 @@ def test_equality_ignores_message_but_not_result_or_fields():
     assert st.Success("a", result=1) == st.Success("b", result=1)
     assert st.Success(result=1) != st.Success(result=2)
     assert st.Success(result=1) != st.Cached(result=1)
-    t = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+    t = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
     assert st.Scheduled(start_time=t) == st.Scheduled(start_time=t)
     assert st.Retrying(start_time=t, run_count=1) != st.Retrying(start_time=t, run_count=2)
 
@@ -73,7 +72,7 @@ def test_mapped_serializes_its_child_count_only():
 
 
 def test_retrying_and_meta_states_keep_their_fields():
-    t = datetime.datetime(2031, 5, 6, 7, 8, tzinfo=datetime.timezone.utc)
+    t = datetime.datetime(2031, 5, 6, 7, 8, tzinfo=datetime.UTC)
     restored = st.State.deserialize(st.Retrying(start_time=t, run_count=3).serialize())
     assert restored.start_time == t and restored.run_count == 3
     inner = st.State.deserialize(st.ClientFailed(state=st.Success("x")).serialize())

@@ -43,7 +43,7 @@ def run_command(
     """
     from runwright.cli.loading import load_flow, parse_params
     from runwright.cli.progress import ProgressReporter
-    from runwright.config import get_config, temporary_config
+    from runwright.config import temporary_config
     from runwright.engine.executors import resolve_executor
     from runwright.plugins import get_plugin_manager
 
@@ -142,4 +142,4 @@ def _print_toml(table: dict[str, Any], path: list[str]) -> None:
     for key, value in scalars.items():
         click.echo(f"{key} = {json.dumps(value, default=str)}")
     for key, value in tables.items():
-        _print_toml(value, path + [key])
+        _print_toml(value, [*path, key])

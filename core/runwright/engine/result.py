@@ -45,7 +45,7 @@ class ResultInterface:
 class Result(ResultInterface):
     """A value produced in this process, and (after ``store_safe_value``) where it is stored."""
 
-    __slots__ = ("value", "result_handler", "safe_value")
+    __slots__ = ("result_handler", "safe_value", "value")
 
     def __init__(self, value: Any, result_handler: ResultHandler | None = None) -> None:
         self.value = value
@@ -96,7 +96,7 @@ class SafeResult(ResultInterface):
         self.result_handler = result_handler
 
     @property
-    def safe_value(self) -> SafeResult:
+    def safe_value(self) -> SafeResult:  # type: ignore[override]
         return self
 
     def __repr__(self) -> str:
@@ -126,11 +126,11 @@ class NoResultType(SafeResult):
         pass
 
     @property  # type: ignore[override]
-    def value(self) -> NoResultType:
+    def value(self) -> NoResultType:  # type: ignore[override]
         return self
 
     @property  # type: ignore[override]
-    def result_handler(self) -> None:
+    def result_handler(self) -> None:  # type: ignore[override]
         return None
 
     def __eq__(self, other: object) -> bool:

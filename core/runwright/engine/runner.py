@@ -16,7 +16,7 @@ from runwright.engine.state import Failed, Pending, State
 F = TypeVar("F", bound=Callable[..., State])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _logger(name: str) -> logging.Logger:
     return logging.getLogger(f"runwright.{name}")
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from runwright.engine.result import NoResult, Result, ResultInterface
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def utcnow() -> datetime.datetime:

@@ -29,7 +29,7 @@ class HookRecorder:
         def after(outcome: Any, hook_name: str, hook_impls: Any, kwargs: dict[str, Any]) -> None:
             pass
 
-        self._undo = pm.add_hookcall_monitoring(before, after)
+        self._undo = pm.add_hookcall_monitoring(before, after)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._undo()

@@ -34,7 +34,7 @@ from runwright_gcs.client import (
     current_settings,
     get_client,
 )
-from runwright_gcs.framing import FrameError, frame_header, unframe
+from runwright.engine.result_framing import FrameError, frame_header, unframe
 
 if TYPE_CHECKING:
     from google.cloud import storage  # type: ignore[import-untyped]

@@ -19,7 +19,7 @@ from runwright.engine.result_handlers import ResultHandlerError
 from runwright_gcs import GCSResultHandler
 from runwright_gcs import handler as handler_module
 from runwright_gcs.client import forget_clients
-from runwright_gcs.framing import MAGIC
+from runwright.engine.result_framing import MAGIC
 from runwright_gcs.handler import parse_gs_uri
 
 

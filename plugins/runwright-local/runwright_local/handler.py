@@ -9,7 +9,7 @@ Why each step of a write exists:
   directory is atomic, so a reader sees either no file or the whole file, and a crash (even
   SIGKILL or power loss) can leave at most a temporary file that is never a result;
 * the directory is fsynced after the rename so the new name itself survives a power loss;
-* every file starts with a header (:mod:`runwright_local.framing`: magic, format version,
+* every file starts with a header (:mod:`runwright.engine.result_framing`: magic, format version,
   length, CRC-32) checked before unpickling, so a truncated or damaged file is reported,
   never unpickled.
 
@@ -34,7 +34,7 @@ import cloudpickle  # type: ignore[import-untyped]
 from runwright.config import ConfigError, get_config
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
 
-from runwright_local.framing import FrameError, frame_header, unframe
+from runwright.engine.result_framing import FrameError, frame_header, unframe
 
 #: The ``[plugins.local]`` table and its defaults.
 CONFIG_DEFAULTS: dict[str, Any] = {"dir": "~/.runwright/results", "prefix": ""}

@@ -14,7 +14,7 @@ import runwright
 from runwright.config import ConfigError, temporary_config
 from runwright.engine.result_handlers import ResultHandlerError
 from runwright_local import LocalResultHandler
-from runwright_local.framing import HEADER_SIZE, MAGIC
+from runwright.engine.result_framing import HEADER_SIZE, MAGIC
 from runwright_local.handler import path_from_location
 
 

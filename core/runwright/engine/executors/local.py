@@ -15,7 +15,7 @@ class LocalExecutor(Executor):
         return fn(*args, **kwargs)
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
-        return [fn(*args) for args in zip(*iterables)]
+        return [fn(*args) for args in zip(*iterables, strict=False)]
 
     def wait(self, futures: Any) -> Any:
         return futures

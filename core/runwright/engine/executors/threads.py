@@ -17,7 +17,6 @@ from typing import Any
 from runwright.engine.executors.base import Executor
 from runwright.engine.state import Mapped
 
-
 _MAX_DEPTH = 3  # args -> upstream_states dict -> state; deeper values are user data
 
 
@@ -131,7 +130,7 @@ class ThreadExecutor(Executor):
             future.add_done_callback(one_done)
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Future[Any]]:
-        return [self.submit(fn, *args) for args in zip(*iterables)]
+        return [self.submit(fn, *args) for args in zip(*iterables, strict=False)]
 
     def wait(self, futures: Any) -> Any:
         pending: list[Future[Any]] = []

@@ -1,6 +1,9 @@
-"""The on-disk frame around a pickled result: a fixed header, then the payload.
+"""The frame around a pickled result (a file, an object, a blob): a fixed header, then the payload.
 
-A result file is ``HEADER + payload`` where the 24-byte header is::
+Shared by every pickling result handler (runwright-local, runwright-gcs, runwright-cloud), so
+a result copied between a disk, a bucket and the server stays readable.
+
+A stored result is ``HEADER + payload`` where the 24-byte header is::
 
     magic    8 bytes  b"\\x89RWR\\r\\n\\x1a\\n"  (a non-ASCII first byte and CR/LF/EOF bytes
                                                reveal text-mode or truncating copies)
@@ -44,8 +47,8 @@ def unframe(data: bytes | memoryview) -> memoryview:
         raise FrameError("it does not start with the runwright result header (not a runwright result, or damaged)")
     if version != FORMAT_VERSION:
         raise FrameError(
-            f"it uses result format version {version}, this runwright-local reads version "
-            f"{FORMAT_VERSION} (upgrade the plugin)"
+            f"it uses result format version {version}, this runwright reads version "
+            f"{FORMAT_VERSION} (upgrade runwright)"
         )
     payload = view[HEADER_SIZE:]
     if len(payload) != length:
