@@ -1,14 +1,28 @@
-"""Start the real server as a subprocess (uvicorn on 127.0.0.1, a free port) for tests."""
+"""Test helpers: run the real server as a subprocess (uvicorn on 127.0.0.1, a free port).
+
+Used by this plugin's tests, and meant for anyone who needs a live server (the cloud runner
+tests, benchmarks)::
+
+    proc = ServerProcess("sqlite:////tmp/x.db").start()   # waits for /api/v1/health
+    ...
+    proc.stop()                                             # SIGTERM by PID, then SIGKILL
+
+Needs the ``[server]`` extra.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -76,3 +90,53 @@ class ServerProcess:
     def kill(self) -> None:
         """Kill -9: a crash, not a shutdown."""
         self.stop(signal.SIGKILL)
+
+
+def unique(prefix: str = "flow") -> str:
+    """A name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class TestServer:
+    """A started server plus tokens of two tenants ("a", "b") and a revoked token of "a"."""
+
+    url: str
+    db_url: str
+    token_a: str
+    token_b: str
+    revoked: str
+    process: ServerProcess
+    max_body: int
+
+    __test__ = False  # not a pytest test class
+
+    @property
+    def api(self) -> str:
+        return self.url + "/api/v1"
+
+    def session(self, token: str | None = None) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token or self.token_a}"
+        return session
+
+    def make_flow(
+        self, session: requests.Session, slugs: tuple[str, ...] = ("a", "b"), name: str | None = None
+    ) -> dict[str, Any]:
+        """Register a chain flow ``a -> b -> ...``."""
+        tasks = [{"slug": s, "name": s.upper()} for s in slugs]
+        edges = [{"upstream": u, "downstream": d} for u, d in itertools.pairwise(slugs)]
+        r = session.post(f"{self.api}/flows", json={"name": name or unique(), "tasks": tasks, "edges": edges})
+        assert r.status_code in (200, 201), r.text
+        result: dict[str, Any] = r.json()
+        return result
+
+    def make_run(
+        self, session: requests.Session, slugs: tuple[str, ...] = ("a", "b"), name: str | None = None
+    ) -> dict[str, Any]:
+        """Register a chain flow and create a run of it (with ``parameters={"x": 1}``)."""
+        flow = self.make_flow(session, slugs, name)
+        r = session.post(f"{self.api}/flow_runs", json={"flow_id": flow["id"], "parameters": {"x": 1}})
+        assert r.status_code == 201, r.text
+        result: dict[str, Any] = r.json()
+        return result

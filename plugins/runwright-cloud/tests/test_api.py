@@ -7,20 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from conftest import MAX_BODY, Server, make_flow, make_run, unique
+from runwright_cloud.testing import TestServer, unique
 
 
-def test_health_needs_no_token(server: Server) -> None:
+def test_health_needs_no_token(server: TestServer) -> None:
     r = requests.get(server.api + "/health")
     assert r.status_code == 200 and r.json() == {"status": "ok"}
 
 
-def test_openapi_schema_served(server: Server) -> None:
+def test_openapi_schema_served(server: TestServer) -> None:
     schema = requests.get(server.url + "/openapi.json").json()
     assert "/api/v1/flow_runs/{flow_run_id}/state" in schema["paths"]
 
 
-def test_register_flow_is_idempotent_by_content(server: Server, sa: requests.Session) -> None:
+def test_register_flow_is_idempotent_by_content(server: TestServer, sa: requests.Session) -> None:
     name = unique()
     body = {
         "name": name,
@@ -39,8 +39,8 @@ def test_register_flow_is_idempotent_by_content(server: Server, sa: requests.Ses
     assert {f["id"] for f in listed} == {first.json()["id"], changed.json()["id"]}
 
 
-def test_flow_run_creates_task_runs(server: Server, sa: requests.Session) -> None:
-    flow = make_flow(sa, server.api, ("x", "y", "z"))
+def test_flow_run_creates_task_runs(server: TestServer, sa: requests.Session) -> None:
+    flow = server.make_flow(sa, ("x", "y", "z"))
     when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     r = sa.post(
         server.api + "/flow_runs",
@@ -55,8 +55,8 @@ def test_flow_run_creates_task_runs(server: Server, sa: requests.Session) -> Non
     assert all(t["map_index"] == -1 and t["version"] == 0 and t["state"]["type"] == "Pending" for t in run["task_runs"])
 
 
-def test_flow_run_with_explicit_state_and_listing(server: Server, sa: requests.Session) -> None:
-    flow = make_flow(sa, server.api)
+def test_flow_run_with_explicit_state_and_listing(server: TestServer, sa: requests.Session) -> None:
+    flow = server.make_flow(sa)
     ids = []
     for _ in range(3):
         r = sa.post(server.api + "/flow_runs", json={"flow_id": flow["id"], "state": {"type": "Pending"}})
@@ -68,8 +68,8 @@ def test_flow_run_with_explicit_state_and_listing(server: Server, sa: requests.S
     assert [run["id"] for run in page] == [ids[1]]
 
 
-def test_get_or_create_task_run(server: Server, sa: requests.Session) -> None:
-    run = make_run(sa, server.api)
+def test_get_or_create_task_run(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa)
     body = {"flow_run_id": run["id"], "task_slug": "a", "map_index": 2}
     created = sa.post(server.api + "/task_runs", json=body)
     assert created.status_code == 201 and created.json()["map_index"] == 2
@@ -85,8 +85,8 @@ def test_get_or_create_task_run(server: Server, sa: requests.Session) -> None:
     assert sa.get(f"{server.api}/task_runs/{created.json()['id']}").json()["task_slug"] == "a"
 
 
-def test_state_history_is_contiguous(server: Server, sa: requests.Session) -> None:
-    run = make_run(sa, server.api)
+def test_state_history_is_contiguous(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa)
     task_run = run["task_runs"][0]
     for version, kind in enumerate(["Running", "Failed", "Retrying", "Running", "Success"]):
         r = sa.post(f"{server.api}/task_runs/{task_run['id']}/state", json={"version": version, "state": {"type": kind}})
@@ -100,8 +100,8 @@ def test_state_history_is_contiguous(server: Server, sa: requests.Session) -> No
     assert [h["version"] for h in flow_history] == [0]
 
 
-def test_heartbeats(server: Server, sa: requests.Session) -> None:
-    run = make_run(sa, server.api)
+def test_heartbeats(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa)
     r = sa.post(f"{server.api}/flow_runs/{run['id']}/heartbeat")
     assert r.status_code == 200
     assert sa.get(f"{server.api}/flow_runs/{run['id']}").json()["heartbeat"] == r.json()["heartbeat"]
@@ -111,9 +111,9 @@ def test_heartbeats(server: Server, sa: requests.Session) -> None:
     assert sa.post(f"{server.api}/task_runs/00000000-0000-0000-0000-000000000000/heartbeat").status_code == 404
 
 
-def test_cached_states_filter_and_order(server: Server, sa: requests.Session) -> None:
+def test_cached_states_filter_and_order(server: TestServer, sa: requests.Session) -> None:
     name = unique()
-    runs = [make_run(sa, server.api, name=name) for _ in range(2)]
+    runs = [server.make_run(sa, name=name) for _ in range(2)]
     start = datetime.now(UTC) - timedelta(seconds=1)
     written = []
     for i, run in enumerate(runs):
@@ -142,7 +142,7 @@ def test_cached_states_filter_and_order(server: Server, sa: requests.Session) ->
     assert len(recent) == 3
 
 
-def test_results_round_trip(server: Server, sa: requests.Session) -> None:
+def test_results_round_trip(server: TestServer, sa: requests.Session) -> None:
     payload = bytes(range(256)) * 100
     r = sa.post(server.api + "/results", data=payload, headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 201
@@ -159,27 +159,27 @@ def test_results_round_trip(server: Server, sa: requests.Session) -> None:
     "uri",
     ["rwcloud://results/" + "0" * 32, "rwcloud://results/xyz", "gs://bucket/x", "", "rwcloud://results/../etc"],
 )
-def test_unknown_result_uri_is_404(server: Server, sa: requests.Session, uri: str) -> None:
+def test_unknown_result_uri_is_404(server: TestServer, sa: requests.Session, uri: str) -> None:
     assert sa.get(server.api + "/results", params={"uri": uri}).status_code == 404
 
 
-def test_oversized_bodies_are_413(server: Server, sa: requests.Session) -> None:
-    big = b"x" * (MAX_BODY + 1)
+def test_oversized_bodies_are_413(server: TestServer, sa: requests.Session) -> None:
+    big = b"x" * (server.max_body + 1)
     assert sa.post(server.api + "/results", data=big).status_code == 413  # by Content-Length
 
     def chunks():  # no Content-Length: chunked transfer, counted while streamed
-        for _ in range(MAX_BODY // 65536 + 2):
+        for _ in range(server.max_body // 65536 + 2):
             yield b"y" * 65536
 
     r = sa.post(server.api + "/results", data=chunks())
     assert r.status_code == 413 and "exceeds" in r.json()["detail"]
     r = sa.post(server.api + "/logs", data=chunks(), headers={"Content-Type": "application/json"})
     assert r.status_code == 413
-    assert sa.post(server.api + "/results", data=b"x" * MAX_BODY).status_code == 201  # exactly the limit
+    assert sa.post(server.api + "/results", data=b"x" * server.max_body).status_code == 201  # exactly the limit
 
 
-def test_logs(server: Server, sa: requests.Session) -> None:
-    run = make_run(sa, server.api)
+def test_logs(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa)
     tr = run["task_runs"][0]["id"]
     now = datetime.now(UTC)
     logs = [
@@ -192,7 +192,7 @@ def test_logs(server: Server, sa: requests.Session) -> None:
     got = sa.get(f"{server.api}/flow_runs/{run['id']}/logs").json()
     assert [g["message"] for g in got] == [f"m{i}" for i in range(5)]  # oldest first
     assert got[2]["task_run_id"] == tr
-    other = make_run(sa, server.api)
+    other = server.make_run(sa)
     bad = [{**logs[0], "task_run_id": other["task_runs"][0]["id"]}]
     assert sa.post(server.api + "/logs", json={"logs": bad}).status_code == 404
 
@@ -216,14 +216,14 @@ def test_logs(server: Server, sa: requests.Session) -> None:
         ("/logs", {"logs": [{"flow_run_id": "x", "timestamp": "now", "level": "INFO"}]}),
     ],
 )
-def test_malformed_input_is_422(server: Server, sa: requests.Session, path: str, body: dict) -> None:
+def test_malformed_input_is_422(server: TestServer, sa: requests.Session, path: str, body: dict) -> None:
     r = sa.post(server.api + path, json=body)
     assert r.status_code == 422, r.text
     assert r.json()["detail"]
 
 
-def test_state_write_validation(server: Server, sa: requests.Session) -> None:
-    run = make_run(sa, server.api)
+def test_state_write_validation(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa)
     url = f"{server.api}/flow_runs/{run['id']}/state"
     assert sa.post(url, json={"version": 2**63, "state": {"type": "Running"}}).status_code == 422
     assert sa.post(url, json={"version": 0, "state": {"type": ""}}).status_code == 422
@@ -232,7 +232,18 @@ def test_state_write_validation(server: Server, sa: requests.Session) -> None:
     assert sa.post(url, json={"version": 2**63 - 1, "state": {"type": "Running"}}).status_code == 409
 
 
-def test_unknown_ids_are_404(server: Server, sa: requests.Session) -> None:
+def test_unknown_ids_are_404(server: TestServer, sa: requests.Session) -> None:
     for path in ["/flows/nope", "/flow_runs/%00", "/flow_runs/" + "f" * 64, "/task_runs/abc", "/flow_runs/abc/logs"]:
         assert sa.get(server.api + path).status_code == 404, path
     assert sa.post(server.api + "/flow_runs", json={"flow_id": "abc"}).status_code == 404
+
+
+def test_keep_alive_requests_are_fast(server: TestServer, sa: requests.Session) -> None:
+    """Regression: without TCP_NODELAY on accepted sockets, each keep-alive request took ~40 ms."""
+    sa.get(server.api + "/health")
+    timings = []
+    for _ in range(20):
+        started = time.perf_counter()
+        sa.get(server.api + "/flows", params={"limit": 1})
+        timings.append(time.perf_counter() - started)
+    assert sorted(timings)[len(timings) // 2] < 0.02

@@ -7,10 +7,9 @@ import uuid
 
 import pytest
 import requests
-from conftest import Server, make_run, unique
-
 from runwright_cloud.server.app import create_app
 from runwright_cloud.server.settings import Settings
+from runwright_cloud.testing import TestServer, unique
 
 
 def _endpoints() -> list[tuple[str, str]]:
@@ -34,7 +33,7 @@ def test_every_route_is_listed() -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
-def test_missing_wrong_and_revoked_tokens_are_401(server: Server, method: str, path: str) -> None:
+def test_missing_wrong_and_revoked_tokens_are_401(server: TestServer, method: str, path: str) -> None:
     url = server.url + path
     for headers in (
         {},
@@ -47,10 +46,10 @@ def test_missing_wrong_and_revoked_tokens_are_401(server: Server, method: str, p
         assert r.headers.get("www-authenticate") == "Bearer"
 
 
-def test_tenant_isolation(server: Server, sa: requests.Session, sb: requests.Session) -> None:
+def test_tenant_isolation(server: TestServer, sa: requests.Session, sb: requests.Session) -> None:
     api = server.api
     name = unique()
-    run = make_run(sa, api, name=name)
+    run = server.make_run(sa, name=name)
     flow_id, run_id = run["flow_id"], run["id"]
     task_run = run["task_runs"][0]
     sa.post(f"{api}/task_runs/{task_run['id']}/state", json={"version": 0, "state": {"type": "Cached"}})

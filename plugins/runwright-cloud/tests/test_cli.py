@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import requests
-from conftest import Server
-from serverproc import free_port
+from runwright_cloud.testing import TestServer, free_port
 
 
 def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -19,7 +18,7 @@ def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_token_create_prints_only_the_token_and_revoke_works(server: Server) -> None:
+def test_token_create_prints_only_the_token_and_revoke_works(server: TestServer) -> None:
     created = cli("token", "create", "--name", "ci", "--tenant", "a", "--db", server.db_url)
     assert created.returncode == 0, created.stderr
     assert re.fullmatch(r"rw_[A-Za-z0-9_-]{43}\n", created.stdout)

@@ -7,13 +7,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from conftest import Server, make_run
+from runwright_cloud.testing import TestServer
 
 THREADS = 4
 
 
-def test_conflict_answers_current_version_and_state(server: Server, sa: requests.Session) -> None:
-    run = make_run(sa, server.api)
+def test_conflict_answers_current_version_and_state(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa)
     url = f"{server.api}/flow_runs/{run['id']}/state"
     assert sa.post(url, json={"version": 0, "state": {"type": "Running", "message": "mine"}}).json()["version"] == 1
     r = sa.post(url, json={"version": 0, "state": {"type": "Running"}})
@@ -25,10 +25,10 @@ def test_conflict_answers_current_version_and_state(server: Server, sa: requests
     assert sa.get(f"{server.api}/flow_runs/{run['id']}").json()["version"] == 1
 
 
-def test_exactly_one_runner_claims_running(server: Server) -> None:
+def test_exactly_one_runner_claims_running(server: TestServer) -> None:
     for _ in range(5):
         with server.session() as s:
-            run = make_run(s, server.api)
+            run = server.make_run(s)
         task_run = run["task_runs"][0]["id"]
         barrier = threading.Barrier(THREADS)
 
@@ -44,9 +44,9 @@ def test_exactly_one_runner_claims_running(server: Server) -> None:
         assert statuses == {200: 1, 409: THREADS - 1}
 
 
-def test_racing_writers_win_each_version_exactly_once(server: Server, sa: requests.Session) -> None:
+def test_racing_writers_win_each_version_exactly_once(server: TestServer, sa: requests.Session) -> None:
     n = 60
-    run = make_run(sa, server.api)
+    run = server.make_run(sa)
     task_run = run["task_runs"][0]["id"]
     barrier = threading.Barrier(THREADS)
 
@@ -75,8 +75,8 @@ def test_racing_writers_win_each_version_exactly_once(server: Server, sa: reques
     assert all(h["state"]["writer"] == owner[h["version"] - 1] for h in history[1:])
 
 
-def test_get_or_create_race(server: Server, sa: requests.Session) -> None:
-    run = make_run(sa, server.api)
+def test_get_or_create_race(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa)
     barrier = threading.Barrier(THREADS)
 
     def get_or_create(_: int) -> tuple[int, str]:
@@ -91,8 +91,8 @@ def test_get_or_create_race(server: Server, sa: requests.Session) -> None:
     assert sorted(status for status, _ in results) == [200] * (THREADS - 1) + [201]
 
 
-def test_batch_writes(server: Server, sa: requests.Session) -> None:
-    run = make_run(sa, server.api)
+def test_batch_writes(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa)
     a, b = (t["id"] for t in run["task_runs"])
     r = sa.post(
         f"{server.api}/task_run_states",

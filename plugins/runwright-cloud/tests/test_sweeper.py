@@ -7,16 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import make_run
-from serverproc import ServerProcess
-
 from runwright_cloud.server import migrate
 from runwright_cloud.server.auth import create_token
 from runwright_cloud.server.db import make_engine
+from runwright_cloud.testing import ServerProcess, TestServer
 
 
 @pytest.fixture(scope="module")
-def zombie_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, requests.Session]]:
+def zombie_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestServer, requests.Session]]:
     url = f"sqlite:///{tmp_path_factory.mktemp('zombie') / 'z.db'}"
     engine = make_engine(url)
     migrate.upgrade(engine)
@@ -27,15 +25,16 @@ def zombie_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     try:
-        yield proc.url + "/api/v1", session
+        yield TestServer(proc.url, url, token, token, token, proc, 0), session
     finally:
         session.close()
         proc.stop()
 
 
-def test_running_runs_without_heartbeat_fail(zombie_server: tuple[str, requests.Session]) -> None:
-    api, s = zombie_server
-    dead, alive = make_run(s, api), make_run(s, api)
+def test_running_runs_without_heartbeat_fail(zombie_server: tuple[TestServer, requests.Session]) -> None:
+    srv, s = zombie_server
+    api = srv.api
+    dead, alive = srv.make_run(s), srv.make_run(s)
     dead_task = dead["task_runs"][0]["id"]
     for run in (dead, alive):
         assert s.post(f"{api}/flow_runs/{run['id']}/state", json={"version": 0, "state": {"type": "Running"}}).ok

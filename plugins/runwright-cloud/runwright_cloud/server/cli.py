@@ -105,7 +105,9 @@ def start(
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted sockets of
+    # such a listener, and without it Nagle + delayed ACK add ~40 ms to keep-alive requests.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -166,6 +168,6 @@ def token_list(db: str | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Standalone entry: ``python -m runwright_cloud.server [start] --port ...``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0].startswith("-") and args[0] not in ("--help", "-h"):
+    if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h")):
         args.insert(0, "start")
     server_group.main(args=args, prog_name="runwright server")

@@ -51,7 +51,7 @@ def _load(engine: Engine, tenant_id: str, result_id: str) -> bytes | None:
     "/results",
     response_model=ResultOut,
     status_code=201,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}},
+    openapi_extra={"requestBody": {"required": False, "content": {"application/octet-stream": _BINARY}}},
 )
 async def upload_result(request: Request, principal: Auth) -> dict[str, str]:
     """Store the raw request body (any bytes, up to the server's body limit)."""
