@@ -13,8 +13,7 @@ they submit to an executor.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 _MISSING = object()
@@ -63,23 +62,42 @@ class Context(threading.local):
     def clear(self) -> None:
         self._data.clear()
 
-    @contextmanager
-    def __call__(self, *args: Mapping[str, Any], **kwargs: Any) -> Iterator[Context]:
-        data = self._data
-        updates: dict[str, Any] = {}
-        for mapping in args:
-            updates.update(mapping)
-        updates.update(kwargs)
-        saved = [(key, data.get(key, _MISSING)) for key in updates]
-        data.update(updates)
-        try:
-            yield self
-        finally:
-            for key, value in saved:
-                if value is _MISSING:
-                    data.pop(key, None)
-                else:
-                    data[key] = value
+    def __call__(self, *args: Mapping[str, Any], **kwargs: Any) -> _ContextUpdate:
+        """``with context(mapping, key=value):`` sets keys for the block, then restores them."""
+        if args:
+            updates: dict[str, Any] = {}
+            for mapping in args:
+                updates.update(mapping)
+            updates.update(kwargs)
+        else:
+            updates = kwargs
+        return _ContextUpdate(self, updates)
+
+
+class _ContextUpdate:
+    """The context manager returned by ``context(...)`` (a class: it runs per task)."""
+
+    __slots__ = ("_context", "_updates", "_saved")
+
+    def __init__(self, ctx: Context, updates: dict[str, Any]) -> None:
+        self._context = ctx
+        self._updates = updates
+        self._saved: list[tuple[str, Any]] = []
+
+    def __enter__(self) -> Context:
+        data = self._context._data
+        get = data.get
+        self._saved = [(key, get(key, _MISSING)) for key in self._updates]
+        data.update(self._updates)
+        return self._context
+
+    def __exit__(self, *exc: object) -> None:
+        data = self._context._data
+        for key, value in self._saved:
+            if value is _MISSING:
+                data.pop(key, None)
+            else:
+                data[key] = value
 
 
 context = Context()

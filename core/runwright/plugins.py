@@ -100,6 +100,8 @@ class RunwrightPluginManager(pluggy.PluginManager):
         self._registry_lock = threading.Lock()
         self.dist_of: dict[str, tuple[str, str]] = {}
         self._default_handlers: dict[str, ResultHandler | None] = {}
+        self._dispatch: dict[str, Any] = {}
+        self._monitoring = 0
 
     # -- loading ---------------------------------------------------------------------------
     def register_builtins(self, disabled: set[str] = frozenset()) -> None:  # type: ignore[assignment]
@@ -130,11 +132,14 @@ class RunwrightPluginManager(pluggy.PluginManager):
         result = super().register(plugin, name)
         self._registry = None  # names may change
         self._default_handlers = {}
+        self._dispatch = {}
         return result
 
     def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
         result = super().unregister(plugin, name)
         self._registry = None
+        self._default_handlers = {}
+        self._dispatch = {}
         return result
 
     # -- listing ---------------------------------------------------------------------------
@@ -165,16 +170,66 @@ class RunwrightPluginManager(pluggy.PluginManager):
         return "<unknown plugin>"
 
     def call_attributed(self, hook_name: str, passthrough: tuple[type[BaseException], ...] = (), **kwargs: Any) -> Any:
-        """Call a hook; an exception (other than ``passthrough``) becomes :class:`PluginError`."""
-        try:
-            return getattr(self.hook, hook_name)(**kwargs)
-        except passthrough:
-            raise
-        except Exception as exc:
-            plugin = self.plugin_name_for_error(hook_name, exc.__traceback__)
-            if plugin in BUILTIN_PLUGINS:
-                raise  # runwright's own defaults raise errors that already say what is wrong
-            raise PluginError(plugin, hook_name, exc) from exc
+        """Call a hook; an exception (other than ``passthrough``) becomes :class:`PluginError`
+        naming the plugin, except from runwright's own built-in plugins.
+
+        Runners call hooks through here several times per task, so plain implementations are
+        called directly (no per-call argument checks or result objects); hooks with wrapper
+        implementations, and any hook while call monitoring is on, go through pluggy.
+        """
+        entry = self._dispatch.get(hook_name)
+        if entry is None:
+            entry = self._dispatch_entry(hook_name)
+        if entry is False:
+            try:
+                return getattr(self.hook, hook_name)(**kwargs)
+            except passthrough:
+                raise
+            except Exception as exc:
+                plugin = self.plugin_name_for_error(hook_name, exc.__traceback__)
+                if plugin in BUILTIN_PLUGINS:
+                    raise  # runwright's own defaults raise errors that already say what is wrong
+                raise PluginError(plugin, hook_name, exc) from exc
+        firstresult, impls = entry
+        results = []
+        for function, argnames, plugin in impls:
+            try:
+                result = function(*[kwargs[name] for name in argnames])
+            except passthrough:
+                raise
+            except Exception as exc:
+                if plugin in BUILTIN_PLUGINS:
+                    raise
+                raise PluginError(plugin, hook_name, exc) from exc
+            if result is not None:
+                if firstresult:
+                    return result
+                results.append(result)
+        return None if firstresult else results
+
+    def _dispatch_entry(self, hook_name: str) -> Any:
+        caller = getattr(self.hook, hook_name)
+        impls = caller.get_hookimpls()
+        if self._monitoring or any(impl.hookwrapper or impl.wrapper for impl in impls):
+            entry: Any = False
+        else:
+            firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
+            # pluggy calls the last registered (and tryfirst) implementations first
+            entry = (firstresult, tuple((i.function, tuple(i.argnames), i.plugin_name) for i in reversed(impls)))
+        self._dispatch[hook_name] = entry
+        return entry
+
+    def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
+        self._monitoring += 1
+        self._dispatch = {}
+        undo = super().add_hookcall_monitoring(before, after)
+
+        def undo_monitoring() -> None:
+            undo()
+            self._monitoring -= 1
+            self._dispatch = {}
+
+        return undo_monitoring
 
     # -- registries ------------------------------------------------------------------------
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections.abc
 import copy
 import datetime
+import functools
 import inspect
 import logging
 import warnings
@@ -20,6 +21,16 @@ if TYPE_CHECKING:
     from runwright.flow import Flow
 
 RESERVED_ARGUMENTS = ("upstream_tasks", "mapped", "task_args", "flow")
+
+
+@functools.lru_cache(maxsize=4096)
+def _task_logger(name: str) -> logging.Logger:
+    return logging.getLogger(f"runwright.Task: {name}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _signature(run: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(run)
 
 
 def _validate_run_signature(run: Callable[..., Any], owner: str) -> None:
@@ -136,7 +147,7 @@ class Task(metaclass=_TaskMeta):
 
     @property
     def logger(self) -> logging.Logger:
-        return logging.getLogger(f"runwright.Task: {self.name}")
+        return _task_logger(self.name)
 
     def __repr__(self) -> str:
         return f"<Task: {self.name}>"
@@ -178,7 +189,10 @@ class Task(metaclass=_TaskMeta):
         **kwargs: Any,
     ) -> Task:
         """Bind arguments to this task (no copy), adding edges to the flow."""
-        signature = inspect.signature(self.run)
+        run = self.run
+        signature = _signature(getattr(run, "__func__", run))
+        if hasattr(run, "__func__"):  # a bound method: drop `self`
+            signature = signature.replace(parameters=list(signature.parameters.values())[1:])
         try:
             callargs = dict(signature.bind(*args, **kwargs).arguments)
         except TypeError as exc:

@@ -20,6 +20,7 @@ from runwright.engine.runner import Runner, call_state_handlers, raise_on_except
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Mapped, Pending, Running, Scheduled, State, Success, utcnow
 from runwright.engine.task_runner import TaskRunner
+from runwright.plugins import PluginError, get_plugin_manager
 
 if TYPE_CHECKING:
     from runwright.edge import Edge
@@ -70,6 +71,7 @@ class FlowRunner(Runner):
 
             task_runner_cls = get_default_task_runner_class()
         self.task_runner_cls = task_runner_cls
+        self._default_result_handler: Any = None
         super().__init__(state_handlers=state_handlers)
 
     def __repr__(self) -> str:
@@ -84,8 +86,6 @@ class FlowRunner(Runner):
         return new_state
 
     def notify_plugins(self, old_state: State, new_state: State) -> None:
-        from runwright.plugins import get_plugin_manager
-
         get_plugin_manager().call_attributed(
             "runwright_flow_state_change",
             passthrough=(ENDRUN, signals.PAUSE),
@@ -104,8 +104,6 @@ class FlowRunner(Runner):
         parameters: dict[str, Any],
     ) -> FlowRunnerInitializeResult:
         from runwright.config import get_config
-        from runwright.plugins import get_plugin_manager
-
         config = get_config()
         context.setdefault("backend", self.backend or config.get_nested("engine.backend", "local"))
         context.setdefault("checkpointing", bool(config.get_nested("engine.checkpointing", False)))
@@ -181,8 +179,6 @@ class FlowRunner(Runner):
         return state
 
     def _end(self, state: State | None) -> None:
-        from runwright.plugins import PluginError, get_plugin_manager
-
         try:
             get_plugin_manager().call_attributed("runwright_flow_run_end", runner=self, flow=self.flow, state=state)
         except PluginError as exc:
@@ -231,6 +227,7 @@ class FlowRunner(Runner):
         if not return_tasks <= flow.tasks:
             raise ValueError("Some tasks in return_tasks were not found in the flow.")
         edges_to = flow._edges_to
+        self._default_result_handler = get_plugin_manager().default_result_handler()  # once per run
         # Thread and Dask workers do not share this thread's context: give them all of it.
         flow_context = runtime_context.to_dict() if executor.returns_futures else None
         run_task = self.run_task
@@ -311,9 +308,8 @@ class FlowRunner(Runner):
             if not edge.mapped and isinstance(upstream, Mapped):
                 upstream.map_states = executor.wait(upstream.map_states)
                 upstream.result = [child.result for child in upstream.map_states]
-        task_runner = self.task_runner_cls(
-            task=task,
-            state_handlers=task_runner_state_handlers,
-            result_handler=task.result_handler or self.flow.result_handler,
-        )
+        handler = task.result_handler or self.flow.result_handler
+        if handler is None:
+            handler = self._default_result_handler
+        task_runner = self.task_runner_cls(task=task, state_handlers=task_runner_state_handlers, result_handler=handler)
         return task_runner.run(state=state, upstream_states=upstream_states, context=context, executor=executor)

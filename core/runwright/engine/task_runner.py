@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from runwright.engine import signals
 from runwright.engine.result import NoResult, Result, ResultInterface
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
+from runwright.plugins import PluginError, get_plugin_manager
 from runwright.engine.state import (
     Cached,
     Failed,
@@ -64,6 +66,13 @@ class TaskRunSetup:
     context: dict[str, Any]
 
 
+@functools.cache
+def _parameter_class() -> type:
+    from runwright.parameter import Parameter
+
+    return Parameter
+
+
 def _flatten(upstream: State) -> list[State]:
     return list(upstream.map_states) if isinstance(upstream, Mapped) else [upstream]
 
@@ -89,8 +98,6 @@ class TaskRunner(Runner):
     @property
     def result_handler(self) -> ResultHandler | None:
         if self._result_handler is None:
-            from runwright.plugins import get_plugin_manager
-
             pm = get_plugin_manager()
             spec = self._result_handler_spec
             self._result_handler = pm.make_result_handler(spec) if spec is not None else pm.default_result_handler()
@@ -107,8 +114,6 @@ class TaskRunner(Runner):
         return new_state
 
     def notify_plugins(self, old_state: State, new_state: State) -> None:
-        from runwright.plugins import get_plugin_manager
-
         get_plugin_manager().call_attributed(
             "runwright_task_state_change",
             passthrough=(ENDRUN, signals.PAUSE),
@@ -119,8 +124,6 @@ class TaskRunner(Runner):
         )
 
     def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:  # type: ignore[override]
-        from runwright.plugins import get_plugin_manager
-
         setup = TaskRunSetup(state=state, context=context)
         get_plugin_manager().call_attributed(
             "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
@@ -172,8 +175,6 @@ class TaskRunner(Runner):
             self._end(state)
 
     def _end(self, state: State | None) -> None:
-        from runwright.plugins import PluginError, get_plugin_manager
-
         try:
             get_plugin_manager().call_attributed("runwright_task_run_end", runner=self, task=self.task, state=state)
         except PluginError as exc:
@@ -301,8 +302,6 @@ class TaskRunner(Runner):
             return Pending("Cache was invalid; ready to run.", cached_inputs=inputs)
         if task.cache_for is None:
             return state
-        from runwright.plugins import PluginError, get_plugin_manager
-
         raw = {k: v.value for k, v in inputs.items()}
         try:
             candidate = get_plugin_manager().call_attributed(
@@ -381,10 +380,8 @@ class TaskRunner(Runner):
     def _should_checkpoint(self) -> bool:
         """Checkpoint when the task asks, or ``[engine] checkpointing`` is on. Parameters are
         checkpointed (as JSON) only when a backend records the run, where resume needs them."""
-        from runwright.parameter import Parameter
-
         task = self.task
-        if isinstance(task, Parameter):
+        if task.__class__ is _parameter_class():
             return runtime_context.get("backend", "local") != "local"
         return bool(task.checkpoint or runtime_context.get("checkpointing"))
 
