@@ -77,7 +77,7 @@ class Context(threading.local):
 class _ContextUpdate:
     """The context manager returned by ``context(...)`` (a class: it runs per task)."""
 
-    __slots__ = ("_context", "_updates", "_saved")
+    __slots__ = ("_context", "_saved", "_updates")
 
     def __init__(self, ctx: Context, updates: dict[str, Any]) -> None:
         self._context = ctx

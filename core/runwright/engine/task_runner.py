@@ -28,7 +28,6 @@ from runwright.engine import signals
 from runwright.engine.result import NoResult, Result, ResultInterface
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
-from runwright.plugins import PluginError, get_plugin_manager
 from runwright.engine.state import (
     Cached,
     Failed,
@@ -45,6 +44,7 @@ from runwright.engine.state import (
     TriggerFailed,
     utcnow,
 )
+from runwright.plugins import PluginError, get_plugin_manager
 
 if TYPE_CHECKING:
     from runwright.edge import Edge
