@@ -227,7 +227,12 @@ class FlowRunner(Runner):
         if not return_tasks <= flow.tasks:
             raise ValueError("Some tasks in return_tasks were not found in the flow.")
         edges_to = flow._edges_to
-        self._default_result_handler = get_plugin_manager().default_result_handler()  # once per run
+        # once per run: a plugin may name the run's default (the cloud backend uses "cloud")
+        pm = get_plugin_manager()
+        default_name = runtime_context.get("default_result_handler")
+        self._default_result_handler = (
+            pm.make_result_handler(default_name) if default_name else pm.default_result_handler()
+        )
         # Thread and Dask workers do not share this thread's context: give them all of it.
         flow_context = runtime_context.to_dict() if executor.returns_futures else None
         run_task = self.run_task
