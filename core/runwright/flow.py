@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,13 @@ if TYPE_CHECKING:
     from runwright.engine.result_handlers import ResultHandler
     from runwright.engine.state import State
     from runwright.parameter import Parameter
+
+
+@functools.cache
+def _parameter_class() -> type:
+    from runwright.parameter import Parameter
+
+    return Parameter
 
 
 class FlowValidationError(ValueError):
@@ -48,6 +56,7 @@ class Flow:
         self.edges: set[Edge] = set()
         self._edges_to: dict[Task, set[Edge]] = collections.defaultdict(set)
         self._edges_from: dict[Task, set[Edge]] = collections.defaultdict(set)
+        self._keys_to: dict[Task, dict[str, Edge]] = collections.defaultdict(dict)
         self._slugs: dict[str, Task] = {}
         self._slug_counters: dict[str, int] = collections.defaultdict(int)
         self._sorted: tuple[Task, ...] | None = None
@@ -83,6 +92,7 @@ class Flow:
         state["_context_token"] = None
         state["_edges_to"] = dict(self._edges_to)
         state["_edges_from"] = dict(self._edges_from)
+        state["_keys_to"] = dict(self._keys_to)
         state["_slug_counters"] = dict(self._slug_counters)
         return state
 
@@ -90,6 +100,7 @@ class Flow:
         self.__dict__.update(state)
         self._edges_to = collections.defaultdict(set, self._edges_to)
         self._edges_from = collections.defaultdict(set, self._edges_from)
+        self._keys_to = collections.defaultdict(dict, self._keys_to)
         self._slug_counters = collections.defaultdict(int, self._slug_counters)
 
     # -- building --------------------------------------------------------------------------
@@ -123,17 +134,17 @@ class Flow:
         validate: bool | None = None,
     ) -> Edge:
         """Add an edge; with ``validate`` check the key and that no cycle appears."""
-        from runwright.parameter import Parameter
-
-        if isinstance(downstream_task, Parameter):
+        if isinstance(downstream_task, _parameter_class()):
             raise ValueError("Parameters must be root tasks: nothing can be upstream of a Parameter")
         edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped)
         self.add_task(upstream_task)
         self.add_task(downstream_task)
         if key is not None:
-            for existing in self._edges_to[downstream_task]:
-                if existing.key == key and existing != edge:
-                    raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a task')
+            bound = self._keys_to[downstream_task]
+            existing = bound.get(key)
+            if existing is not None and existing != edge:
+                raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a task')
+            bound[key] = edge
         self.edges.add(edge)
         self._edges_to[downstream_task].add(edge)
         self._edges_from[upstream_task].add(edge)
@@ -156,6 +167,8 @@ class Flow:
         self.edges.discard(edge)
         self._edges_to[edge.downstream_task].discard(edge)
         self._edges_from[edge.upstream_task].discard(edge)
+        if edge.key is not None and self._keys_to[edge.downstream_task].get(edge.key) == edge:
+            del self._keys_to[edge.downstream_task][edge.key]
         self._sorted = None
 
     def _reaches(self, start: Task, target: Task) -> bool:

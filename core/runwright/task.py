@@ -4,7 +4,6 @@ function with :func:`task`."""
 from __future__ import annotations
 
 import collections.abc
-import copy
 import datetime
 import functools
 import inspect
@@ -159,7 +158,8 @@ class Task(metaclass=_TaskMeta):
     # -- building graphs -------------------------------------------------------------------
     def copy(self, **overrides: Any) -> Task:
         """A copy with a fresh slug (assigned by the flow); ``overrides`` set attributes."""
-        new = copy.copy(self)
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
         new.slug = None
         new.tags = set(self.tags)
         new.state_handlers = list(self.state_handlers)

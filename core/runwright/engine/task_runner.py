@@ -191,11 +191,16 @@ class TaskRunner(Runner):
         task_inputs: dict[str, ResultInterface] = {}
         try:
             state, context = self.initialize_run(state, context)
+            task = self.task
             with runtime_context(context):
+                # Steps that cannot change this state are skipped: they would return the same
+                # object (no transition, no handler), so the outcome is identical, and cheaper.
                 state = self.check_task_is_ready(state)
-                state = self.check_task_reached_start_time(state)
-                state = self.check_upstream_finished(state, upstream_states)
-                state = self.check_upstream_skipped(state, upstream_states)
+                if isinstance(state, Scheduled):
+                    state = self.check_task_reached_start_time(state)
+                if upstream_states:
+                    state = self.check_upstream_finished(state, upstream_states)
+                    state = self.check_upstream_skipped(state, upstream_states)
                 if mapped:
                     state = self.run_mapped_task(state, upstream_states)
                     if not isinstance(state, Mapped):
@@ -203,12 +208,15 @@ class TaskRunner(Runner):
                     state = self.submit_mapped_children(state, upstream_states, context, executor)
                     raise ENDRUN(state)
                 task_inputs = self.get_task_inputs(state, upstream_states)
-                state = self.check_task_is_cached(state, task_inputs)
+                if task.cache_for is not None or isinstance(state, Cached):
+                    state = self.check_task_is_cached(state, task_inputs)
                 state = self.check_task_trigger(state, upstream_states)
                 state = self.set_task_to_running(state)
                 state = self.get_task_run_state(state, task_inputs, executor.timeout_handler)
-                state = self.cache_result(state, task_inputs)
-                state = self.check_for_retry(state, task_inputs)
+                if task.cache_for is not None:
+                    state = self.cache_result(state, task_inputs)
+                if isinstance(state, Failed):
+                    state = self.check_for_retry(state, task_inputs)
         except (ENDRUN, signals.RunwrightSignal) as exc:
             end_state = exc.state
             if end_state.is_pending() and not end_state.cached_inputs:  # type: ignore[attr-defined]
