@@ -14,7 +14,7 @@ from runwright_cloud.testing import TestServer, free_port
 
 def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runwright_cloud.server", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "runwright_cloud.server", *args], capture_output=True, text=True, timeout=timeout, check=False
     )
 
 

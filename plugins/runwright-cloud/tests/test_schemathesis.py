@@ -17,15 +17,7 @@ from pathlib import Path
 import pytest
 from runwright_cloud.testing import TestServer
 
-CHECKS = ",".join(
-    [
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_schema_conformance",
-        "response_headers_conformance",
-    ]
-)
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"
 GROUPS = ["^/api/v1/flow_runs", "^/api/v1/(?!flow_runs)"]
 
 
