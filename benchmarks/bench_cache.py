@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VENVS = HERE / ".venvs"
+sys.path.insert(0, str(HERE))
+from _engines import ensure_venv, log  # noqa: E402
 
 RUNWRIGHT_FLOW = """
 import datetime, json, sys, time
@@ -130,29 +131,6 @@ print(json.dumps({"import": t1 - t0, "build": 0.0, "engine": t3 - t2}))
 """
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def ensure_venv(name: str, requirement: str) -> tuple[Path | None, str]:
-    """The venv's python with ``requirement`` installed, or None and why not."""
-    venv = VENVS / name
-    python = venv / "bin" / "python"
-    if python.exists() and subprocess.run([python, "-c", "import prefect"], capture_output=True, check=False).returncode == 0:
-        return python, ""
-    _log(f"creating {venv} and installing {requirement} (first use only) ...")
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", requirement], check=True, capture_output=True, text=True, timeout=1800
-        )
-        subprocess.run([python, "-c", "import prefect"], check=True, capture_output=True, text=True)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        output = (getattr(exc, "stderr", "") or getattr(exc, "stdout", "") or str(exc)).strip().splitlines()
-        return None, f"install of {requirement} failed: {output[-1] if output else exc}"
-    return python, ""
-
-
 def run_engine(name: str, python: Path, source: str, n: int, env: dict[str, str], work: Path, profile: str | None) -> dict[str, object]:
     script = work / f"{name}_flow.py"
     script.write_text(textwrap.dedent(source))
@@ -169,7 +147,7 @@ def run_engine(name: str, python: Path, source: str, n: int, env: dict[str, str]
         if done.returncode != 0:
             raise RuntimeError(f"{name} {label} run failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
         if profile and label == "cached":
-            _log(done.stderr)
+            log(done.stderr)
         timings = json.loads(done.stdout.strip().splitlines()[-1])
         ran = (len(counter.read_text().splitlines()) if counter.exists() else 0) - before
         out[label] = {**timings, "process": wall, "tasks_run": ran}
@@ -230,7 +208,7 @@ def main() -> None:
             if python is None:
                 notes.append(f"{engine}: skipped, {why}")
                 continue
-            _log(f"running {engine} ({args.tasks} tasks, first run then cached run) ...")
+            log(f"running {engine} ({args.tasks} tasks, first run then cached run) ...")
             try:
                 results[engine] = run_engine(engine, python, source, args.tasks, env, work, args.profile if engine == "runwright" else None)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:

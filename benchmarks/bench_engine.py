@@ -32,77 +32,49 @@ import json, resource, sys, time
 WORKLOAD, N = sys.argv[1], int(sys.argv[2])
 """
 
+BODY = """
+@task
+def one():
+    return 1
+
+@task
+def inc(x):
+    return x + 1
+
+@task
+def total(xs):
+    return sum(xs)
+
+t0 = time.perf_counter()
+with Flow("bench") as flow:
+    if WORKLOAD == "W1":
+        last = one()
+        for _ in range(N - 1):
+            last = inc(last)
+    elif WORKLOAD == "W2":
+        root = one()
+        last = total([inc(root) for _ in range(N)])
+    else:
+        root = one()
+        last = total(inc.map(list(range(N))))
+t1 = time.perf_counter()
+state = flow.run()
+t2 = time.perf_counter()
+assert state.is_successful(), state
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"build": t1 - t0, "run": t2 - t1, "peak_mb": peak}))
+"""
+
+# The same user script for both engines; only the imports differ.
 RUNWRIGHT = COMMON + """
 from runwright import Flow, task
 from runwright.plugins import get_plugin_manager
 get_plugin_manager().registry  # plugin loading is start-up, not engine time
-
-@task
-def one():
-    return 1
-
-@task
-def inc(x):
-    return x + 1
-
-@task
-def total(xs):
-    return sum(xs)
-
-t0 = time.perf_counter()
-with Flow("bench") as flow:
-    if WORKLOAD == "W1":
-        last = one()
-        for _ in range(N - 1):
-            last = inc(last)
-    elif WORKLOAD == "W2":
-        root = one()
-        last = total([inc(root) for _ in range(N)])
-    else:
-        root = one()
-        last = total(inc.map(list(range(N))))
-t1 = time.perf_counter()
-state = flow.run()
-t2 = time.perf_counter()
-assert state.is_successful(), state
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"build": t1 - t0, "run": t2 - t1, "peak_mb": peak}))
-"""
+""" + BODY
 
 PREFECT1 = COMMON + """
 from prefect import Flow, task
-
-@task
-def one():
-    return 1
-
-@task
-def inc(x):
-    return x + 1
-
-@task
-def total(xs):
-    return sum(xs)
-
-t0 = time.perf_counter()
-with Flow("bench") as flow:
-    if WORKLOAD == "W1":
-        last = one()
-        for _ in range(N - 1):
-            last = inc(last)
-    elif WORKLOAD == "W2":
-        root = one()
-        last = total([inc(root) for _ in range(N)])
-    else:
-        root = one()
-        last = total(inc.map(list(range(N))))
-t1 = time.perf_counter()
-state = flow.run()
-t2 = time.perf_counter()
-assert state.is_successful(), state
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"build": t1 - t0, "run": t2 - t1, "peak_mb": peak}))
-"""
+""" + BODY
 
 
 def main() -> None:

@@ -19,8 +19,32 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
+
+
+def validate_prefix(prefix: str | None) -> str:
+    """``prefix`` normalised to ``a/b`` form ('' for none); ValueError if it is unsafe.
+
+    Storage keys built from user input (a configured prefix, a task name, a template) must
+    never escape a handler's storage root. Each ``/``-separated segment must start with a
+    letter, digit or underscore and hold only letters, digits, ``.``, ``_`` and ``-``: this
+    rules out ``..``, absolute paths, backslashes, hidden names and empty segments.
+    """
+    if not prefix:
+        return ""
+    segments = prefix.rstrip("/").split("/")
+    bad = [segment for segment in segments if not _SEGMENT.match(segment)]
+    if bad:
+        raise ValueError(
+            f"Invalid result prefix {prefix!r}: segment {bad[0]!r} is not allowed. Use "
+            "'/'-separated names of letters, digits, '.', '_' and '-' that do not start with "
+            "'.' (no '..', no leading '/')"
+        )
+    return "/".join(segments)
 
 
 class ResultHandlerError(Exception):

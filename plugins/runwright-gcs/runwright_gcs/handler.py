@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import cloudpickle  # type: ignore[import-untyped]
 from runwright.config import ConfigError, get_config
-from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
+from runwright.engine.result_framing import FrameError, frame_header, unframe
+from runwright.engine.result_handlers import ResultHandler, ResultHandlerError, validate_prefix
 
 from runwright_gcs.client import (
     ClientSettings,
@@ -34,7 +35,6 @@ from runwright_gcs.client import (
     current_settings,
     get_client,
 )
-from runwright.engine.result_framing import FrameError, frame_header, unframe
 
 if TYPE_CHECKING:
     from google.cloud import storage  # type: ignore[import-untyped]
@@ -43,27 +43,7 @@ if TYPE_CHECKING:
 CONFIG_DEFAULTS: dict[str, Any] = {"bucket": "", "prefix": "", "project": "", "credentials": "", "timeout": 60.0}
 RESULT_SUFFIX = ".rwr"
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\Z")
-
-
-def validate_prefix(prefix: str | None) -> str:
-    """``prefix`` normalised to ``a/b`` form ('' for none); ValueError if it is unsafe.
-
-    Each ``/``-separated segment starts with a letter, digit or underscore and holds only
-    letters, digits, ``.``, ``_`` and ``-``: no ``..``, no leading ``/``, no empty segment.
-    """
-    if not prefix:
-        return ""
-    segments = prefix.rstrip("/").split("/")
-    bad = [segment for segment in segments if not _SEGMENT.match(segment)]
-    if bad:
-        raise ValueError(
-            f"Invalid result prefix {prefix!r}: segment {bad[0]!r} is not allowed. Use "
-            "'/'-separated names of letters, digits, '.', '_' and '-' that do not start with "
-            "'.' (no '..', no leading '/')"
-        )
-    return "/".join(segments)
 
 
 def validate_bucket(bucket: str) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
 import tempfile
 import uuid
 from contextlib import suppress
@@ -32,9 +31,8 @@ from urllib.request import url2pathname
 
 import cloudpickle  # type: ignore[import-untyped]
 from runwright.config import ConfigError, get_config
-from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
-
 from runwright.engine.result_framing import FrameError, frame_header, unframe
+from runwright.engine.result_handlers import ResultHandler, ResultHandlerError, validate_prefix
 
 #: The ``[plugins.local]`` table and its defaults.
 CONFIG_DEFAULTS: dict[str, Any] = {"dir": "~/.runwright/results", "prefix": ""}
@@ -42,27 +40,6 @@ RESULT_SUFFIX = ".rwr"
 TEMP_PREFIX = ".rw-tmp-"
 TEMP_SUFFIX = ".partial"
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
-
-
-def validate_prefix(prefix: str | None) -> str:
-    """``prefix`` normalised to ``a/b`` form ('' for none); ValueError if it could escape.
-
-    Each ``/``-separated segment must start with a letter, digit or underscore and contain
-    only letters, digits, ``.``, ``_`` and ``-``: this rules out ``..``, absolute paths,
-    backslashes, hidden names and empty segments.
-    """
-    if not prefix:
-        return ""
-    segments = prefix.rstrip("/").split("/")
-    bad = [segment for segment in segments if not _SEGMENT.match(segment)]
-    if bad:
-        raise ValueError(
-            f"Invalid result prefix {prefix!r}: segment {bad[0]!r} is not allowed. Use "
-            "'/'-separated names of letters, digits, '.', '_' and '-' that do not start with "
-            "'.' (no '..', no leading '/')"
-        )
-    return "/".join(segments)
 
 
 def path_from_location(location: str) -> Path:
