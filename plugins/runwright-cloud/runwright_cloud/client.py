@@ -48,6 +48,7 @@ class TaskRunInfo:
     map_index: int
     version: int
     state: dict[str, Any]
+    heartbeat: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class FlowRunInfo:
     scheduled_start_time: datetime
     state: dict[str, Any]
     task_runs: list[TaskRunInfo] = field(default_factory=list)
+    heartbeat: datetime | None = None
 
 
 def _task_run_info(data: Mapping[str, Any]) -> TaskRunInfo:
@@ -72,7 +74,12 @@ def _task_run_info(data: Mapping[str, Any]) -> TaskRunInfo:
         map_index=data["map_index"],
         version=data["version"],
         state=data["state"],
+        heartbeat=_parse_optional(data.get("heartbeat")),
     )
+
+
+def _parse_optional(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def _iso(value: datetime | str) -> str:
@@ -294,6 +301,7 @@ class Client:
             scheduled_start_time=datetime.fromisoformat(data["scheduled_start_time"]),
             state=data["state"],
             task_runs=[_task_run_info(tr) for tr in data["task_runs"]],
+            heartbeat=_parse_optional(data.get("heartbeat")),
         )
 
     def get_flow_run_task_runs(self, flow_run_id: str) -> list[TaskRunInfo]:
