@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+
 from runwright import hookimpl
 from runwright.cli import build_cli
 

@@ -1,6 +1,7 @@
 import threading
 
 import pytest
+
 from runwright import context
 from runwright.config import ConfigError, load_config, parse_env_value, temporary_config
 

@@ -1,4 +1,5 @@
 import pytest
+
 from runwright import Flow, Parameter, Task, task, unmapped
 from runwright.flow import FlowValidationError
 

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+
 from runwright import Flow, Parameter, Task, context, signals, task, triggers
 from runwright.engine import state as st
 from runwright.engine.flow_runner import FlowRunner

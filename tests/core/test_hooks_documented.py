@@ -4,6 +4,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+
 from runwright import hookspecs
 
 ROOT = Path(__file__).resolve().parents[2]

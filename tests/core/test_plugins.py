@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+
 from runwright import Flow, hookimpl, task
 from runwright.engine import state as st
 from runwright.engine.signals import ENDRUN

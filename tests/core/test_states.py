@@ -2,6 +2,7 @@ import datetime
 import json
 
 import pytest
+
 from runwright import JSONResultHandler
 from runwright.engine import state as st
 from runwright.engine.result import NoResult, Result, SafeResult

@@ -30,7 +30,6 @@ from runwright.context import context
 from runwright.engine.result import Result
 from runwright.engine.state import Cached, Running, State, Success
 from runwright.hookspecs import hookimpl
-
 from runwright_cache.cache_validators import VALIDATORS
 from runwright_cache.identity import TaskIdentity
 from runwright_cache.policies import POLICIES, CachePolicy
@@ -38,6 +37,7 @@ from runwright_cache.store import CacheEntry, CacheStore, CacheStoreError
 
 if TYPE_CHECKING:
     import click
+
     from runwright.task import Task
 
 logger = logging.getLogger("runwright.cache")

@@ -32,7 +32,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from runwright.engine.cache_validators import duration_only
-
 from runwright_cache.cache_validators import _Unreadable, raw_values
 from runwright_cache.hashing import stable_digest
 

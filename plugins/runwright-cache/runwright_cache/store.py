@@ -39,7 +39,6 @@ from runwright.engine.result import ResultInterface, SafeResult
 from runwright.engine.result_handlers import ResultHandler
 from runwright.engine.serialization import deserialize_handler, deserialize_result
 from runwright.engine.state import Cached, State
-
 from runwright_cache.identity import TaskIdentity
 
 logger = logging.getLogger("runwright.cache")

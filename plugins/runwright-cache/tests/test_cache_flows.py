@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from runwright import Flow, Parameter, task
 from runwright.context import context
 from runwright.engine.state import Cached

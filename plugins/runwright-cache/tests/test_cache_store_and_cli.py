@@ -11,6 +11,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
+
 from runwright import Flow, Parameter, task
 from runwright_cache.identity import TaskIdentity
 from runwright_cache.plugin import runwright_register_commands

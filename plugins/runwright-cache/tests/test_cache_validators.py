@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import pytest
+
 from runwright import Flow, task
 from runwright.engine.result import Result
 from runwright.engine.state import Cached, utcnow

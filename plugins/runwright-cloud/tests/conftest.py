@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+
 from runwright_cloud.server import migrate
 from runwright_cloud.server.auth import create_token, revoke_tokens
 from runwright_cloud.server.db import make_engine

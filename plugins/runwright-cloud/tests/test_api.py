@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+
 from runwright_cloud.testing import TestServer, unique
 
 

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 import requests
+
 from runwright_cloud.server.app import create_app
 from runwright_cloud.server.settings import Settings
 from runwright_cloud.testing import TestServer, unique

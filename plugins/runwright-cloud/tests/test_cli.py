@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import requests
+
 from runwright_cloud.testing import TestServer, free_port
 
 

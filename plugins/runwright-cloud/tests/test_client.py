@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from runwright_cloud.client import Client, FlowRunInfo
 from runwright_cloud.errors import (
     AuthorizationError,

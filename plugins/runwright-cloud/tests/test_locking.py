@@ -7,6 +7,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+
 from runwright_cloud.testing import TestServer
 
 THREADS = 4

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
 from runwright_cloud.server import migrate
 from runwright_cloud.server.db import make_engine
 from runwright_cloud.server.models import metadata
-from sqlalchemy import inspect
 
 
 def test_upgrade_creates_every_table_and_matches_the_models(tmp_path: Path) -> None:

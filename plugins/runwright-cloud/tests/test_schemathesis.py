@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from runwright_cloud.testing import TestServer
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"

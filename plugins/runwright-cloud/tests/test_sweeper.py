@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+
 from runwright_cloud.server import migrate
 from runwright_cloud.server.auth import create_token
 from runwright_cloud.server.db import make_engine

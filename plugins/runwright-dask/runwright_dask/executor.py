@@ -37,7 +37,6 @@ from runwright.context import context as runtime_context
 from runwright.engine.executors import Executor
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Mapped, Retrying, Running, State, utcnow
-
 from runwright_dask.worker import (
     MAX_DEPTH,
     ChildCall,
@@ -49,6 +48,7 @@ from runwright_dask.worker import (
 
 if TYPE_CHECKING:
     from distributed import Client, Future
+
     from runwright.task import Task
 
 logger = logging.getLogger("runwright.dask")

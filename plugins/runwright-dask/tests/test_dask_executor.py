@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from runwright import Flow, task
 from runwright.config import temporary_config
 from runwright.engine.state import Mapped

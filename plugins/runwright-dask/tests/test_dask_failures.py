@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from runwright import Flow, task, triggers
 from runwright.engine.state import Failed, Mapped, TriggerFailed
 from runwright_dask import DaskExecutor

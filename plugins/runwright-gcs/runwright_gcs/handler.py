@@ -25,10 +25,10 @@ import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import cloudpickle  # type: ignore[import-untyped]
+
 from runwright.config import ConfigError, get_config
 from runwright.engine.result_framing import FrameError, frame_header, unframe
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError, validate_prefix
-
 from runwright_gcs.client import (
     ClientSettings,
     CredentialsError,

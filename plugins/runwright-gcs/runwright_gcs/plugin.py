@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from runwright import hookimpl
-
 from runwright_gcs.handler import GCSResultHandler
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from runwright.testing import ResultHandlerContract
 from runwright_gcs import GCSResultHandler
 from runwright_gcs.handler import parse_gs_uri

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 import runwright
 from runwright.config import ConfigError, temporary_config
+from runwright.engine.result_framing import MAGIC
 from runwright.engine.result_handlers import ResultHandlerError
 from runwright_gcs import GCSResultHandler
 from runwright_gcs import handler as handler_module
 from runwright_gcs.client import forget_clients
-from runwright.engine.result_framing import MAGIC
 from runwright_gcs.handler import parse_gs_uri
 
 
@@ -111,6 +112,7 @@ def test_the_emulator_is_used_with_anonymous_credentials_and_no_default_lookup(
     uri = gcs_handler.write("anonymous")
     assert gcs_handler.read(uri) == "anonymous"
     from google.auth.credentials import AnonymousCredentials
+
     from runwright_gcs.client import current_settings, get_client
 
     assert isinstance(get_client(current_settings(None, None))._credentials, AnonymousCredentials)

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import cloudpickle  # type: ignore[import-untyped]
+
 from runwright.config import ConfigError, get_config
 from runwright.engine.result_framing import FrameError, frame_header, unframe
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError, validate_prefix

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from runwright import hookimpl
-
 from runwright_local.handler import LocalResultHandler
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from runwright.testing import ResultHandlerContract
 from runwright_local import LocalResultHandler
 from runwright_local.handler import path_from_location

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 import runwright
 from runwright.config import ConfigError, temporary_config
+from runwright.engine.result_framing import HEADER_SIZE, MAGIC
 from runwright.engine.result_handlers import ResultHandlerError
 from runwright_local import LocalResultHandler
-from runwright.engine.result_framing import HEADER_SIZE, MAGIC
 from runwright_local.handler import path_from_location
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 import runwright
 from runwright import Flow, task
 from runwright.engine.result_handlers import ResultHandlerError

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Engine
+
 from runwright_cloud.server.db import is_sqlite
 from runwright_cloud.server.models import metadata
-from sqlalchemy import Engine
 
 config = context.config
 target_metadata = metadata
