@@ -23,6 +23,7 @@ to flows that do not use it.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import logging
 import math
@@ -84,12 +85,18 @@ class _Submission:
         self.states: list[State] | None = None
 
 
+def _as_chunk(sub: _Submission) -> _Chunk:
+    """``sub`` as the chunk of mapped children it is (every submission that is not a task run)."""
+    assert isinstance(sub, _Chunk), sub
+    return sub
+
+
 class _TaskRun(_Submission):
     """A task run submitted by the flow runner; :meth:`DaskExecutor.submit` returns one."""
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         task = kwargs.get("task")
-        super().__init__(getattr(task, "name", None) or getattr(fn, "__name__", "task-run"))
+        super().__init__(str(getattr(task, "name", None) or getattr(fn, "__name__", "task-run")))
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.task: Task | None = task
         upstream = kwargs.get("upstream_states") or {}
@@ -182,7 +189,7 @@ class DaskExecutor(Executor):
         self._keys = itertools.count()
 
     @property  # type: ignore[override]
-    def returns_futures(self) -> bool:
+    def returns_futures(self) -> bool:  # type: ignore[override]
         """True on the client; on a worker the executor only plans mapped children."""
         return not self._worker_side()
 
@@ -258,7 +265,7 @@ class DaskExecutor(Executor):
                 # yet submitted (itself waiting) has no future to pass on
                 if not up.done.is_set() and (up.maps_children or up.future is None):
                     run.blockers += 1
-                    up.waiters.append(lambda run=run: self._unblock(run))
+                    up.waiters.append(functools.partial(self._unblock, run))
             ready = run.blockers == 0
         if ready:
             self._dispatch(run)
@@ -347,7 +354,7 @@ class DaskExecutor(Executor):
                 waiting = [up for up in failed_upstream if not up.done.is_set()]
                 run.blockers += len(waiting)
                 for up in waiting:
-                    up.waiters.append(lambda run=run: self._unblock(run))
+                    up.waiters.append(functools.partial(self._unblock, run))
                 ready = run.blockers == 0
             if ready:
                 self._dispatch(run)
@@ -361,7 +368,7 @@ class DaskExecutor(Executor):
     def _lost_or_failed(self, sub: _Submission, exc: BaseException | None, retry: Callable[[State], None]) -> None:
         """A Dask task of ``sub`` (one task run) failed outside the task runner: retry it as
         the task allows, or give it a Failed state."""
-        task = sub.task if isinstance(sub, _TaskRun) else sub.parent.task
+        task = sub.task if isinstance(sub, _TaskRun) else _as_chunk(sub).parent.task
         lost = _is_lost_worker(exc)
         if lost:
             reason = f"its Dask worker died while running it ({exc})"
@@ -389,16 +396,17 @@ class DaskExecutor(Executor):
         if isinstance(sub, _TaskRun):
             self._settle(sub)
         else:
-            self._chunk_settled(sub)
+            self._chunk_settled(_as_chunk(sub))
 
     def _context_of(self, sub: _Submission) -> dict[str, Any]:
         if isinstance(sub, _TaskRun):
             context = dict(sub.kwargs.get("context") or {})
             context.setdefault("map_index", None)
         else:
-            context = dict(sub.parent.kwargs.get("context") or {})
-            context["map_index"] = sub.calls[0].index
-        task = sub.task if isinstance(sub, _TaskRun) else sub.parent.task
+            chunk = _as_chunk(sub)
+            context = dict(chunk.parent.kwargs.get("context") or {})
+            context["map_index"] = chunk.calls[0].index
+        task = sub.task if isinstance(sub, _TaskRun) else _as_chunk(sub).parent.task
         if task is not None:
             index = context["map_index"]
             context.setdefault("task_name", task.name)
@@ -408,7 +416,7 @@ class DaskExecutor(Executor):
     def _record_transition(self, sub: _Submission, context: dict[str, Any], new_state: State) -> State:
         """Send a transition made here (the worker is gone) through the task's handlers and
         the state-change hooks, in this process, with the task run's context."""
-        run = sub if isinstance(sub, _TaskRun) else sub.parent
+        run = sub if isinstance(sub, _TaskRun) else _as_chunk(sub).parent
         if run.task is None:
             return new_state
         owner = getattr(run.fn, "__self__", None)
