@@ -1,0 +1,110 @@
+"""The ``[cloud]`` configuration table, read once per flow run and carried in the run context.
+
+Keys (``RUNWRIGHT__CLOUD__<KEY>`` overrides each one):
+
+- ``api``: the server's root URL; empty means the embedded server on this machine,
+  ``http://127.0.0.1:<[server] port>`` (4200 by default), which is started when needed;
+- ``api_token``: bearer token; empty means the token kept in ``~/.runwright/cloud-token``
+  for the embedded server;
+- ``result_handler``: the default result handler of cloud runs (``"cloud"``);
+- ``checkpointing``: store every successful task's result, so a resumed run can feed
+  downstream tasks (``true``);
+- ``heartbeat_interval``: seconds between heartbeats of running flow and task runs (30);
+- ``zombie_timeout``: a task run left ``Running`` whose last heartbeat is older than this is
+  taken over on resume (120, the server's sweeper default);
+- ``batch_size``: most task-run state writes sent in one request (500);
+- ``auto_start``: start the embedded server when nothing answers at its address (``true``).
+
+The settings object is plain, frozen data: it travels in the run context to thread and Dask
+workers, which therefore never need the configuration of the process that started the run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "api": "",
+    "api_token": "",
+    "result_handler": "cloud",
+    "checkpointing": True,
+    "heartbeat_interval": 30.0,
+    "zombie_timeout": 120.0,
+    "batch_size": 500,
+    "auto_start": True,
+}
+DEFAULT_SERVER_PORT = 4200
+
+
+def runwright_home() -> Path:
+    """``~/.runwright``: the embedded server's database, log, pid file and token live here."""
+    return Path.home() / ".runwright"
+
+
+def token_path() -> Path:
+    return runwright_home() / "cloud-token"
+
+
+def embedded_api() -> str:
+    """The embedded server's address: 127.0.0.1 and ``[server] port`` (4200)."""
+    from runwright_cloud._config import config_value
+
+    return f"http://127.0.0.1:{int(config_value('server', 'port', DEFAULT_SERVER_PORT))}"
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """The ``[cloud]`` table of one flow run (see the module docstring)."""
+
+    api: str
+    api_token: str | None
+    result_handler: str
+    checkpointing: bool
+    heartbeat_interval: float
+    zombie_timeout: float
+    batch_size: int
+    auto_start: bool
+    #: True when ``api`` is the embedded server's address (auto-start is allowed).
+    embedded: bool
+    #: The process that runs the flow (task runs elsewhere wait for their own writes).
+    owner_pid: int
+
+    def __repr__(self) -> str:  # never print the token
+        return f"CloudSettings(api={self.api!r}, embedded={self.embedded})"
+
+    def with_token(self, token: str) -> CloudSettings:
+        return replace(self, api_token=token)
+
+
+def load_settings() -> CloudSettings:
+    """Read ``[cloud]`` from the configuration; an unknown key is a ConfigError naming it."""
+    from runwright.config import ConfigError, get_config
+
+    given = get_config().section("cloud")
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"Unknown key(s) {', '.join(unknown)} in [cloud]; accepted keys: {', '.join(sorted(DEFAULTS))}"
+        )
+    values = {**DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+    embedded = embedded_api()
+    api = str(values["api"] or embedded).rstrip("/")
+    token = str(values["api_token"] or "") or None
+    try:
+        return CloudSettings(
+            api=api,
+            api_token=token,
+            result_handler=str(values["result_handler"]),
+            checkpointing=bool(values["checkpointing"]),
+            heartbeat_interval=float(values["heartbeat_interval"]),
+            zombie_timeout=float(values["zombie_timeout"]),
+            batch_size=max(1, int(values["batch_size"])),
+            auto_start=bool(values["auto_start"]),
+            embedded=api == embedded,
+            owner_pid=os.getpid(),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"Invalid value in [cloud]: {exc}") from exc

@@ -1,0 +1,151 @@
+"""``runwright runs ...`` (flow runs on the server) and ``runwright server ...``.
+
+``runwright runs`` lists flow runs with their states, ``runwright runs create FLOW.py``
+creates one (and prints its id) for ``runwright run FLOW.py --flow-run-id ID`` to run or
+resume, ``runwright runs show ID`` shows its task runs. The ``server`` group comes from the
+``[server]`` extra, imported only when present.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line_errors(func: F) -> F:
+    """Server unreachable, wrong token, unknown run: one line, no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from runwright_cloud.errors import ClientError, NotFoundError
+
+        try:
+            return func(*args, **kwargs)
+        except NotFoundError as exc:
+            raise click.ClickException(f"Not found on the runwright server: {exc}") from None
+        except ClientError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _client() -> Any:
+    from runwright_cloud import embedded
+    from runwright_cloud.cloud_settings import load_settings
+    from runwright_cloud.connection import shared_client
+
+    settings = embedded.prepare(load_settings())
+    return shared_client(settings.api, settings.api_token)
+
+
+def _state_name(state: dict[str, Any]) -> str:
+    return str(state.get("type", "?"))
+
+
+@click.group("runs", invoke_without_command=True)
+@click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_one_line_errors
+def runs_group(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Flow runs on the runwright server: list (default), create, show."""
+    if ctx.invoked_subcommand is not None:
+        return
+    runs = _client().list_flow_runs(limit=limit)
+    if as_json:
+        click.echo(json.dumps(runs, indent=2, default=str))
+        return
+    if not runs:
+        click.echo("No flow runs yet: `runwright run FLOW.py --backend cloud` creates one.")
+        return
+    click.echo(f"{'ID':36}  {'FLOW':20}  {'STATE':10}  CREATED")
+    for run in runs:
+        click.echo(f"{run['id']:36}  {run['flow_name'][:20]:20}  {_state_name(run['state']):10}  {run['created']}")
+
+
+@runs_group.command("create")
+@click.argument("path")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A flow parameter (repeatable).")
+@click.option("--flow", "flow_name", default=None, help="The flow to use when the file defines several.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_one_line_errors
+def runs_create(path: str, params: tuple[str, ...], flow_name: str | None, as_json: bool) -> None:
+    """Register the flow in PATH and create a flow run of it; print the run's id."""
+    from runwright.cli.loading import load_flow, parse_params
+
+    flow = load_flow(path, flow_name)
+    parameters = parse_params(params, flow)
+    try:
+        json.dumps(parameters)
+    except (TypeError, ValueError) as exc:
+        raise click.ClickException(f"Parameters must be JSON values: {exc}") from None
+    client = _client()
+    structure = flow.structure()
+    flow_id = client.register_flow(structure["name"], structure["tasks"], structure["edges"])
+    flow_run_id = client.create_flow_run(flow_id, parameters=parameters)
+    if as_json:
+        click.echo(json.dumps({"flow_id": flow_id, "flow_run_id": flow_run_id}))
+    else:
+        click.echo(flow_run_id)
+
+
+@runs_group.command("show")
+@click.argument("flow_run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_one_line_errors
+def runs_show(flow_run_id: str, as_json: bool) -> None:
+    """Show a flow run and its task runs (mapped children included)."""
+    client = _client()
+    info = client.get_flow_run_info(flow_run_id)
+    task_runs = client.get_flow_run_task_runs(flow_run_id)
+    if as_json:
+        data = {
+            "id": info.id,
+            "flow_name": info.flow_name,
+            "state": info.state,
+            "version": info.version,
+            "parameters": info.parameters,
+            "task_runs": [
+                {"id": t.id, "task_slug": t.task_slug, "map_index": t.map_index, "version": t.version, "state": t.state}
+                for t in task_runs
+            ],
+        }
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    click.echo(f"Flow run {info.id} of {info.flow_name!r}: {_state_name(info.state)} (version {info.version})")
+    if info.state.get("message"):
+        click.echo(f"  {info.state['message']}")
+    for t in task_runs:
+        slug = t.task_slug if t.map_index == -1 else f"{t.task_slug}[{t.map_index}]"
+        message = (t.state.get("message") or "")[:80]
+        click.echo(f"  {slug:30}  {_state_name(t.state):12}  {message}")
+
+
+@click.command("stop")
+def server_stop() -> None:
+    """Stop the embedded server started by a cloud run (by its pid file)."""
+    from runwright_cloud import embedded
+
+    pid = embedded.stop()
+    if pid is None:
+        click.echo(f"No embedded server is running (no live pid in {embedded.pid_path()}).")
+    else:
+        click.echo(f"Stopped the embedded runwright server (pid {pid}).")
+
+
+def register_commands(cli: click.Group) -> None:
+    """Add ``runs`` and, with the ``[server]`` extra, ``server`` (plus ``server stop``)."""
+    cli.add_command(runs_group)
+    try:
+        from runwright_cloud.server.cli import server_group
+    except ImportError:
+        return
+    if "stop" not in server_group.commands:
+        server_group.add_command(server_stop)
+    cli.add_command(server_group)

@@ -1,0 +1,86 @@
+"""One heartbeat thread per process, beating for every running flow run and task run.
+
+The thread starts when the first run is added and exits as soon as the last one is removed
+(an ``Event`` wakes it at once): the end of a run never waits for a heartbeat. It is a
+daemon thread and is never joined. A failed heartbeat is logged as a warning once per run
+and does not affect the run: the server's sweeper fails a run only after ``zombie_timeout``
+seconds without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from runwright_cloud.client import Client
+from runwright_cloud.errors import ClientError
+
+logger = logging.getLogger("runwright.cloud.heartbeat")
+
+
+class Heartbeat:
+    """The set of beating runs, and the thread that beats for them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._flow_runs: dict[str, Client] = {}
+        self._task_runs: dict[str, Client] = {}
+        self._warned: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self.interval = 30.0
+
+    def add(self, kind: str, run_id: str, client: Client, interval: float) -> None:
+        """Beat for the flow run (``kind="flow"``) or task run (``"task"``) ``run_id``."""
+        with self._lock:
+            (self._flow_runs if kind == "flow" else self._task_runs)[run_id] = client
+            if interval < self.interval or self._thread is None:
+                self.interval = interval
+                self._changed.set()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="runwright-cloud-heartbeat", daemon=True)
+                self._thread.start()
+
+    def remove(self, kind: str, run_id: str) -> None:
+        with self._lock:
+            runs = self._flow_runs if kind == "flow" else self._task_runs
+            if runs.pop(run_id, None) is not None and not (self._flow_runs or self._task_runs):
+                self._changed.set()  # the thread exits now
+
+    def beating(self) -> set[str]:
+        with self._lock:
+            return set(self._flow_runs) | set(self._task_runs)
+
+    @property
+    def alive(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            woke = self._changed.wait(self.interval)
+            with self._lock:
+                self._changed.clear()
+                if not (self._flow_runs or self._task_runs):
+                    self._thread = None
+                    return
+                if woke:
+                    continue
+                flows = list(self._flow_runs.items())
+                tasks = list(self._task_runs.items())
+            for run_id, client in flows:
+                self._beat(client.update_flow_run_heartbeat, "flow run", run_id)
+            for run_id, client in tasks:
+                self._beat(client.update_task_run_heartbeat, "task run", run_id)
+
+    def _beat(self, send: object, what: str, run_id: str) -> None:
+        try:
+            send(run_id)  # type: ignore[operator]
+        except ClientError as exc:
+            if run_id not in self._warned:
+                self._warned.add(run_id)
+                logger.warning("Heartbeat failed for %s %s: %s", what, run_id, exc)
+
+
+#: The process-wide heartbeat (each process, a Dask worker too, has its own).
+heartbeat = Heartbeat()

@@ -1,0 +1,336 @@
+"""Reporting flow runs and task runs to the server: what the cloud plugin's hooks do.
+
+Every function here is called from a hook in :mod:`runwright_cloud.plugin` only for runs
+whose backend is ``"cloud"``. The per-run bookkeeping lives in small report objects: the
+flow run's on the flow runner, a task run's in the task run's context (key
+``cloud_task_run``), so it reaches thread and Dask workers with the context and survives
+in-process retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from runwright.context import context as runtime_context
+from runwright.engine.signals import ENDRUN
+from runwright.engine.state import ClientFailed, Failed, State, utcnow
+from runwright_cloud.cloud_settings import CloudSettings
+from runwright_cloud.connection import shared_client
+from runwright_cloud.errors import ClientError
+from runwright_cloud.heartbeat import heartbeat
+from runwright_cloud.writer import StateWriter, serialize_for_server, writer_for
+
+if TYPE_CHECKING:
+    from runwright.engine.flow_runner import FlowRunner, FlowRunSetup
+    from runwright.engine.state import Cached
+    from runwright.engine.task_runner import TaskRunner, TaskRunSetup
+    from runwright.flow import Flow
+    from runwright.task import Task
+    from runwright_cloud.client import Client
+
+logger = logging.getLogger("runwright.cloud")
+
+TASK_REPORT_KEY = "cloud_task_run"
+FLOW_REPORT_ATTR = "_cloud_flow_run"
+SETTINGS_KEY = "cloud_settings"
+
+
+@dataclass(eq=False)
+class FlowRunReport:
+    """A flow run being reported: its id and the version the next write expects."""
+
+    id: str
+    version: int
+    settings: CloudSettings
+    client: Client
+    writer: StateWriter
+    last_reported: State | None = None
+
+
+@dataclass(eq=False)
+class TaskRunReport:
+    """A task run (or mapped child run) being reported."""
+
+    id: str
+    version: int
+    slug: str
+    map_index: int | None
+    settings: CloudSettings
+    last_reported: State | None = None
+    #: queued writes not sent yet (guarded by the writer's lock)
+    pending: int = 0
+    #: the server refused (or never got) a queued write: later versions cannot match
+    refused: bool = False
+    runner_id: int = 0
+    context: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def describe(self) -> str:
+        where = "" if self.map_index is None else f"[{self.map_index}]"
+        return f"task run {self.slug}{where} ({self.id})"
+
+    def __reduce__(self) -> Any:
+        # A copy (a mapped child's context going to a Dask worker) starts afresh there.
+        return (TaskRunReport, (self.id, self.version, self.slug, self.map_index, self.settings))
+
+    @property
+    def client(self) -> Client:
+        return shared_client(self.settings.api, self.settings.api_token)
+
+    @property
+    def writer(self) -> StateWriter:
+        return writer_for(self.client, self.settings.batch_size)
+
+
+# ---------------------------------------------------------------------------------- flow runs
+def _json_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    try:
+        json.dumps(parameters)
+    except (TypeError, ValueError) as exc:
+        raise ENDRUN(
+            Failed(f"The parameters of a cloud flow run must be JSON values ({exc}); pass plain values", result=exc)
+        ) from exc
+    return parameters
+
+
+def initialize_flow_run(runner: FlowRunner, flow: Flow, setup: FlowRunSetup) -> None:
+    """Create the flow run if the context names none, then load it: state, version,
+    parameters, context and task runs (see :mod:`runwright_cloud.resume`)."""
+    from runwright_cloud import embedded
+    from runwright_cloud.cloud_settings import load_settings
+    from runwright_cloud.resume import restore_flow_state, restore_task_state
+
+    context = setup.context
+    settings = context.get(SETTINGS_KEY) or load_settings()
+    try:
+        settings = embedded.prepare(settings)
+        client = shared_client(settings.api, settings.api_token)
+        flow_run_id = context.get("flow_run_id")
+        if not flow_run_id:
+            structure = flow.structure()
+            flow_id = client.register_flow(structure["name"], structure["tasks"], structure["edges"])
+            flow_run_id = client.create_flow_run(flow_id, parameters=_json_parameters(setup.parameters))
+        info = client.get_flow_run_info(flow_run_id)
+        db_state = restore_flow_state(info.state)
+    except ClientError as exc:
+        logger.debug("Could not load the flow run from the runwright server: %s", exc)
+        raise ENDRUN(setup.state or Failed(f"Could not retrieve state from the runwright server: {exc}", result=exc)) from exc
+    except Exception as exc:  # a state this process cannot deserialize, say
+        raise ENDRUN(setup.state or Failed(f"Could not load flow run {flow_run_id}: {exc}", result=exc)) from exc
+
+    context.update(info.context or {})
+    context.update(
+        flow_run_id=info.id,
+        flow_run_version=info.version,
+        scheduled_start_time=info.scheduled_start_time,
+        cloud=True,
+        backend="cloud",
+    )
+    context[SETTINGS_KEY] = settings
+    context.setdefault("default_result_handler", settings.result_handler)
+    setup.parameters = {**(info.parameters or {}), **(setup.parameters or {})}
+    if setup.state is None:
+        setup.state = db_state
+
+    tasks_by_slug = {task.slug: task for task in flow.tasks}
+    for task_run in info.task_runs:
+        task = tasks_by_slug.get(task_run.task_slug)
+        if task is None:
+            raise ENDRUN(
+                Failed(
+                    f"Flow run {info.id} has a task run for {task_run.task_slug!r}, which flow {flow.name!r} does not "
+                    "have: the flow changed since the run was created. Create a new flow run."
+                )
+            )
+        try:
+            restored = restore_task_state(task_run.state, task_run.heartbeat, settings.zombie_timeout)
+        except Exception as exc:
+            raise ENDRUN(Failed(f"Could not load the state of task run {task_run.task_slug}: {exc}", result=exc)) from exc
+        if restored is not None:
+            setup.task_states.setdefault(task, restored)
+        task_context = setup.task_contexts.get(task)
+        if task_context is None:
+            task_context = setup.task_contexts[task] = {}
+        task_context.update(task_run_id=task_run.id, task_run_version=task_run.version, task_id=task_run.task_slug)
+
+    runner.__dict__[FLOW_REPORT_ATTR] = FlowRunReport(
+        id=info.id,
+        version=info.version,
+        settings=settings,
+        client=client,
+        writer=writer_for(client, settings.batch_size),
+        last_reported=setup.state,
+    )
+
+
+def report_flow_state(runner: FlowRunner, new_state: State) -> None:
+    """Write the flow run's new state (version-checked); a refusal ends the run with it."""
+    report: FlowRunReport | None = runner.__dict__.get(FLOW_REPORT_ATTR)
+    if report is None:
+        return
+    if new_state.is_finished():
+        report.writer.flush()  # task runs are recorded before the flow run's final state
+    _write_flow_state(report, new_state, endrun=True)
+
+
+def _write_flow_state(report: FlowRunReport, state: State, endrun: bool) -> None:
+    try:
+        report.version = report.client.set_flow_run_state(report.id, report.version, serialize_for_server(state, False, "the flow run"))
+    except ClientError as exc:
+        heartbeat.remove("flow", report.id)
+        logger.error("The runwright server did not record flow run %s as %s: %s", report.id, type(state).__name__, exc)
+        if endrun:
+            raise ENDRUN(state) from exc
+        return
+    report.last_reported = state
+    if runtime_context.get("flow_run_id") == report.id:
+        runtime_context["flow_run_version"] = report.version
+    if state.is_running():
+        heartbeat.add("flow", report.id, report.client, report.settings.heartbeat_interval)
+    else:
+        heartbeat.remove("flow", report.id)
+
+
+def end_flow_run(runner: FlowRunner, state: State | None) -> str | None:
+    """Flush queued writes, record a final state no hook saw (a state handler's error), stop
+    the flow run's heartbeat. Returns the flow run id."""
+    report: FlowRunReport | None = runner.__dict__.pop(FLOW_REPORT_ATTR, None)
+    if report is None:
+        return None
+    try:
+        report.writer.flush()
+        if state is not None and state is not report.last_reported and state.is_finished():
+            _write_flow_state(report, state, endrun=False)
+    finally:
+        heartbeat.remove("flow", report.id)
+    return report.id
+
+
+# ---------------------------------------------------------------------------------- task runs
+_stacks = threading.local()
+
+
+def _stack() -> list[TaskRunReport]:
+    stack: list[TaskRunReport] | None = getattr(_stacks, "reports", None)
+    if stack is None:
+        stack = _stacks.reports = []
+    return stack
+
+
+def initialize_task_run(runner: TaskRunner, task: Task, setup: TaskRunSetup) -> None:
+    """Attach the task run's report to its context; a mapped child gets or creates its run."""
+    from runwright_cloud.resume import restore_task_state
+
+    context = setup.context
+    map_index = context.get("map_index")
+    report: TaskRunReport | None = context.get(TASK_REPORT_KEY)
+    if report is not None and report.map_index == map_index and report.runner_id == id(runner):
+        report.last_reported = setup.state  # another attempt of the same run (in-process retry)
+        return
+    settings: CloudSettings | None = context.get(SETTINGS_KEY) or runtime_context.get(SETTINGS_KEY)
+    flow_run_id = context.get("flow_run_id") or runtime_context.get("flow_run_id")
+    context.pop(TASK_REPORT_KEY, None)  # a mapped child's context starts as a copy of its parent's
+    if settings is None or not flow_run_id:
+        return  # a task run outside a cloud flow run: nothing to report to
+    slug = str(task.slug)
+    task_run_id: str | None
+    version: int | None
+    if map_index is not None:
+        try:
+            info = shared_client(settings.api, settings.api_token).get_task_run_info(flow_run_id, slug, map_index)
+            restored = restore_task_state(info.state, info.heartbeat, settings.zombie_timeout)
+        except Exception as exc:
+            logger.error("Could not load task run %s[%s] from the runwright server: %s", task.slug, map_index, exc)
+            raise ENDRUN(setup.state or Failed(f"Could not retrieve state from the runwright server: {exc}", result=exc)) from exc
+        if setup.state is None:
+            setup.state = restored
+        task_run_id, version = info.id, info.version
+    else:
+        task_run_id, version = context.get("task_run_id"), context.get("task_run_version")
+        if task_run_id is None or version is None:
+            return
+    report = TaskRunReport(
+        id=task_run_id,
+        version=version,
+        slug=slug,
+        map_index=map_index,
+        settings=settings,
+        last_reported=setup.state,
+        runner_id=id(runner),
+        context=context,
+    )
+    context.update(task_run_id=task_run_id, task_run_version=version, task_id=slug, cloud=True)
+    context[TASK_REPORT_KEY] = report
+    _stack().append(report)
+
+
+def report_task_state(new_state: State) -> None:
+    """Claim Running (and record Mapped) at once, version-checked; queue every other state."""
+    report: TaskRunReport | None = runtime_context.get(TASK_REPORT_KEY)
+    if report is None:
+        return
+    if new_state.is_running() or new_state.is_mapped():
+        writer = report.writer
+        writer.wait_for(report)  # this run's earlier states land first
+        try:
+            if report.refused:
+                raise ClientError("an earlier state of this task run was refused")
+            report.version = report.client.set_task_run_state(report.id, report.version, new_state.serialize())
+        except ClientError as exc:
+            heartbeat.remove("task", report.id)
+            logger.error("The runwright server did not record %s as %s: %s", report.describe(), type(new_state).__name__, exc)
+            raise ENDRUN(ClientFailed(f"Could not record the {type(new_state).__name__} state: {exc}", state=new_state)) from exc
+        if new_state.is_running():
+            heartbeat.add("task", report.id, report.client, report.settings.heartbeat_interval)
+    else:
+        if report.last_reported is not None and report.last_reported.is_running():
+            heartbeat.remove("task", report.id)
+        report.writer.enqueue(report, new_state, report.settings.checkpointing)
+    report.last_reported = new_state
+    runtime_context["task_run_version"] = report.version
+
+
+def end_task_run(runner: TaskRunner, state: State | None) -> None:
+    """Record a final state no hook saw (a state handler's error); a task run on another
+    process than the flow run's waits for its queued writes."""
+    stack = _stack()
+    report = None
+    for index in range(len(stack) - 1, -1, -1):
+        if stack[index].runner_id == id(runner):
+            report = stack.pop(index)
+            break
+    if report is None:
+        return
+    heartbeat.remove("task", report.id)
+    if state is not None and state is not report.last_reported and state.is_finished() and not report.refused:
+        report.writer.enqueue(report, state, report.settings.checkpointing)
+        report.last_reported = state
+    if report.settings.owner_pid != os.getpid():
+        report.writer.wait_for(report)
+
+
+def check_cached(task: Task, inputs: dict[str, Any], parameters: dict[str, Any]) -> Cached | None:
+    """The newest Cached state of this task (same flow name, slug and map index) on the
+    server, newer than ``now - cache_for``, that the task's cache validator accepts."""
+    from runwright.engine.state import Cached
+
+    report: TaskRunReport | None = runtime_context.get(TASK_REPORT_KEY)
+    if report is None or task.cache_for is None:
+        return None
+    flow_name = str(runtime_context.get("flow_name"))
+    rows = report.client.get_latest_cached_states(
+        flow_name, report.slug, utcnow() - task.cache_for, map_index=-1 if report.map_index is None else report.map_index
+    )
+    for data in rows:
+        try:
+            candidate = State.deserialize(data)
+        except Exception as exc:  # noqa: BLE001 - a candidate we cannot read is no candidate
+            logger.debug("Skipping a cached state of %s: %s", task.slug, exc)
+            continue
+        if isinstance(candidate, Cached) and task.cache_validator(candidate, inputs, parameters):
+            return candidate
+    return None

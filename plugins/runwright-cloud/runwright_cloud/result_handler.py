@@ -1,0 +1,100 @@
+"""``CloudResultHandler``: results stored by the runwright server's result service.
+
+The value is cloudpickled, framed with :mod:`runwright.engine.result_framing` (magic,
+version, length, CRC-32, checked before anything is unpickled) and uploaded as opaque bytes;
+the server answers with an ``rwcloud://results/<id>`` URI, which :meth:`read` downloads.
+
+Constructing, pickling or deserializing a handler never touches the network: the client is
+built on the first read or write.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, ClassVar
+
+import cloudpickle  # type: ignore[import-untyped]
+
+from runwright.engine.result_framing import FrameError, frame_header, unframe
+from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
+from runwright_cloud.client import Client
+from runwright_cloud.errors import ClientError, NotFoundError
+
+
+class CloudResultHandler(ResultHandler):
+    """Stores results on the runwright server.
+
+    :param result_handler_service: the server's root URL; None means the run's server (the
+        ``cloud_settings`` of the run context), else ``[cloud] api``.
+    """
+
+    handler_name: ClassVar[str] = "cloud"
+    uri_schemes: ClassVar[tuple[str, ...]] = ("rwcloud",)
+
+    def __init__(self, result_handler_service: str | None = None) -> None:
+        self.result_handler_service = result_handler_service
+        self._client: Client | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"result_handler_service": self.result_handler_service, "_client": None}
+
+    @property
+    def client(self) -> Client:
+        """The client, built on first use: the run's server and token, else the config's."""
+        client = self._client
+        if client is None:
+            from runwright.context import context
+            from runwright_cloud.connection import shared_client
+
+            settings = context.get("cloud_settings")
+            if settings is None or (self.result_handler_service and self.result_handler_service != settings.api):
+                from runwright_cloud.cloud_settings import load_settings
+                from runwright_cloud.embedded import resolve_token
+
+                settings = load_settings()
+                api = (self.result_handler_service or settings.api).rstrip("/")
+                token = settings.api_token or (resolve_token() if api == settings.api and settings.embedded else None)
+                client = shared_client(api, token)
+            else:
+                client = shared_client(settings.api, settings.api_token)
+            self._client = client
+        return client
+
+    def write(self, result: Any) -> str:
+        """Upload the cloudpickled ``result``; return its ``rwcloud://`` URI."""
+        try:
+            payload = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise ResultHandlerError(
+                f"CloudResultHandler cannot store this {type(result).__name__} value: it is not picklable "
+                f"({exc!r}). Nothing was written. Return a picklable value, or give the task another handler."
+            ) from exc
+        client = self.client
+        try:
+            return client.upload_result(frame_header(payload) + payload)
+        except ClientError as exc:
+            raise ResultHandlerError(f"Could not store a result on the runwright server at {client.api}: {exc}") from exc
+
+    def read(self, loc: str) -> Any:
+        """Download and unpickle the result at ``loc``."""
+        client = self.client
+        try:
+            data = client.download_result(loc)
+        except NotFoundError as exc:
+            raise ResultHandlerError(
+                f"No result at {loc} on the runwright server at {client.api} (wrong server or tenant, "
+                "or the database was replaced); re-run the task that produced it"
+            ) from exc
+        except ClientError as exc:
+            raise ResultHandlerError(f"Could not read {loc} from the runwright server at {client.api}: {exc}") from exc
+        try:
+            payload = unframe(data)
+        except FrameError as exc:
+            raise ResultHandlerError(f"The data at {loc} is not a valid result: {exc}") from None
+        try:
+            return cloudpickle.loads(payload)
+        except Exception as exc:
+            raise ResultHandlerError(
+                f"The result at {loc} is intact but could not be unpickled ({exc!r}); this process probably "
+                "lacks a module (or version of it) that the value needs."
+            ) from exc
