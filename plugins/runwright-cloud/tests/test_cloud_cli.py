@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from runwright_cloud.testing import TestServer, free_port
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -6,6 +6,7 @@ import pickle
 from collections.abc import Iterator
 
 import pytest
+
 from runwright.config import temporary_config
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
 from runwright.testing import ResultHandlerContract

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from runwright_cloud.client import Client
 from runwright_cloud.server import migrate
 from runwright_cloud.server.auth import create_token

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from runwright import Flow, task
 from runwright.config import temporary_config
 from runwright.engine.flow_runner import FlowRunner
