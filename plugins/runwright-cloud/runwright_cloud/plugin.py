@@ -58,13 +58,13 @@ def runwright_flow_run_initialize(runner: FlowRunner, flow: Flow, setup: FlowRun
 
 @hookimpl
 def runwright_flow_state_change(runner: FlowRunner, new_state: State) -> None:
-    if reporting.FLOW_REPORT_ATTR in runner.__dict__:
+    if reporting.flow_reports and runner in reporting.flow_reports:
         reporting.report_flow_state(runner, new_state)
 
 
 @hookimpl
 def runwright_flow_run_end(runner: FlowRunner, state: State) -> None:
-    if reporting.FLOW_REPORT_ATTR in runner.__dict__:
+    if reporting.flow_reports and runner in reporting.flow_reports:
         flow_run_id = reporting.end_flow_run(runner, state)
         if flow_run_id is not None:
             _tell_cli_user(flow_run_id)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("runwright.cloud")
 
 TASK_REPORT_KEY = "cloud_task_run"
-FLOW_REPORT_ATTR = "_cloud_flow_run"
 SETTINGS_KEY = "cloud_settings"
+
+#: The report of each flow runner's current run. Not an attribute of the runner: Dask
+#: pickles the runner (its ``run_task``), and the report holds the writer and its lock.
+flow_reports: weakref.WeakKeyDictionary[FlowRunner, FlowRunReport] = weakref.WeakKeyDictionary()
 
 
 @dataclass(eq=False)
@@ -157,7 +161,7 @@ def initialize_flow_run(runner: FlowRunner, flow: Flow, setup: FlowRunSetup) -> 
             task_context = setup.task_contexts[task] = {}
         task_context.update(task_run_id=task_run.id, task_run_version=task_run.version, task_id=task_run.task_slug)
 
-    runner.__dict__[FLOW_REPORT_ATTR] = FlowRunReport(
+    flow_reports[runner] = FlowRunReport(
         id=info.id,
         version=info.version,
         settings=settings,
@@ -169,7 +173,7 @@ def initialize_flow_run(runner: FlowRunner, flow: Flow, setup: FlowRunSetup) -> 
 
 def report_flow_state(runner: FlowRunner, new_state: State) -> None:
     """Write the flow run's new state (version-checked); a refusal ends the run with it."""
-    report: FlowRunReport | None = runner.__dict__.get(FLOW_REPORT_ATTR)
+    report = flow_reports.get(runner)
     if report is None:
         return
     if new_state.is_finished():
@@ -198,7 +202,7 @@ def _write_flow_state(report: FlowRunReport, state: State, endrun: bool) -> None
 def end_flow_run(runner: FlowRunner, state: State | None) -> str | None:
     """Flush queued writes, record a final state no hook saw (a state handler's error), stop
     the flow run's heartbeat. Returns the flow run id."""
-    report: FlowRunReport | None = runner.__dict__.pop(FLOW_REPORT_ATTR, None)
+    report = flow_reports.pop(runner, None)
     if report is None:
         return None
     try:

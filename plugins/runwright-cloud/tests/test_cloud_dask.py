@@ -1,0 +1,67 @@
+"""Cloud runs on Dask worker processes: the workers report with what the run context carries."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+from runwright import Flow, task
+from runwright.config import temporary_config
+from runwright_cloud import CloudFlowRunner
+from runwright_cloud.client import Client
+from runwright_cloud.testing import TestServer, unique
+
+distributed = pytest.importorskip("distributed")
+runwright_dask = pytest.importorskip("runwright_dask")
+
+
+@task
+def numbers() -> list[int]:
+    return [1, 2, 3, 4]
+
+@task
+def square(x: int) -> tuple[int, int]:
+    return os.getpid(), x * x
+
+@task
+def total(pairs: list[tuple[int, int]]) -> int:
+    return sum(value for _, value in pairs)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        local = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=logging.CRITICAL,
+        )
+    try:
+        yield local.scheduler_address
+    finally:
+        local.close()
+
+
+def test_mapped_children_on_worker_processes_are_reported(server: TestServer, cluster: str) -> None:
+    with Flow(unique()) as flow:
+        result = total(square.map(numbers()))
+    client = Client(server.url, server.token_a)
+    structure = flow.structure()
+    run_id = client.create_flow_run(client.register_flow(structure["name"], structure["tasks"], structure["edges"]))
+    with temporary_config({"cloud.api": server.url, "cloud.api_token": server.token_a, "cloud.auto_start": False}):
+        state = flow.run(
+            runner_cls=CloudFlowRunner,
+            context={"flow_run_id": run_id},
+            executor=runwright_dask.DaskExecutor(cluster),
+        )
+    assert state.is_successful() and state.result[result].result == 30
+    runs = client.get_flow_run_task_runs(run_id)
+    children = [t for t in runs if t.task_slug == "square-1" and t.map_index >= 0]
+    assert sorted(t.map_index for t in children) == [0, 1, 2, 3]
+    for child in children:
+        assert [r["state"]["type"] for r in client.get_task_run_states(child.id)][1:] == ["Running", "Success"]
+    assert client.get_flow_run_info(run_id).state["type"] == "Success"
