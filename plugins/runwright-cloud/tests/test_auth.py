@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 
+from runwright_cloud.server import migrate
 from runwright_cloud.server.app import create_app
+from runwright_cloud.server.auth import TokenCache, create_token
+from runwright_cloud.server.db import make_engine
 from runwright_cloud.server.settings import Settings
-from runwright_cloud.testing import TestServer, unique
+from runwright_cloud.testing import ServerProcess, TestServer, unique
 
 
 def _endpoints() -> list[tuple[str, str]]:
@@ -91,3 +98,45 @@ def test_tenant_isolation(server: TestServer, sa: requests.Session, sb: requests
     flow_a = sa.get(f"{api}/flows/{flow_id}").json()
     mine = sb.post(f"{api}/flows", json={"name": name, "tasks": flow_a["tasks"], "edges": flow_a["edges"]})
     assert mine.status_code == 201 and mine.json()["id"] != flow_id
+
+
+def test_token_cache_expires_and_disables() -> None:
+    cache = TokenCache(ttl=0.2)
+    assert cache.get("d") is None
+    cache.put("d", "tenant")
+    assert cache.get("d") == "tenant"
+    time.sleep(0.25)
+    assert cache.get("d") is None
+    off = TokenCache(ttl=0)
+    off.put("d", "tenant")
+    assert off.get("d") is None
+    small = TokenCache(ttl=60, max_entries=2)
+    for n in range(3):
+        small.put(str(n), "t")
+    assert small.get("2") == "t" and small.get("0") is None
+
+
+def test_revocation_from_another_process_lands_within_the_cache_ttl(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'ttl.db'}"
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    token = create_token(engine, "short", tenant="ttl")
+    engine.dispose()
+    proc = ServerProcess(db_url, env={"RUNWRIGHT__SERVER__TOKEN_CACHE_SECONDS": "1"}).start()
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        assert requests.get(proc.url + "/api/v1/flows", headers=headers).status_code == 200  # now cached
+        cli = [sys.executable, "-m", "runwright_cloud.server", "token", "revoke", "--token", token, "--db", db_url]
+        assert subprocess.run(cli, capture_output=True, timeout=60, check=False).returncode == 0
+        revoked_at = time.monotonic()
+        while (status := requests.get(proc.url + "/api/v1/flows", headers=headers).status_code) == 200:
+            assert time.monotonic() - revoked_at < 2.0, "revoked token still accepted after the 1 s TTL"
+            time.sleep(0.05)
+        assert status == 401
+        # a new token works at once (unknown tokens are never cached)
+        fresh_engine = make_engine(db_url)
+        fresh = create_token(fresh_engine, "fresh", tenant="ttl")
+        fresh_engine.dispose()
+        assert requests.get(proc.url + "/api/v1/flows", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+    finally:
+        proc.stop()

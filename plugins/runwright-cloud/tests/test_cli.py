@@ -6,10 +6,12 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import requests
 
+from runwright_cloud.server.settings import DEFAULT_TOKEN_CACHE_SECONDS
 from runwright_cloud.testing import TestServer, free_port
 
 
@@ -28,7 +30,11 @@ def test_token_create_prints_only_the_token_and_revoke_works(server: TestServer)
     assert requests.get(server.api + "/flows", headers=headers).status_code == 200
     revoked = cli("token", "revoke", "--name", "ci", "--tenant", "a", "--db", server.db_url)
     assert revoked.returncode == 0, revoked.stderr
-    assert requests.get(server.api + "/flows", headers=headers).status_code == 401
+    # the server remembers a valid token for token_cache_seconds: revocation lands within that
+    deadline = time.monotonic() + DEFAULT_TOKEN_CACHE_SECONDS + 2
+    while requests.get(server.api + "/flows", headers=headers).status_code != 401:
+        assert time.monotonic() < deadline, "revoked token still accepted after the cache TTL"
+        time.sleep(0.1)
     again = cli("token", "revoke", "--name", "ci", "--tenant", "a", "--db", server.db_url)
     assert again.returncode == 1 and "no active token" in again.stderr
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from runwright_cloud import __version__
+from runwright_cloud.server.auth import TokenCache
 from runwright_cloud.server.db import make_engine
 from runwright_cloud.server.limits import BodyLimitMiddleware
 from runwright_cloud.server.routes import all_routers
@@ -41,6 +42,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.token_cache = TokenCache(settings.token_cache_seconds)
     for router in all_routers():
         app.include_router(router, prefix=API_PREFIX)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

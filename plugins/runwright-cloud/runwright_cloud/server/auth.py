@@ -2,12 +2,19 @@
 
 A token is ``rw_`` + 43 url-safe random characters; only its sha256 hex digest is stored.
 Each token belongs to a tenant; every query of a request is filtered by that tenant.
+
+Valid tokens are remembered in-process for ``Settings.token_cache_seconds`` (5 s): a request
+whose token was checked less than that long ago costs no query. Revocation (``runwright
+server token revoke``, from any process) therefore takes effect within that many seconds;
+unknown and revoked tokens are never cached, so a new token works at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +23,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine, select, update
+from starlette.concurrency import run_in_threadpool
 
 from runwright_cloud.server import models
 from runwright_cloud.server.db import read_tx, write_tx
@@ -90,21 +98,73 @@ class Principal:
     tenant_id: str
 
 
+class TokenCache:
+    """sha256 digest -> tenant id of tokens found valid, each kept for ``ttl`` seconds.
+
+    Entries expire ``ttl`` seconds after the database check that found them, whatever the
+    traffic, so a revoked token stops working within ``ttl`` seconds. ``ttl <= 0`` disables
+    the cache. At most ``max_entries`` are kept (the whole cache is dropped when full).
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> str | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry[1] <= time.monotonic():
+            with self._lock:
+                if self._entries.get(digest) is entry:
+                    del self._entries[digest]
+            return None
+        return entry[0]
+
+    def put(self, digest: str, tenant_id: str) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[digest] = (tenant_id, time.monotonic() + self.ttl)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def require_principal(
+def _lookup_tenant(engine: Engine, digest: str) -> str | None:
+    t = models.api_tokens
+    with read_tx(engine) as conn:
+        tenant_id: str | None = conn.execute(
+            select(t.c.tenant_id).where(t.c.token_hash == digest, t.c.revoked.is_(None))
+        ).scalar()
+    return tenant_id
+
+
+async def require_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """FastAPI dependency: a valid, unrevoked bearer token, or 401."""
+    """FastAPI dependency: a valid, unrevoked bearer token, or 401.
+
+    Async so that a cache hit costs no trip through the threadpool; a miss queries the
+    database in the threadpool.
+    """
     if credentials is None or not credentials.credentials:
         raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)", headers=_UNAUTHORIZED)
     digest = hash_token(credentials.credentials)
-    t = models.api_tokens
-    with read_tx(request.app.state.engine) as conn:
-        tenant_id = conn.execute(
-            select(t.c.tenant_id).where(t.c.token_hash == digest, t.c.revoked.is_(None))
-        ).scalar()
+    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
+    tenant_id = cache.get(digest) if cache is not None else None
     if tenant_id is None:
-        raise HTTPException(401, "invalid or revoked API token", headers=_UNAUTHORIZED)
+        tenant_id = await run_in_threadpool(_lookup_tenant, request.app.state.engine, digest)
+        if tenant_id is None:
+            raise HTTPException(401, "invalid or revoked API token", headers=_UNAUTHORIZED)
+        if cache is not None:
+            cache.put(digest, tenant_id)
     return Principal(tenant_id=tenant_id)

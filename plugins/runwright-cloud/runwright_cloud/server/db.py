@@ -6,12 +6,19 @@ so that a read-then-write transaction (get-or-create, the sweeper) takes the wri
 front and waits for it (busy_timeout) instead of failing with "database is locked" when it
 tries to upgrade a stale read snapshot. Read transactions use a plain deferred ``BEGIN`` so
 readers never block under WAL.
+
+Within one process, SQLite write transactions also take a per-engine lock first: writers of
+the same server queue on it and start the moment the previous one commits, instead of
+meeting SQLite's busy handler, which polls with sleeps of 1-100 ms. ``busy_timeout`` still
+arbitrates with other processes (the ``token`` commands, a second server).
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE_OPTION = "runwright_write"
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:
@@ -41,6 +49,7 @@ def make_engine(db_url: str) -> Engine:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs.update(pool_size=16, max_overflow=32)
     engine = create_engine(url, **kwargs)
+    _WRITE_LOCKS[engine] = threading.RLock()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -63,7 +72,8 @@ def make_engine(db_url: str) -> Engine:
 @contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: committed on success, rolled back on error."""
-    with engine.connect() as conn:
+    lock = _WRITE_LOCKS.get(engine)
+    with lock if lock is not None else nullcontext(), engine.connect() as conn:
         conn.execution_options(**{_WRITE_OPTION: True})
         with conn.begin():
             yield conn

@@ -15,11 +15,11 @@ waits for the first and re-checks its WHERE clause).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Insert, Table, Update, bindparam, select, update
 
 from runwright_cloud.server import models
 
@@ -33,11 +33,46 @@ class WriteOutcome:
 
 @dataclass(frozen=True)
 class RunKind:
-    """The pair of tables and the history's foreign-key column for one kind of run."""
+    """The pair of tables and the history's foreign-key column for one kind of run.
+
+    The two statements of a winning write are built once here (with bound parameters), so a
+    write costs no statement construction or cache-key computation.
+    """
 
     runs: Table
     history: Table
     history_fk: str
+    bump: Update = field(init=False, repr=False, compare=False)
+    append: Insert = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        runs = self.runs
+        bump = (
+            update(runs)
+            .where(
+                runs.c.id == bindparam("b_id"),
+                runs.c.tenant_id == bindparam("b_tenant"),
+                runs.c.version == bindparam("b_version"),
+            )
+            .values(
+                state=bindparam("b_state"),
+                state_type=bindparam("b_type"),
+                version=runs.c.version + 1,
+                heartbeat=bindparam("b_now"),
+                updated=bindparam("b_now"),
+            )
+        )
+        append = self.history.insert().values(
+            {
+                self.history_fk: bindparam("b_id"),
+                "version": bindparam("b_new_version"),
+                "state": bindparam("b_state"),
+                "state_type": bindparam("b_type"),
+                "timestamp": bindparam("b_now"),
+            }
+        )
+        object.__setattr__(self, "bump", bump)
+        object.__setattr__(self, "append", append)
 
 
 FLOW_RUNS = RunKind(models.flow_runs, models.flow_run_states, "flow_run_id")
@@ -55,24 +90,19 @@ def write_state(
     now: datetime,
 ) -> WriteOutcome:
     """Apply one version-checked state write inside the caller's transaction."""
+    params = {
+        "b_id": run_id,
+        "b_tenant": tenant_id,
+        "b_version": expected_version,
+        "b_new_version": expected_version + 1,
+        "b_state": state_text,
+        "b_type": state_type,
+        "b_now": now,
+    }
+    if conn.execute(kind.bump, params).rowcount == 1:
+        conn.execute(kind.append, params)
+        return WriteOutcome("ok", expected_version + 1)
     runs = kind.runs
-    result = conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id, runs.c.tenant_id == tenant_id, runs.c.version == expected_version)
-        .values(state=state_text, state_type=state_type, version=runs.c.version + 1, heartbeat=now, updated=now)
-    )
-    if result.rowcount == 1:
-        new_version = expected_version + 1
-        conn.execute(
-            kind.history.insert().values(
-                **{kind.history_fk: run_id},
-                version=new_version,
-                state=state_text,
-                state_type=state_type,
-                timestamp=now,
-            )
-        )
-        return WriteOutcome("ok", new_version)
     row = conn.execute(
         select(runs.c.version, runs.c.state).where(runs.c.id == run_id, runs.c.tenant_id == tenant_id)
     ).first()
