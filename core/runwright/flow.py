@@ -364,6 +364,8 @@ class Flow:
                 time.sleep(delay)
             task_states = result
             kwargs.pop("state", None)
+            if runner.context.get("flow_run_id"):  # keep reporting to the same backend run
+                kwargs["context"] = {**(kwargs.get("context") or {}), "flow_run_id": runner.context["flow_run_id"]}
         if isinstance(state._result.value, dict):
             for task in self.tasks:
                 state._result.value.setdefault(task, Pending("Task not run."))

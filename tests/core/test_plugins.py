@@ -313,3 +313,31 @@ def test_importing_runwright_loads_no_plugin():
     code = "import sys, runwright; print(any(m.startswith('runwright_') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_flow_run_keeps_the_backend_run_id_across_long_retries(plugin_manager):
+    from runwright.config import temporary_config
+
+    seen = []
+
+    class Backend:
+        @hookimpl
+        def runwright_flow_run_initialize(self, setup):
+            seen.append(setup.context.get("flow_run_id"))
+            setup.context.setdefault("flow_run_id", f"run-{len(seen)}")
+
+    plugin_manager.register(Backend(), name="fake-backend")
+    attempts = []
+
+    @task(max_retries=1, retry_delay=datetime.timedelta(milliseconds=50))
+    def flaky():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("first attempt fails")
+        return "ok"
+
+    with Flow("f") as flow:
+        flaky()
+    with temporary_config({"engine.inprocess_retry_limit": 0.0}):
+        assert flow.run().is_successful()
+    assert seen == [None, "run-1"]

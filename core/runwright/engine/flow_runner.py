@@ -72,6 +72,8 @@ class FlowRunner(Runner):
             task_runner_cls = get_default_task_runner_class()
         self.task_runner_cls = task_runner_cls
         self._default_result_handler: Any = None
+        #: the run context of the last ``run`` (after plugins initialized it)
+        self.context: dict[str, Any] = {}
         super().__init__(state_handlers=state_handlers)
 
     def __repr__(self) -> str:
@@ -156,6 +158,7 @@ class FlowRunner(Runner):
             state, task_states, context, task_contexts = self.initialize_run(
                 state, task_states, context, task_contexts, parameters
             )
+            self.context = context
             with runtime_context(context):
                 state = self.check_flow_is_pending_or_running(state)
                 state = self.check_flow_reached_start_time(state)
