@@ -1,0 +1,219 @@
+"""Fixtures of the reliability and security suite: real servers and real flow-run processes.
+
+Everything here starts real components on 127.0.0.1 — the server as a subprocess on a temp
+SQLite file, flow runs as ``python -m runwright.cli run ...`` subprocesses with their own
+temp HOME and config — and stops every process it started, by its own PID, also when a test
+fails (fixture finalizers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runwright_cloud.client import Client
+from runwright_cloud.server import migrate
+from runwright_cloud.server.auth import create_token, revoke_tokens
+from runwright_cloud.server.db import make_engine
+from runwright_cloud.testing import ServerProcess, free_port
+
+#: Every subprocess wait is bounded by this (seconds) unless a test says otherwise.
+PROCESS_TIMEOUT = 120.0
+
+
+@dataclass
+class Tenant:
+    name: str
+    token: str
+
+    def client(self, url: str) -> Client:
+        return Client(url, self.token, timeout=10.0)
+
+
+@dataclass
+class LiveServer:
+    """A server subprocess on a fixed port and SQLite file that a test may kill and restart."""
+
+    db_path: Path
+    port: int
+    a: Tenant
+    b: Tenant
+    revoked: str
+    extra_args: list[str] = field(default_factory=list)
+    process: ServerProcess | None = None
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.db_path}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None and self.process.proc is not None
+        return self.process.proc.pid
+
+    def start(self) -> LiveServer:
+        self.process = ServerProcess(self.db_url, port=self.port, extra_args=self.extra_args).start(timeout=30)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, not a shutdown."""
+        if self.process is not None:
+            self.process.kill()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
+def make_server(where: Path, extra_args: Sequence[str] = ()) -> LiveServer:
+    """A migrated SQLite database with tokens of tenants "a" and "b" (and a revoked one of "a")."""
+    db_path = where / "server.db"
+    engine = make_engine(f"sqlite:///{db_path}")
+    migrate.upgrade(engine)
+    token_a = create_token(engine, "alice", tenant="a")
+    token_b = create_token(engine, "bob", tenant="b")
+    revoked = create_token(engine, "old", tenant="a")
+    revoke_tokens(engine, token=revoked)
+    engine.dispose()
+    return LiveServer(db_path, free_port(), Tenant("a", token_a), Tenant("b", token_b), revoked, list(extra_args))
+
+
+@pytest.fixture
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A fresh server of this test alone (it may kill and restart it)."""
+    server = make_server(tmp_path_factory.mktemp("server"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the tests of a module that do not disturb it."""
+    server = make_server(tmp_path_factory.mktemp("server"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+class Processes:
+    """Flow-run subprocesses of one test; all are killed by PID when the test ends."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.started: list[subprocess.Popen[str]] = []
+
+    def env(self, server: LiveServer | None = None, token: str | None = None, **extra: str) -> dict[str, str]:
+        """The environment of a flow-run process: its own HOME and (empty) config file."""
+        home = self.home / "home"
+        home.mkdir(exist_ok=True)
+        config = home / "config.toml"
+        if not config.exists():
+            config.write_text("")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWRIGHT__")}
+        env.update(HOME=str(home), RUNWRIGHT_CONFIG=str(config), RUNWRIGHT__CLOUD__AUTO_START="false")
+        if server is not None:
+            env.update(RUNWRIGHT__CLOUD__API=server.url, RUNWRIGHT__CLOUD__API_TOKEN=token or server.a.token)
+        env.update(extra)
+        return env
+
+    def start(self, args: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runwright.cli", *args],
+            env=env,
+            cwd=cwd or self.home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.started.append(proc)
+        return proc
+
+    def run(self, args: Sequence[str], env: dict[str, str], timeout: float = PROCESS_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        proc = self.start(args, env)
+        out, err = self.wait(proc, timeout)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def wait(self, proc: subprocess.Popen[str], timeout: float = PROCESS_TIMEOUT) -> tuple[str, str]:
+        try:
+            return proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(proc)
+            raise
+
+    def kill(self, proc: subprocess.Popen[str]) -> None:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+
+    def cleanup(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+            try:
+                proc.communicate(timeout=30)
+            except (subprocess.TimeoutExpired, ValueError):
+                pass
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    try:
+        yield procs
+    finally:
+        procs.cleanup()
+
+
+def no_traceback(text: str) -> None:
+    assert "Traceback (most recent call last)" not in text, text[-4000:]
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> None:
+    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+
+
+def marker_counts(directory: Path) -> dict[str, int]:
+    """Executions per task body, from O_APPEND marker files ``<name>.count`` (one line each)."""
+    return {p.stem: len(p.read_text().splitlines()) for p in directory.glob("*.count")}
+
+
+def json_summary(stdout: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(stdout)
+    return data
+
+
+def stored_value(client: Client, state: dict[str, Any]) -> Any:
+    """The value of a serialized Success state's stored result, downloaded as a user would
+    (the framed, checksummed cloudpickle the task's runner uploaded)."""
+    import cloudpickle  # type: ignore[import-untyped]
+
+    from runwright.engine.result_framing import unframe
+
+    result = state.get("_result") or {}
+    assert result.get("type") == "SafeResult", state
+    uri = result["value"]
+    assert isinstance(uri, str) and uri.startswith("rwcloud://results/"), uri
+    return cloudpickle.loads(unframe(client.download_result(uri)))
