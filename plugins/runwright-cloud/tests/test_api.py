@@ -248,3 +248,20 @@ def test_keep_alive_requests_are_fast(server: TestServer, sa: requests.Session) 
         sa.get(server.api + "/flows", params={"limit": 1})
         timings.append(time.perf_counter() - started)
     assert sorted(timings)[len(timings) // 2] < 0.02
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/flows", "GET, HEAD, POST"),
+        ("PUT", "/flows", "GET, HEAD, POST"),
+        ("DELETE", "/flow_runs", "GET, HEAD, POST"),
+        ("PUT", "/results", "GET, HEAD, POST"),
+        ("GET", "/task_run_states", "POST"),
+        ("DELETE", "/task_runs/0a1b", "GET, HEAD"),
+    ],
+)
+def test_405_allow_lists_every_method_of_the_path(server: TestServer, method: str, path: str, allow: str) -> None:
+    r = requests.request(method, server.api + path)
+    assert r.status_code == 405
+    assert r.headers["allow"] == allow

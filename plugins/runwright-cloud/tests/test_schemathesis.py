@@ -18,7 +18,7 @@ import pytest
 
 from runwright_cloud.testing import TestServer
 
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,allow_header_conformance"
 GROUPS = ["^/api/v1/flow_runs", "^/api/v1/(?!flow_runs)"]
 
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from runwright_cloud import __version__
+from runwright_cloud.server.allow import AllowHeaderMiddleware
 from runwright_cloud.server.auth import TokenCache
 from runwright_cloud.server.db import make_engine
 from runwright_cloud.server.limits import BodyLimitMiddleware
@@ -46,4 +47,5 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     for router in all_routers():
         app.include_router(router, prefix=API_PREFIX)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AllowHeaderMiddleware, paths=lambda: app.openapi()["paths"])
     return app
