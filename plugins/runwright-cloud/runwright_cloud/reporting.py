@@ -65,6 +65,7 @@ class TaskRunReport:
     slug: str
     map_index: int | None
     settings: CloudSettings
+    flow_run_id: str = ""
     last_reported: State | None = None
     #: queued writes not sent yet (guarded by the writer's lock)
     pending: int = 0
@@ -79,7 +80,7 @@ class TaskRunReport:
 
     def __reduce__(self) -> Any:
         # A copy (a mapped child's context going to a Dask worker) starts afresh there.
-        return (TaskRunReport, (self.id, self.version, self.slug, self.map_index, self.settings))
+        return (TaskRunReport, (self.id, self.version, self.slug, self.map_index, self.settings, self.flow_run_id))
 
     @property
     def client(self) -> Client:
@@ -178,6 +179,17 @@ def report_flow_state(runner: FlowRunner, new_state: State) -> None:
         return
     if new_state.is_finished():
         report.writer.flush()  # task runs are recorded before the flow run's final state
+        lost = report.writer.lost(report.id)
+        if lost:
+            # Recording the final state now would show a finished run whose task runs say
+            # otherwise. Leave the flow run Running on the server: resuming it re-runs them.
+            heartbeat.remove("flow", report.id)
+            message = (
+                f"{lost} task run state(s) could not be recorded on the runwright server; flow run {report.id} "
+                f"is left Running there: resume it with `runwright run FLOW_FILE --flow-run-id {report.id}`"
+            )
+            logger.error("%s", message)
+            raise ENDRUN(ClientFailed(message, state=new_state))
     _write_flow_state(report, new_state, endrun=True)
 
 
@@ -263,6 +275,7 @@ def initialize_task_run(runner: TaskRunner, task: Task, setup: TaskRunSetup) -> 
         slug=slug,
         map_index=map_index,
         settings=settings,
+        flow_run_id=str(flow_run_id),
         last_reported=setup.state,
         runner_id=id(runner),
         context=context,

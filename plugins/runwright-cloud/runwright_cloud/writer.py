@@ -81,6 +81,8 @@ class StateWriter:
         self._queue: deque[_Write] = deque()
         self._unfinished = 0
         self._thread: threading.Thread | None = None
+        #: writes that did not land (server unreachable, or refused), per flow run id
+        self._lost: dict[str, int] = {}
 
     def enqueue(self, report: TaskRunReport, state: State, checkpoint: bool) -> None:
         """Queue ``state`` for the task run, expecting its current version (then +1)."""
@@ -99,6 +101,16 @@ class StateWriter:
         with self._cond:
             while self._unfinished:
                 self._cond.wait()
+
+    def lost(self, flow_run_id: str) -> int:
+        """How many queued task-run states of ``flow_run_id`` the server did not record."""
+        with self._cond:
+            return self._lost.get(flow_run_id, 0)
+
+    def _record_lost(self, report: TaskRunReport) -> None:
+        report.refused = True
+        with self._cond:
+            self._lost[report.flow_run_id] = self._lost.get(report.flow_run_id, 0) + 1
 
     def wait_for(self, report: TaskRunReport) -> None:
         """Wait until the queued writes of one task run were sent."""
@@ -128,6 +140,7 @@ class StateWriter:
         for write in batch:
             report = write.report
             if report.refused:
+                self._record_lost(report)
                 continue  # an earlier write of this task run was refused: later versions cannot match
             state = serialize_for_server(write.state, write.checkpoint, report.describe())
             items.append((write, {"task_run_id": report.id, "version": write.version, "state": state}))
@@ -138,11 +151,11 @@ class StateWriter:
         except ClientError as exc:
             logger.error("Could not record %d task run state(s) on the runwright server: %s", len(items), exc)
             for write, _ in items:
-                write.report.refused = True
+                self._record_lost(write.report)
             return
         for (write, _), outcome in zip(items, results, strict=True):
             if outcome.get("status") != "ok":
-                write.report.refused = True
+                self._record_lost(write.report)
                 logger.warning(
                     "The runwright server refused the %s state of %s (%s; its version is now %s): another "
                     "runner wrote to it",
