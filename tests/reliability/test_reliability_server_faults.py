@@ -1,0 +1,201 @@
+"""Server faults: the server is SIGKILLed mid-run and restarted on the same port with the same
+SQLite file. The run completes (the client retries within its backoff), or ends recoverably
+and resumes with the same flow run id; nothing finished runs twice and no stored result is
+lost."""
+
+from __future__ import annotations
+
+import runpy
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import LiveServer, Processes, marker_counts, no_traceback, stored_value, wait_until
+
+LENGTH = 30
+
+FLOW = f'''
+import os
+import time
+from pathlib import Path
+
+from runwright import Flow, task
+
+HERE = Path(__file__).parent
+
+
+@task
+def step(x):
+    name = "step-" + str(x)
+    fd = os.open(HERE / "marks" / (name + ".count"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.write(fd, b"x\\n")
+    os.close(fd)
+    time.sleep(0.04)
+    return x + 1
+
+
+with Flow("server-faults") as flow:
+    x = step(0)
+    for _ in range({LENGTH - 1}):
+        x = step(x)
+'''
+
+
+def _finished_at_crash(db_path: Path, run_id: str) -> set[str]:
+    """Slugs of the task runs with a Success in their history when the server died."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT DISTINCT t.task_slug FROM task_run_states s JOIN task_runs t ON t.id = s.task_run_id "
+            "WHERE t.flow_run_id = ? AND s.state_type = 'Success'",
+            (run_id,),
+        ).fetchall()
+    finally:
+        db.close()
+    return {str(r[0]) for r in rows}
+
+
+@pytest.mark.parametrize("downtime", [0.0, 3.0], ids=["restart-at-once", "down-3s"])
+def test_a_server_killed_and_restarted_mid_run_loses_nothing(
+    live_server: LiveServer, processes: Processes, tmp_path: Path, downtime: float
+) -> None:
+    flow_file = tmp_path / "flow.py"
+    flow_file.write_text(FLOW)
+    (tmp_path / "marks").mkdir()
+    flow = runpy.run_path(str(flow_file))["flow"]
+    client = live_server.a.client(live_server.url)
+    s = flow.structure()
+    run_id = client.create_flow_run(client.register_flow(s["name"], s["tasks"], s["edges"]))
+    env = processes.env(live_server, RUNWRIGHT__CLOUD__HEARTBEAT_INTERVAL="0.2")
+
+    proc = processes.start(["run", str(flow_file), "--flow-run-id", run_id, "--json"], env)
+    wait_until(lambda: len(marker_counts(tmp_path / "marks")) >= 10 or proc.poll() is not None, 60, "10 tasks to run")
+    assert proc.poll() is None, proc.communicate()
+    old_pid = live_server.pid
+    live_server.kill()
+    finished = _finished_at_crash(live_server.db_path, run_id)
+    assert finished, "no task had finished before the crash"
+    time.sleep(downtime)
+    live_server.start()
+    assert live_server.pid != old_pid
+    _out, err = processes.wait(proc, timeout=120)
+    no_traceback(err)
+    attempts = 1
+    if proc.returncode != 0:
+        # Ended recoverably: resume the same flow run (its orphaned claims are zombies at once).
+        time.sleep(0.5)
+        resumed = processes.run(
+            ["run", str(flow_file), "--flow-run-id", run_id, "--json"],
+            dict(env, RUNWRIGHT__CLOUD__ZOMBIE_TIMEOUT="0.4"),
+        )
+        no_traceback(resumed.stderr)
+        assert resumed.returncode == 0, resumed.stderr[-4000:]
+        attempts = 2
+
+    print(f"server fault ({downtime} s down): finished in {attempts} attempt(s); {len(finished)} tasks done at the crash")
+    info = client.get_flow_run_info(run_id)
+    assert info.state["type"] == "Success", (attempts, info.state)
+    assert [h["version"] for h in client.get_flow_run_states(run_id)] == list(range(info.version + 1))
+    counts = marker_counts(tmp_path / "marks")
+    task_runs = {t.task_slug: t for t in client.get_flow_run_task_runs(run_id)}
+    by_value = {}
+    for task in flow.tasks:
+        run = task_runs[task.slug]
+        history = client.get_task_run_states(run.id)
+        assert [h["version"] for h in history] == list(range(len(history))), task.slug
+        assert [h["state"]["type"] for h in history].count("Success") == 1, (task.slug, history)
+        by_value[stored_value(client, run.state)] = task.slug
+    # no stored result lost: every task's result is on the server with the right value
+    assert sorted(by_value) == list(range(LENGTH + 1))  # the constant 0, then step results 1..30
+    # nothing that had finished ran again; the rest ran at most once more than they were claimed
+    for slug in finished:
+        step_input = next(v for v, s in by_value.items() if s == slug) - 1
+        if step_input >= 0:  # not the constant
+            assert counts[f"step-{step_input}"] == 1, (slug, counts)
+    assert len(counts) == LENGTH and all(1 <= n <= 2 for n in counts.values()), counts
+
+
+BRANCHES = '''
+import time
+from pathlib import Path
+
+from runwright import Flow, task
+
+HERE = Path(__file__).parent
+
+
+def mark(name):
+    with open(HERE / "marks" / (name + ".count"), "a") as f:
+        f.write("x\\n")
+
+
+@task
+def slow():
+    mark("slow")
+    deadline = time.monotonic() + 30
+    while not (HERE / "release-slow").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return "slow"
+
+
+@task
+def fast():
+    mark("fast")
+    deadline = time.monotonic() + 30
+    while not (HERE / "release-fast").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return "fast"
+
+
+with Flow("server-faults-branches") as flow:
+    slow()
+    fast()
+'''
+
+
+def test_a_task_state_lost_while_the_server_was_down_never_ends_in_a_successful_run(
+    live_server: LiveServer, processes: Processes, tmp_path: Path
+) -> None:
+    """One branch finishes while the server is down (its Success cannot be sent), the other
+    after it is back: the run must not be recorded Success with that task run left Running.
+    It ends recoverably, and resuming the same flow run records everything."""
+    flow_file = tmp_path / "flow.py"
+    flow_file.write_text(BRANCHES)
+    (tmp_path / "marks").mkdir()
+    flow = runpy.run_path(str(flow_file))["flow"]
+    client = live_server.a.client(live_server.url)
+    s = flow.structure()
+    run_id = client.create_flow_run(client.register_flow(s["name"], s["tasks"], s["edges"]))
+    env = processes.env(live_server, RUNWRIGHT__CLOUD__HEARTBEAT_INTERVAL="0.2")
+    proc = processes.start(["run", str(flow_file), "--flow-run-id", run_id, "--executor", "threads", "--json"], env)
+    wait_until(lambda: len(marker_counts(tmp_path / "marks")) == 2 or proc.poll() is not None, 60, "both tasks to start")
+    assert proc.poll() is None, proc.communicate()
+    live_server.kill()
+    (tmp_path / "release-fast").touch()  # fast finishes while the server is down
+    time.sleep(3.0)  # longer than the client's retries
+    live_server.start()
+    (tmp_path / "release-slow").touch()  # slow finishes once the server is back
+    out, err = processes.wait(proc, timeout=60)
+    no_traceback(err)
+    info = client.get_flow_run_info(run_id)
+    task_states = {t.task_slug: t.state["type"] for t in client.get_flow_run_task_runs(run_id)}
+    if info.state["type"] == "Success":
+        assert set(task_states.values()) == {"Success"}, f"the run is Success but its task runs are {task_states}"
+    else:
+        assert proc.returncode != 0, "the process reported success that the server does not have"
+        assert info.state["type"] == "Running", info.state
+        time.sleep(0.5)
+        resumed = processes.run(
+            ["run", str(flow_file), "--flow-run-id", run_id, "--executor", "threads", "--json"],
+            dict(env, RUNWRIGHT__CLOUD__ZOMBIE_TIMEOUT="0.4"),
+        )
+        no_traceback(resumed.stderr)
+        assert resumed.returncode == 0, resumed.stderr[-4000:]
+        assert client.get_flow_run_info(run_id).state["type"] == "Success"
+    final = {t.task_slug: t for t in client.get_flow_run_task_runs(run_id)}
+    assert {slug: t.state["type"] for slug, t in final.items()} == dict.fromkeys(final, "Success")
+    assert sorted(stored_value(client, t.state) for t in final.values()) == ["fast", "slow"]
+    counts = marker_counts(tmp_path / "marks")
+    assert counts["slow"] == 1, counts  # recorded Success before: never runs again
