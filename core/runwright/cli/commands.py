@@ -89,18 +89,21 @@ def _print_summary(flow: Any, state: Any, as_json: bool) -> None:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    # Names and messages are user data, never rich markup: "[/x]" in an error message must
+    # print as is (unescaped, rich drops bracketed words and raises on unmatched closing tags).
     console = Console()
-    table = Table(title=f"Flow {flow.name!r}: {type(state).__name__}")
+    table = Table(title=escape(f"Flow {flow.name!r}: {type(state).__name__}"))
     for column in ("task", "state", "message"):
         table.add_column(column)
     for row in rows:
         color = "red" if row["state"] in ("Failed", "TriggerFailed", "TimedOut") else "green"
-        table.add_row(row["slug"], f"[{color}]{row['state']}[/{color}]", (row["message"] or "")[:120])
+        table.add_row(escape(str(row["slug"])), f"[{color}]{row['state']}[/{color}]", escape((row["message"] or "")[:120]))
     console.print(table)
     if not isinstance(state.result, dict) and state.message:
-        console.print(f"[red]{state.message}[/red]")
+        console.print(f"[red]{escape(state.message)}[/red]")
 
 
 @click.command("plugins")
