@@ -26,6 +26,8 @@ def load_flow(path: str, name: str | None = None) -> Flow:
         raise FlowFileError(f"{path} is not valid Python: {exc.msg} (line {exc.lineno})") from exc
     except Exception as exc:
         raise FlowFileError(f"Loading {path} failed: {type(exc).__name__}: {exc}") from exc
+    except SystemExit as exc:  # sys.exit() at import time: say so instead of exiting silently
+        raise FlowFileError(f"Loading {path} failed: it called sys.exit({exc.code!r}) at import time") from exc
     finally:
         sys.path.remove(str(file.resolve().parent))
     flows = {id(v): v for v in namespace.values() if isinstance(v, Flow)}.values()
