@@ -79,10 +79,15 @@ elif FAULT == "state_write":
     Client._request = _request
 
 
+HOLD = os.environ.get("RW_HOLD", "")
+
+
 def mark(name):
     fd = os.open(MARKS / (name + ".count"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.write(fd, b"x\\n")
     os.close(fd)
+    if name == HOLD:  # the test kills the process while this task body is running
+        time.sleep(60)
 
 
 @task
@@ -200,10 +205,14 @@ def test_a_run_killed_at_a_random_point_resumes_to_the_undisturbed_results(
     if kind != "task":
         # 10 tasks: >= 10 result writes and >= 11 synchronous state writes happen in every run
         env.update(RW_FAULT=kind, RW_FAULT_AT=str(rng.randint(1, 10)), RW_FAULT_AFTER=str(rng.randint(0, 1)))
+    if kind == "task":
+        # the kill lands inside a randomly chosen task body, whatever the machine's speed
+        held = rng.choice(["start", "work0", "work1", "work2", "work3", "total", "final"])
+        env["RW_HOLD"] = held
     proc = processes.start(_args(flow_file, run_id), env)
     if kind == "task":
-        wait_until(lambda: (marks / "start.count").exists() or proc.poll() is not None, 60, "the first task")
-        time.sleep(rng.uniform(0.0, undisturbed["duration"] * 0.9))
+        wait_until(lambda: (marks / f"{held}.count").exists() or proc.poll() is not None, 60, f"task {held}")
+        time.sleep(rng.uniform(0.0, 0.05))
         assert proc.poll() is None, "the run finished before the kill: the trial would prove nothing"
         processes.kill(proc)
     else:
@@ -212,7 +221,7 @@ def test_a_run_killed_at_a_random_point_resumes_to_the_undisturbed_results(
     recorded = _succeeded_at_kill(shared_server.db_path, run_id)
 
     time.sleep(0.5)  # the killed runner's claims are now older than the zombie timeout below
-    resumed = processes.run(_args(flow_file, run_id), dict(env, RW_FAULT="", RUNWRIGHT__CLOUD__ZOMBIE_TIMEOUT="0.4"))
+    resumed = processes.run(_args(flow_file, run_id), dict(env, RW_FAULT="", RW_HOLD="", RUNWRIGHT__CLOUD__ZOMBIE_TIMEOUT="0.4"))
     no_traceback(resumed.stderr)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
 
