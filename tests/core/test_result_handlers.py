@@ -6,11 +6,34 @@ from runwright.testing import ResultHandlerContract
 
 
 class TestJSONResultHandler(ResultHandlerContract):
+    """The contract, with JSON's own versions of the checks that assume pickled storage."""
+
     sample_values = [0, None, "ü", {"a": [1, 2.5, None]}, list(range(1000))]
 
     @pytest.fixture
     def handler(self):
         return JSONResultHandler()
+
+    def test_corrupt_data_is_a_clear_error(self, handler):
+        # the location *is* the stored JSON text: damaged text is a damaged result
+        with pytest.raises(ResultHandlerError, match="could not parse"):
+            handler.read('{"a": 1')
+
+    def test_unpicklable_values_fail_clearly(self, handler):
+        import threading
+
+        with pytest.raises(ResultHandlerError, match="cannot store lock values"):
+            handler.write(threading.Lock())
+
+    def test_the_location_alone_is_enough_to_read(self, handler):
+        # JSON locations are values, not URIs: a state carries the handler to read them with
+        from runwright.engine.result import Result
+        from runwright.engine.state import State, Success
+
+        result = Result({"k": 1}, handler)
+        result.store_safe_value()
+        restored = State.deserialize(Success(result=result).serialize())
+        assert handler.uri_schemes == () and restored._result.to_result().value == {"k": 1}
 
 
 def test_json_handler_rejects_non_json_values_with_advice():
