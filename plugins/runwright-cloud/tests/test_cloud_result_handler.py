@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,26 @@ class TestCloudResultHandlerContract(ResultHandlerContract):
     def handler(self, server: TestServer) -> Iterator[ResultHandler]:
         with temporary_config({"cloud.api": server.url, "cloud.api_token": server.token_a, "cloud.auto_start": False}):
             yield CloudResultHandler()
+
+    @pytest.fixture
+    def corrupt(self, server: TestServer) -> Any:
+        """Damage a stored result in the server's database (the bytes are opaque to it)."""
+        from sqlalchemy import update
+
+        from runwright_cloud.server.db import make_engine
+        from runwright_cloud.server.models import results
+
+        def corrupt(handler: ResultHandler, location: str) -> None:
+            key = location.rsplit("/", 1)[-1]
+            engine = make_engine(server.db_url)
+            try:
+                with engine.begin() as connection:
+                    done = connection.execute(update(results).where(results.c.id == key).values(data=b"not a result"))
+                    assert done.rowcount == 1, location
+            finally:
+                engine.dispose()
+
+        return corrupt
 
 
 def test_constructing_and_unpickling_never_touch_the_network() -> None:
