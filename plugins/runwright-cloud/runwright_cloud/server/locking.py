@@ -10,6 +10,14 @@ version, in the same transaction. ``rowcount == 0`` means the run is unknown (or
 tenant's) or the version moved on; a second read tells which. Two writers naming the same
 version cannot both match, on SQLite (one writer at a time) or PostgreSQL (the second UPDATE
 waits for the first and re-checks its WHERE clause).
+
+**Flow-run leases.** A flow-run state write may carry a runner token (``lease``); a winning
+write of a ``Running`` state stores it on the flow run (any other winning write clears it),
+so the runner that claimed the flow run last holds its lease while the run is Running. A task-run write that names a lease (a batch, or a single
+write) is applied only while that token is the flow run's current lease, and only to task
+runs of that flow run: :func:`lease_of` reads the lease ``FOR UPDATE`` (PostgreSQL), so a
+takeover and a batch of the runner it replaces are ordered. Writes naming no lease are not
+lease-checked (the per-task synchronous claim mode and API users).
 """
 
 from __future__ import annotations
@@ -42,7 +50,11 @@ class RunKind:
     runs: Table
     history: Table
     history_fk: str
+    #: the column naming the parent flow run (task runs only)
+    parent_fk: str | None = None
     bump: Update = field(init=False, repr=False, compare=False)
+    #: ``bump`` restricted to the runs of one parent flow run (leased writes)
+    bump_in_parent: Update | None = field(init=False, repr=False, compare=False)
     append: Insert = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -72,11 +84,16 @@ class RunKind:
             }
         )
         object.__setattr__(self, "bump", bump)
+        parent = bump.where(runs.c[self.parent_fk] == bindparam("b_parent")) if self.parent_fk else None
+        object.__setattr__(self, "bump_in_parent", parent)
         object.__setattr__(self, "append", append)
 
 
 FLOW_RUNS = RunKind(models.flow_runs, models.flow_run_states, "flow_run_id")
-TASK_RUNS = RunKind(models.task_runs, models.task_run_states, "task_run_id")
+TASK_RUNS = RunKind(models.task_runs, models.task_run_states, "task_run_id", "flow_run_id")
+
+#: :func:`lease_of` for a flow run that does not exist (or is another tenant's)
+NO_RUN = object()
 
 
 def write_state(
@@ -88,8 +105,13 @@ def write_state(
     state_text: str,
     state_type: str,
     now: datetime,
+    parent_id: str | None = None,
 ) -> WriteOutcome:
-    """Apply one version-checked state write inside the caller's transaction."""
+    """Apply one version-checked state write inside the caller's transaction.
+
+    With ``parent_id`` (task runs), only a run of that flow run can match: another is
+    ``not_found``.
+    """
     params = {
         "b_id": run_id,
         "b_tenant": tenant_id,
@@ -99,13 +121,53 @@ def write_state(
         "b_type": state_type,
         "b_now": now,
     }
-    if conn.execute(kind.bump, params).rowcount == 1:
+    bump = kind.bump
+    if parent_id is not None and kind.bump_in_parent is not None:
+        bump = kind.bump_in_parent
+        params["b_parent"] = parent_id
+    if conn.execute(bump, params).rowcount == 1:
         conn.execute(kind.append, params)
         return WriteOutcome("ok", expected_version + 1)
+    return current(conn, kind, run_id, tenant_id, parent_id)
+
+
+def current(conn: Connection, kind: RunKind, run_id: str, tenant_id: str, parent_id: str | None = None) -> WriteOutcome:
+    """A ``conflict`` outcome with the run's current version and state, or ``not_found``."""
     runs = kind.runs
-    row = conn.execute(
-        select(runs.c.version, runs.c.state).where(runs.c.id == run_id, runs.c.tenant_id == tenant_id)
-    ).first()
+    query = select(runs.c.version, runs.c.state).where(runs.c.id == run_id, runs.c.tenant_id == tenant_id)
+    if parent_id is not None and kind.parent_fk:
+        query = query.where(runs.c[kind.parent_fk] == parent_id)
+    row = conn.execute(query).first()
     if row is None:
         return WriteOutcome("not_found")
     return WriteOutcome("conflict", int(row.version), json.loads(row.state))
+
+
+def lease_of(conn: Connection, flow_run_id: str, tenant_id: str) -> str | object | None:
+    """The flow run's current lease token (None: no lease), or :data:`NO_RUN`.
+
+    Read ``FOR UPDATE`` (a no-op on SQLite, whose writers are serialized anyway).
+    """
+    fr = models.flow_runs
+    row = conn.execute(
+        select(fr.c.lease).where(fr.c.id == flow_run_id, fr.c.tenant_id == tenant_id).with_for_update()
+    ).first()
+    return NO_RUN if row is None else row.lease
+
+
+def task_run_lease(conn: Connection, task_run_id: str, tenant_id: str) -> tuple[str, str | None] | None:
+    """The flow run id and current lease of a task run's flow run (None: no such task run)."""
+    fr, tr = models.flow_runs, models.task_runs
+    row = conn.execute(
+        select(fr.c.id, fr.c.lease)
+        .select_from(tr.join(fr, fr.c.id == tr.c.flow_run_id))
+        .where(tr.c.id == task_run_id, tr.c.tenant_id == tenant_id)
+        .with_for_update()
+    ).first()
+    return None if row is None else (str(row.id), row.lease)
+
+
+def set_lease(conn: Connection, flow_run_id: str, lease: str | None) -> None:
+    """Store the lease of the flow-run state write that just won (None clears it)."""
+    fr = models.flow_runs
+    conn.execute(update(fr).where(fr.c.id == flow_run_id).values(lease=lease))

@@ -81,6 +81,8 @@ flow_runs = Table(
     Column("heartbeat", DateTime, nullable=True),
     Column("created", DateTime, nullable=False),
     Column("updated", DateTime, nullable=False),
+    #: the runner token of the flow run's last state write (its lease; see locking.py)
+    Column("lease", String(64), nullable=True),
     Index("ix_flow_runs_tenant_created", "tenant_id", "created"),
     Index("ix_flow_runs_flow_created", "flow_id", "created"),
     Index("ix_flow_runs_state_type", "state_type"),

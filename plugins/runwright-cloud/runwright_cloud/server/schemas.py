@@ -7,6 +7,8 @@ context, states) must be re-encodable as strict JSON.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -23,6 +25,8 @@ from pydantic import (
 MAX_INT64 = 2**63 - 1
 MAX_INT32 = 2**31 - 1
 MAX_BATCH = 10_000
+#: most bytes of one inline result (base64 text); larger results use POST /results
+MAX_INLINE_RESULT_CHARS = 64 * 1024 * 1024
 
 
 def _clean_str(value: str) -> str:
@@ -88,6 +92,27 @@ StateDict = Annotated[
     Field(description='A serialized state: a JSON object with a string "type" (e.g. "Running").'),
 ]
 Version = Annotated[int, Field(ge=0, le=MAX_INT64)]
+LeaseToken = Annotated[
+    str,
+    StringConstraints(min_length=16, max_length=64, pattern=r"^[0-9A-Za-z_-]+$"),
+    Field(description="A runner's lease token (random, chosen by the runner)."),
+]
+ResultKey = Annotated[
+    str,
+    StringConstraints(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$"),
+    Field(description="32 lowercase hex digits chosen by the client; the result's URI is rwcloud://results/<key>."),
+]
+
+
+def _base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not valid base64: {exc}") from exc
+    return value
+
+
+Base64Data = Annotated[str, StringConstraints(max_length=MAX_INLINE_RESULT_CHARS), AfterValidator(_base64)]
 MapIndex = Annotated[int, Field(ge=-1, le=MAX_INT32)]
 
 
@@ -188,6 +213,7 @@ class FlowRunSummary(BaseModel):
     heartbeat: datetime | None
     created: datetime
     updated: datetime
+    leased: bool = Field(default=False, description="A runner holds the flow run's lease.")
 
 
 class FlowRunOut(FlowRunSummary):
@@ -200,12 +226,35 @@ class TaskRunIn(_In):
     map_index: MapIndex = -1
 
 
+class TaskRunsBatchIn(_In):
+    flow_run_id: Id
+    task_slug: Name
+    map_indexes: list[Annotated[int, Field(ge=0, le=MAX_INT32)]] = Field(max_length=MAX_BATCH)
+
+
+class TaskRunsBatchOut(BaseModel):
+    task_runs: list[TaskRunOut]
+
+
 # ----------------------------------------------------------------------------- states
 
 
 class StateWriteIn(_In):
     state: StateDict
     version: Version = Field(description="The version the writer believes is current.")
+    lease: LeaseToken | None = Field(
+        default=None,
+        description="Flow runs: the writer's lease token, stored with a winning write (none clears the lease). "
+        "Task runs: apply only while this token is the flow run's lease.",
+    )
+
+
+class LeaseReleaseIn(_In):
+    lease: LeaseToken
+
+
+class LeaseReleaseOut(BaseModel):
+    released: bool
 
 
 class StateWriteOut(BaseModel):
@@ -231,13 +280,34 @@ class BatchWriteItem(_In):
     state: StateDict
 
 
+class BatchLease(_In):
+    flow_run_id: Id
+    token: LeaseToken
+
+
+class InlineResult(_In):
+    key: ResultKey
+    data: Base64Data
+
+
 class BatchWriteIn(_In):
     writes: list[BatchWriteItem] = Field(max_length=MAX_BATCH)
+    lease: BatchLease | None = Field(
+        default=None,
+        description="Apply the batch only while this is the flow run's lease (else 409 for all), "
+        "and only to task runs of that flow run.",
+    )
+    results: list[InlineResult] = Field(
+        default_factory=list,
+        max_length=MAX_BATCH,
+        description="Results stored in the same transaction, before the writes; a key that already exists "
+        'is not stored and the writes whose state names it are "rejected".',
+    )
 
 
 class BatchWriteResult(BaseModel):
     task_run_id: str
-    status: Literal["ok", "conflict", "not_found"]
+    status: Literal["ok", "conflict", "not_found", "rejected"]
     version: int | None
     current_state: dict[str, Any] | None = None
 

@@ -12,7 +12,15 @@ from sqlalchemy import select, update
 from runwright_cloud.server.auth import Principal, utcnow
 from runwright_cloud.server.common import aware, check_id, engine_of, not_found
 from runwright_cloud.server.db import read_tx, write_tx
-from runwright_cloud.server.locking import RunKind, write_state
+from runwright_cloud.server.locking import (
+    FLOW_RUNS,
+    RunKind,
+    WriteOutcome,
+    current,
+    set_lease,
+    task_run_lease,
+    write_state,
+)
 from runwright_cloud.server.schemas import StateWriteIn, to_json_text
 
 
@@ -21,22 +29,34 @@ def set_state(
 ) -> dict[str, Any] | JSONResponse:
     check_id(run_id, what)
     state_text = to_json_text(body.state)
+    tenant = principal.tenant_id
+    lease_lost = False
     with write_tx(engine_of(request)) as conn:
-        outcome = write_state(
-            conn, kind, run_id, principal.tenant_id, body.version, state_text, body.state["type"], utcnow()
-        )
+        if kind is not FLOW_RUNS and body.lease is not None:
+            # a leased task-run write: only while the token is its flow run's lease
+            found = task_run_lease(conn, run_id, tenant)
+            lease_lost = found is not None and found[1] != body.lease
+        if lease_lost:
+            outcome = current(conn, kind, run_id, tenant)
+        else:
+            outcome = write_state(conn, kind, run_id, tenant, body.version, state_text, body.state["type"], utcnow())
+            if kind is FLOW_RUNS and outcome.status == "ok":
+                # the lease lives while the flow run is Running; any other state clears it
+                set_lease(conn, run_id, body.lease if body.state["type"] == "Running" else None)
+    if lease_lost:
+        return _conflict(f"the flow run of this task run is leased by another runner (current version {outcome.version})", outcome)
     if outcome.status == "not_found":
         raise not_found(what)
     if outcome.status == "conflict":
-        return JSONResponse(
-            status_code=409,
-            content={
-                "detail": f"version conflict: expected {body.version}, current is {outcome.version}",
-                "current_version": outcome.version,
-                "current_state": outcome.current_state,
-            },
-        )
+        return _conflict(f"version conflict: expected {body.version}, current is {outcome.version}", outcome)
     return {"id": run_id, "version": outcome.version}
+
+
+def _conflict(detail: str, outcome: WriteOutcome) -> JSONResponse:
+    return JSONResponse(
+        status_code=409,
+        content={"detail": detail, "current_version": outcome.version, "current_state": outcome.current_state},
+    )
 
 
 def state_history(request: Request, principal: Principal, kind: RunKind, run_id: str, what: str) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Connection, RowMapping, select
+from sqlalchemy import Connection, RowMapping, select, update
 
 from runwright_cloud.server import models
 from runwright_cloud.server.auth import Principal, require_principal, utcnow
@@ -31,6 +31,8 @@ from runwright_cloud.server.schemas import (
     FlowRunSummary,
     HeartbeatOut,
     Id,
+    LeaseReleaseIn,
+    LeaseReleaseOut,
     StateHistoryItem,
     StateWriteIn,
     StateWriteOut,
@@ -62,6 +64,7 @@ def flow_run_out(row: RowMapping) -> dict[str, Any]:
         "heartbeat": aware(row["heartbeat"]),
         "created": aware(row["created"]),
         "updated": aware(row["updated"]),
+        "leased": row["lease"] is not None,
     }
 
 
@@ -210,3 +213,20 @@ def get_flow_run_states(flow_run_id: str, request: Request, principal: Auth) -> 
 @router.post("/flow_runs/{flow_run_id}/heartbeat", response_model=HeartbeatOut, responses=NOT_FOUND)
 def flow_run_heartbeat(flow_run_id: str, request: Request, principal: Auth) -> dict[str, Any]:
     return _states.heartbeat(request, principal, FLOW_RUNS, flow_run_id, "flow run")
+
+
+@router.post("/flow_runs/{flow_run_id}/lease/release", response_model=LeaseReleaseOut, responses=NOT_FOUND)
+def release_flow_run_lease(flow_run_id: str, body: LeaseReleaseIn, request: Request, principal: Auth) -> dict[str, Any]:
+    """Clear the flow run's lease if ``lease`` is still it (a runner ending without a final
+    state lets the next runner start at once). Releasing a lease one does not hold does nothing."""
+    check_id(flow_run_id, "flow run")
+    fr = models.flow_runs
+    with write_tx(engine_of(request)) as conn:
+        count = conn.execute(
+            update(fr)
+            .where(fr.c.id == flow_run_id, fr.c.tenant_id == principal.tenant_id, fr.c.lease == body.lease)
+            .values(lease=None)
+        ).rowcount
+        if count == 0 and _get_run(conn, flow_run_id, principal.tenant_id) is None:
+            raise not_found("flow run")
+    return {"released": count == 1}

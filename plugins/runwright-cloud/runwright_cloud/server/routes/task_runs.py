@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import Annotated, Any
@@ -23,17 +24,20 @@ from runwright_cloud.server.common import (
     not_found,
 )
 from runwright_cloud.server.db import read_tx, write_tx
-from runwright_cloud.server.locking import TASK_RUNS, write_state
+from runwright_cloud.server.locking import NO_RUN, TASK_RUNS, current, lease_of, write_state
 from runwright_cloud.server.routes import _states
 from runwright_cloud.server.schemas import (
     BatchWriteIn,
     BatchWriteOut,
+    ErrorOut,
     HeartbeatOut,
     StateHistoryItem,
     StateWriteIn,
     StateWriteOut,
     TaskRunIn,
     TaskRunOut,
+    TaskRunsBatchIn,
+    TaskRunsBatchOut,
     to_json_text,
 )
 
@@ -41,6 +45,10 @@ router = APIRouter(tags=["task runs"], responses=AUTH_RESPONSES)
 Auth = Annotated[Principal, Depends(require_principal)]
 
 PENDING_TEXT = to_json_text({"type": "Pending", "message": None})
+RESULT_URI_PREFIX = "rwcloud://results/"
+LEASE_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "The lease named by the batch is not the flow run's lease: nothing applied"}
+}
 
 
 def task_run_out(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +132,70 @@ def get_or_create_task_run(body: TaskRunIn, request: Request, response: Response
     return task_run_out(values)
 
 
+@router.post("/task_runs/batch", response_model=TaskRunsBatchOut, responses=NOT_FOUND)
+def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: Auth) -> dict[str, Any]:
+    """Get or create the task runs of many map indexes of one task (a mapped parent's
+    children) in one transaction; returned in the order asked (a repeated index, repeated)."""
+    tenant = principal.tenant_id
+    tr = models.task_runs
+    wanted = list(dict.fromkeys(body.map_indexes))
+
+    def existing(conn: Connection) -> dict[int, dict[str, Any]]:
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = conn.execute(
+                select(tr).where(
+                    tr.c.flow_run_id == body.flow_run_id,
+                    tr.c.task_slug == body.task_slug,
+                    tr.c.tenant_id == tenant,
+                    tr.c.map_index.in_(chunk),
+                )
+            ).mappings()
+            found.update((row["map_index"], task_run_out(row)) for row in rows)
+        return found
+
+    with write_tx(engine_of(request)) as conn:
+        if _find(conn, tenant, body.flow_run_id, body.task_slug, -1) is None:
+            raise not_found("flow run or task slug")
+        found = existing(conn) if wanted else {}
+        missing = [index for index in wanted if index not in found]
+        if missing:
+            now = utcnow()
+            rows = [
+                {
+                    "id": str(uuid.uuid4()),
+                    "tenant_id": tenant,
+                    "flow_run_id": body.flow_run_id,
+                    "task_slug": body.task_slug,
+                    "map_index": index,
+                    "state": PENDING_TEXT,
+                    "state_type": "Pending",
+                    "version": 0,
+                    "heartbeat": None,
+                    "created": now,
+                    "updated": now,
+                }
+                for index in missing
+            ]
+            try:
+                with conn.begin_nested():
+                    conn.execute(models.task_runs.insert(), rows)
+                    conn.execute(
+                        models.task_run_states.insert(),
+                        [
+                            {"task_run_id": r["id"], "version": 0, "state": PENDING_TEXT, "state_type": "Pending", "timestamp": now}
+                            for r in rows
+                        ],
+                    )
+                found.update((index, task_run_out(r)) for index, r in zip(missing, rows, strict=True))
+            except IntegrityError:  # a concurrent get-or-create inserted some first
+                found = existing(conn)
+                if len(found) != len(wanted):
+                    raise
+    return {"task_runs": [found[index] for index in body.map_indexes]}
+
+
 @router.get("/task_runs/{task_run_id}", response_model=TaskRunOut, responses=NOT_FOUND)
 def get_task_run(task_run_id: str, request: Request, principal: Auth) -> dict[str, Any]:
     check_id(task_run_id, "task run")
@@ -160,25 +232,86 @@ def task_run_heartbeat(task_run_id: str, request: Request, principal: Auth) -> d
     return _states.heartbeat(request, principal, TASK_RUNS, task_run_id, "task run")
 
 
-@router.post("/task_run_states", response_model=BatchWriteOut)
-def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -> dict[str, Any]:
-    """Apply many version-checked task-run state writes in one transaction, each on its own."""
+@router.post("/task_run_states", response_model=BatchWriteOut, responses={**NOT_FOUND, **LEASE_CONFLICT})
+def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -> dict[str, Any] | JSONResponse:
+    """Store the inline results, then apply the version-checked task-run state writes, each
+    on its own, in one transaction.
+
+    With ``lease``: nothing is applied (409) unless the token is the flow run's current
+    lease, and a write to a task run of another flow run is ``not_found``. An inline result
+    whose key already exists (or repeats in the batch) is not stored, and every write whose
+    state names its URI is ``rejected``. Once a write of a task run is not applied, the
+    later writes of that task run in the batch are not applied either.
+    """
     now = utcnow()
+    tenant = principal.tenant_id
     results = []
     with write_tx(engine_of(request)) as conn:
+        parent: str | None = None
+        if body.lease is not None:
+            held = lease_of(conn, body.lease.flow_run_id, tenant)
+            if held is NO_RUN:
+                raise not_found("flow run")
+            if held != body.lease.token:
+                return JSONResponse(
+                    status_code=409,
+                    content={"detail": "the flow run is leased by another runner: no write of this batch was applied"},
+                )
+            parent = body.lease.flow_run_id
+        refused = _store_inline_results(conn, body, tenant, now)
+        failed: set[str] = set()  # task runs with a write of this batch not applied
         for item in body.writes:
-            outcome = write_state(
-                conn,
-                TASK_RUNS,
-                item.task_run_id,
-                principal.tenant_id,
-                item.version,
-                to_json_text(item.state),
-                item.state["type"],
-                now,
-            )
-            result: dict[str, Any] = {"task_run_id": item.task_run_id, "status": outcome.status, "version": outcome.version}
-            if outcome.status == "conflict":
+            state_text = to_json_text(item.state)
+            if item.task_run_id in failed:
+                # an earlier write of this run in the batch was not applied: neither is this one
+                outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
+                status: str = outcome.status
+            elif refused and any(RESULT_URI_PREFIX + key in state_text for key in refused):
+                outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
+                status = "rejected" if outcome.status == "conflict" else outcome.status
+            else:
+                outcome = write_state(
+                    conn, TASK_RUNS, item.task_run_id, tenant, item.version, state_text, item.state["type"], now, parent
+                )
+                status = outcome.status
+            if status != "ok":
+                failed.add(item.task_run_id)
+            result: dict[str, Any] = {"task_run_id": item.task_run_id, "status": status, "version": outcome.version}
+            if outcome.current_state is not None:
                 result["current_state"] = outcome.current_state
             results.append(result)
     return {"results": results}
+
+
+def _store_inline_results(conn: Connection, body: BatchWriteIn, tenant: str, now: Any) -> set[str]:
+    """Insert the batch's results; return the keys refused (already stored, or repeated)."""
+    if not body.results:
+        return set()
+    refused: set[str] = set()
+    seen: set[str] = set()
+    for item in body.results:
+        if item.key in seen:
+            refused.add(item.key)
+        seen.add(item.key)
+    r = models.results
+    keys = list(seen)
+    for start in range(0, len(keys), 500):
+        refused.update(conn.execute(select(r.c.id).where(r.c.id.in_(keys[start : start + 500]))).scalars())
+    rows = []
+    for item in body.results:
+        if item.key in refused:
+            continue
+        data = base64.b64decode(item.data)
+        rows.append({"id": item.key, "tenant_id": tenant, "data": data, "size": len(data), "created": now})
+    if rows:
+        try:
+            with conn.begin_nested():
+                conn.execute(r.insert(), rows)
+        except IntegrityError:  # a concurrent batch stored one of these keys first
+            for row in rows:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(r.insert(), row)
+                except IntegrityError:
+                    refused.add(row["id"])
+    return refused
