@@ -29,6 +29,7 @@ from runwright_cloud._config import config_value
 from runwright_cloud.errors import (
     AuthorizationError,
     ClientError,
+    LeaseLost,
     NotFoundError,
     ServerError,
     ServerUnreachable,
@@ -65,6 +66,8 @@ class FlowRunInfo:
     state: dict[str, Any]
     task_runs: list[TaskRunInfo] = field(default_factory=list)
     heartbeat: datetime | None = None
+    #: some runner holds the flow run's lease (its last state write carried a runner token)
+    leased: bool = False
 
 
 def _task_run_info(data: Mapping[str, Any]) -> TaskRunInfo:
@@ -302,6 +305,7 @@ class Client:
             state=data["state"],
             task_runs=[_task_run_info(tr) for tr in data["task_runs"]],
             heartbeat=_parse_optional(data.get("heartbeat")),
+            leased=bool(data.get("leased")),
         )
 
     def get_flow_run_task_runs(self, flow_run_id: str) -> list[TaskRunInfo]:
@@ -313,10 +317,23 @@ class Client:
         body = {"flow_run_id": flow_run_id, "task_slug": task_slug, "map_index": -1 if map_index is None else map_index}
         return _task_run_info(self._json("POST", "/task_runs", idempotent=True, json_body=body))
 
+    def get_task_runs(self, flow_run_id: str, task_slug: str, map_indexes: Iterable[int]) -> list[TaskRunInfo]:
+        """Get or create the task runs of many map indexes of one task, in one request."""
+        body = {"flow_run_id": flow_run_id, "task_slug": task_slug, "map_indexes": list(map_indexes)}
+        data = self._json("POST", "/task_runs/batch", idempotent=True, json_body=body)
+        return [_task_run_info(tr) for tr in data["task_runs"]]
+
+    def release_flow_run_lease(self, flow_run_id: str, lease: str) -> bool:
+        """Clear the flow run's lease if ``lease`` still is it; True when it was."""
+        data = self._json("POST", f"/flow_runs/{flow_run_id}/lease/release", idempotent=True, json_body={"lease": lease})
+        return bool(data["released"])
+
     # ------------------------------------------------------------------ states
 
-    def _set_state(self, path: str, version: int, state: Mapping[str, Any]) -> int:
-        body = {"state": dict(state), "version": version}
+    def _set_state(self, path: str, version: int, state: Mapping[str, Any], lease: str | None = None) -> int:
+        body: dict[str, Any] = {"state": dict(state), "version": version}
+        if lease is not None:
+            body["lease"] = lease
         response, maybe_applied = self._request("POST", path, idempotent=True, json_body=body)
         if response.status_code == 409 and maybe_applied:
             current = response.json()
@@ -324,43 +341,62 @@ class Client:
                 return version + 1  # our earlier attempt was applied
         return int(self._check(response).json()["version"])
 
-    def set_flow_run_state(self, flow_run_id: str, version: int, state: Mapping[str, Any]) -> int:
+    def set_flow_run_state(
+        self, flow_run_id: str, version: int, state: Mapping[str, Any], lease: str | None = None
+    ) -> int:
         """Write the flow run's state if its version is ``version``; returns the new version.
 
-        Raises :class:`VersionConflict` (with the current version and state) otherwise.
+        A winning write stores ``lease`` as the flow run's lease (None clears it). Raises
+        :class:`VersionConflict` (with the current version and state) otherwise.
         """
-        return self._set_state(f"/flow_runs/{flow_run_id}/state", version, state)
+        return self._set_state(f"/flow_runs/{flow_run_id}/state", version, state, lease)
 
     def set_task_run_state(
-        self, task_run_id: str, version: int, state: Mapping[str, Any], cache_for: Any = None
+        self, task_run_id: str, version: int, state: Mapping[str, Any], cache_for: Any = None, lease: str | None = None
     ) -> int:
         """Write the task run's state if its version is ``version``; returns the new version.
 
+        With ``lease``, only while it is the flow run's lease (else :class:`VersionConflict`).
         ``cache_for`` is accepted for the seed's signature and ignored (the server keeps every
         Cached state; readers filter by age with ``created_after``).
         """
-        return self._set_state(f"/task_runs/{task_run_id}/state", version, state)
+        return self._set_state(f"/task_runs/{task_run_id}/state", version, state, lease)
 
-    def set_task_run_states(self, writes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def set_task_run_states(
+        self,
+        writes: Iterable[Mapping[str, Any]],
+        lease: tuple[str, str] | None = None,
+        results: Sequence[Mapping[str, str]] = (),
+    ) -> list[dict[str, Any]]:
         """Batch of ``{"task_run_id", "version", "state"}`` writes, each version-checked on its own.
 
-        Returns one ``{"task_run_id", "status": "ok"|"conflict"|"not_found", "version",
-        "current_state"?}`` per write, in order.
+        ``lease`` is ``(flow_run_id, token)``: the batch applies only while the token is that
+        flow run's lease, else nothing is applied and :class:`LeaseLost` is raised.
+        ``results`` are ``{"key": 32 hex digits, "data": base64}`` stored in the same
+        transaction (their URIs are ``rwcloud://results/<key>``).
+
+        Returns one ``{"task_run_id", "status": "ok"|"conflict"|"not_found"|"rejected",
+        "version", "current_state"?}`` per write, in order.
         """
         items = [{"task_run_id": w["task_run_id"], "version": w["version"], "state": dict(w["state"])} for w in writes]
-        response, maybe_applied = self._request(
-            "POST", "/task_run_states", idempotent=True, json_body={"writes": items}
-        )
-        results: list[dict[str, Any]] = self._check(response).json()["results"]
+        body: dict[str, Any] = {"writes": items}
+        if lease is not None:
+            body["lease"] = {"flow_run_id": lease[0], "token": lease[1]}
+        if results:
+            body["results"] = [dict(r) for r in results]
+        response, maybe_applied = self._request("POST", "/task_run_states", idempotent=True, json_body=body)
+        if response.status_code == 409 and lease is not None:
+            raise LeaseLost(f"flow run {lease[0]}: its lease was taken over by another runner; nothing was applied")
+        results_out: list[dict[str, Any]] = self._check(response).json()["results"]
         if maybe_applied:
-            for item, result in zip(items, results, strict=True):
+            for item, result in zip(items, results_out, strict=True):
                 if (
-                    result["status"] == "conflict"
+                    result["status"] in ("conflict", "rejected")
                     and result.get("version") == item["version"] + 1
                     and result.get("current_state") == _normalised(item["state"])
                 ):
                     result.update(status="ok", current_state=None)
-        return results
+        return results_out
 
     def get_flow_run_states(self, flow_run_id: str) -> list[dict[str, Any]]:
         """The flow run's state history ``[{version, state, timestamp}]``, oldest first."""

@@ -13,6 +13,13 @@ Keys (``RUNWRIGHT__CLOUD__<KEY>`` overrides each one):
 - ``zombie_timeout``: a task run left ``Running`` whose last heartbeat is older than this is
   taken over on resume (120, the server's sweeper default);
 - ``batch_size``: most task-run state writes sent in one request (500);
+- ``batch_linger``: seconds the writer waits for more writes before it sends a batch smaller
+  than ``batch_size`` (0.002); a flush sends at once;
+- ``task_claims``: ``"lease"`` (the default): the flow run's claim to Running is synchronous
+  and gives this runner the flow run's lease, and its task runs' claims to Running are
+  queued and sent in batches that the server applies only while the lease is still this
+  runner's; ``"sync"``: every task run's claim to Running is a synchronous, version-checked
+  request (several runners may then share one flow run);
 - ``auto_start``: start the embedded server when nothing answers at its address (``true``).
 
 The settings object is plain, frozen data: it travels in the run context to thread and Dask
@@ -34,8 +41,11 @@ DEFAULTS: dict[str, Any] = {
     "heartbeat_interval": 30.0,
     "zombie_timeout": 120.0,
     "batch_size": 500,
+    "batch_linger": 0.002,
+    "task_claims": "lease",
     "auto_start": True,
 }
+TASK_CLAIMS = ("lease", "sync")
 DEFAULT_SERVER_PORT = 4200
 
 
@@ -71,6 +81,13 @@ class CloudSettings:
     embedded: bool
     #: The process that runs the flow (task runs elsewhere wait for their own writes).
     owner_pid: int
+    batch_linger: float = 0.002
+    task_claims: str = "lease"
+
+    @property
+    def leased(self) -> bool:
+        """Task claims go through the flow run's lease (``task_claims = "lease"``)."""
+        return self.task_claims == "lease"
 
     def __repr__(self) -> str:  # never print the token
         return f"CloudSettings(api={self.api!r}, embedded={self.embedded})"
@@ -93,6 +110,9 @@ def load_settings() -> CloudSettings:
     embedded = embedded_api()
     api = str(values["api"] or embedded).rstrip("/")
     token = str(values["api_token"] or "") or None
+    claims = str(values["task_claims"])
+    if claims not in TASK_CLAIMS:
+        raise ConfigError(f"Invalid [cloud] task_claims {claims!r}: expected one of {', '.join(TASK_CLAIMS)}")
     try:
         return CloudSettings(
             api=api,
@@ -105,6 +125,8 @@ def load_settings() -> CloudSettings:
             auto_start=bool(values["auto_start"]),
             embedded=api == embedded,
             owner_pid=os.getpid(),
+            batch_linger=max(0.0, float(values["batch_linger"])),
+            task_claims=claims,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"Invalid value in [cloud]: {exc}") from exc

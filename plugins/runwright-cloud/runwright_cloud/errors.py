@@ -44,3 +44,8 @@ class ServerUnreachable(ClientError):
 
 class ServerError(ClientError):
     """The server answered 5xx after every retry."""
+
+
+class LeaseLost(VersionConflict):
+    """409 for a whole batch: the lease it named is no longer its flow run's lease (another
+    runner took the flow run over). Nothing in the batch was applied."""

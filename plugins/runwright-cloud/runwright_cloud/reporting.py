@@ -13,16 +13,17 @@ import json
 import logging
 import os
 import threading
+import uuid
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runwright.context import context as runtime_context
 from runwright.engine.signals import ENDRUN
-from runwright.engine.state import ClientFailed, Failed, State, utcnow
+from runwright.engine.state import ClientFailed, Failed, Running, State, utcnow
 from runwright_cloud.cloud_settings import CloudSettings
 from runwright_cloud.connection import shared_client
-from runwright_cloud.errors import ClientError
+from runwright_cloud.errors import ClientError, VersionConflict
 from runwright_cloud.heartbeat import heartbeat
 from runwright_cloud.writer import StateWriter, serialize_for_server, writer_for
 
@@ -38,6 +39,24 @@ logger = logging.getLogger("runwright.cloud")
 
 TASK_REPORT_KEY = "cloud_task_run"
 SETTINGS_KEY = "cloud_settings"
+#: the runner's lease token of the flow run (``task_claims = "lease"``)
+LEASE_KEY = "cloud_lease"
+#: a mapped parent's children, got or created in one request (see :class:`ChildRuns`)
+CHILDREN_KEY = "cloud_children"
+
+
+class ChildRuns(dict):  # type: ignore[type-arg]
+    """The task runs of a mapped parent's children by map index, fetched in one request when
+    the parent became Mapped; each child's context is a copy of the parent's, so the child
+    finds its own run here. Pickled (a child going to a Dask worker), it is empty: the child
+    then gets or creates its run itself."""
+
+    def __init__(self, slug: str, runs: dict[int, Any]) -> None:
+        super().__init__(runs)
+        self.slug = slug
+
+    def __reduce__(self) -> Any:
+        return (ChildRuns, (self.slug, {}))
 
 #: The report of each flow runner's current run. Not an attribute of the runner: Dask
 #: pickles the runner (its ``run_task``), and the report holds the writer and its lock.
@@ -54,6 +73,10 @@ class FlowRunReport:
     client: Client
     writer: StateWriter
     last_reported: State | None = None
+    #: this runner's lease token (``task_claims = "lease"``), sent with every flow-run write
+    lease: str | None = None
+    #: the server stored ``lease`` with a winning write: this runner holds the flow run
+    holds_lease: bool = False
 
 
 @dataclass(eq=False)
@@ -73,6 +96,8 @@ class TaskRunReport:
     refused: bool = False
     runner_id: int = 0
     context: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the flow run's lease token: claims to Running are queued (``task_claims = "lease"``)
+    lease: str | None = None
 
     def describe(self) -> str:
         where = "" if self.map_index is None else f"[{self.map_index}]"
@@ -80,7 +105,10 @@ class TaskRunReport:
 
     def __reduce__(self) -> Any:
         # A copy (a mapped child's context going to a Dask worker) starts afresh there.
-        return (TaskRunReport, (self.id, self.version, self.slug, self.map_index, self.settings, self.flow_run_id))
+        return (
+            _fresh_report,
+            (self.id, self.version, self.slug, self.map_index, self.settings, self.flow_run_id, self.lease),
+        )
 
     @property
     def client(self) -> Client:
@@ -88,7 +116,13 @@ class TaskRunReport:
 
     @property
     def writer(self) -> StateWriter:
-        return writer_for(self.client, self.settings.batch_size)
+        return writer_for(self.client, self.settings.batch_size, self.settings.batch_linger)
+
+
+def _fresh_report(
+    id: str, version: int, slug: str, map_index: int | None, settings: CloudSettings, flow_run_id: str, lease: str | None
+) -> TaskRunReport:
+    return TaskRunReport(id, version, slug, map_index, settings, flow_run_id, lease=lease)
 
 
 # ---------------------------------------------------------------------------------- flow runs
@@ -138,6 +172,21 @@ def initialize_flow_run(runner: FlowRunner, flow: Flow, setup: FlowRunSetup) -> 
     context[SETTINGS_KEY] = settings
     context.setdefault("default_result_handler", settings.result_handler)
     setup.parameters = {**(info.parameters or {}), **(setup.parameters or {})}
+    report = FlowRunReport(
+        id=info.id,
+        version=info.version,
+        settings=settings,
+        client=client,
+        writer=writer_for(client, settings.batch_size, settings.batch_linger),
+        lease=uuid.uuid4().hex if settings.leased else None,
+    )
+    if report.lease is not None:
+        context[LEASE_KEY] = report.lease
+        if setup.state is None and db_state.is_running():
+            db_state, info = _take_over(report, info)
+            context["flow_run_version"] = info.version
+    else:
+        context.pop(LEASE_KEY, None)
     if setup.state is None:
         setup.state = db_state
 
@@ -162,14 +211,41 @@ def initialize_flow_run(runner: FlowRunner, flow: Flow, setup: FlowRunSetup) -> 
             task_context = setup.task_contexts[task] = {}
         task_context.update(task_run_id=task_run.id, task_run_version=task_run.version, task_id=task_run.task_slug)
 
-    flow_reports[runner] = FlowRunReport(
-        id=info.id,
-        version=info.version,
-        settings=settings,
-        client=client,
-        writer=writer_for(client, settings.batch_size),
-        last_reported=setup.state,
-    )
+    report.last_reported = setup.state
+    flow_reports[runner] = report
+
+
+def _take_over(report: FlowRunReport, info: Any) -> tuple[State, Any]:
+    """Claim a flow run left ``Running`` (``task_claims = "lease"``): refused while another
+    runner holds its lease and its heartbeat is fresher than ``zombie_timeout``; otherwise a
+    version-checked write of Running with this runner's lease (of two runners taking over at
+    once, one wins), then the flow run is read again, so the task runs are the ones the
+    previous runner left."""
+    from runwright_cloud.resume import is_stale
+
+    if info.leased and not is_stale(info.heartbeat, report.settings.zombie_timeout):
+        message = (
+            f"Flow run {info.id} is being run by another runner (it holds the flow run's lease and its last "
+            f"heartbeat is newer than [cloud] zombie_timeout = {report.settings.zombie_timeout:g} s); nothing was run"
+        )
+        logger.error("%s", message)
+        raise ENDRUN(ClientFailed(message, state=Running()))
+    state = Running("Running flow (taken over from a runner that stopped).")
+    try:
+        report.version = report.client.set_flow_run_state(
+            report.id, info.version, state.serialize(), lease=report.lease
+        )
+        info = report.client.get_flow_run_info(report.id)
+    except VersionConflict as exc:
+        message = f"Another runner claimed flow run {info.id} first; nothing was run"
+        logger.error("%s: %s", message, exc)
+        raise ENDRUN(ClientFailed(message, state=state)) from exc
+    except ClientError as exc:
+        raise ENDRUN(Failed(f"Could not claim flow run {info.id} on the runwright server: {exc}", result=exc)) from exc
+    report.version = info.version
+    report.holds_lease = True
+    heartbeat.add("flow", report.id, report.client, report.settings.heartbeat_interval)
+    return state, info
 
 
 def report_flow_state(runner: FlowRunner, new_state: State) -> None:
@@ -180,6 +256,15 @@ def report_flow_state(runner: FlowRunner, new_state: State) -> None:
     if new_state.is_finished():
         report.writer.flush()  # task runs are recorded before the flow run's final state
         lost = report.writer.lost(report.id)
+        if report.writer.lease_lost(report.id):
+            report.holds_lease = False
+            heartbeat.remove("flow", report.id)
+            message = (
+                f"Another runner took flow run {report.id} over (this runner's lease was replaced); its final state "
+                f"is not recorded by this runner ({lost} task run state(s) were refused)"
+            )
+            logger.error("%s", message)
+            raise ENDRUN(ClientFailed(message, state=new_state))
         if lost:
             # Recording the final state now would show a finished run whose task runs say
             # otherwise. Leave the flow run Running on the server: resuming it re-runs them.
@@ -195,7 +280,9 @@ def report_flow_state(runner: FlowRunner, new_state: State) -> None:
 
 def _write_flow_state(report: FlowRunReport, state: State, endrun: bool) -> None:
     try:
-        report.version = report.client.set_flow_run_state(report.id, report.version, serialize_for_server(state, False, "the flow run"))
+        report.version = report.client.set_flow_run_state(
+            report.id, report.version, serialize_for_server(state, False, "the flow run"), lease=report.lease
+        )
     except ClientError as exc:
         heartbeat.remove("flow", report.id)
         logger.error("The runwright server did not record flow run %s as %s: %s", report.id, type(state).__name__, exc)
@@ -203,6 +290,7 @@ def _write_flow_state(report: FlowRunReport, state: State, endrun: bool) -> None
             raise ENDRUN(state) from exc
         return
     report.last_reported = state
+    report.holds_lease = report.lease is not None
     if runtime_context.get("flow_run_id") == report.id:
         runtime_context["flow_run_version"] = report.version
     if state.is_running():
@@ -221,6 +309,13 @@ def end_flow_run(runner: FlowRunner, state: State | None) -> str | None:
         report.writer.flush()
         if state is not None and state is not report.last_reported and state.is_finished():
             _write_flow_state(report, state, endrun=False)
+        finished = report.last_reported is not None and report.last_reported.is_finished()
+        if report.holds_lease and report.lease is not None and not finished:
+            # ended without a final state: let the next runner resume it at once
+            try:
+                report.client.release_flow_run_lease(report.id, report.lease)
+            except ClientError as exc:
+                logger.debug("Could not release the lease of flow run %s: %s", report.id, exc)
     finally:
         heartbeat.remove("flow", report.id)
     return report.id
@@ -253,11 +348,14 @@ def initialize_task_run(runner: TaskRunner, task: Task, setup: TaskRunSetup) -> 
     if settings is None or not flow_run_id:
         return  # a task run outside a cloud flow run: nothing to report to
     slug = str(task.slug)
+    children = context.pop(CHILDREN_KEY, None)
     task_run_id: str | None
     version: int | None
     if map_index is not None:
         try:
-            info = shared_client(settings.api, settings.api_token).get_task_run_info(flow_run_id, slug, map_index)
+            info = children.get(map_index) if isinstance(children, ChildRuns) and children.slug == slug else None
+            if info is None:
+                info = shared_client(settings.api, settings.api_token).get_task_run_info(flow_run_id, slug, map_index)
             restored = restore_task_state(info.state, info.heartbeat, settings.zombie_timeout)
         except Exception as exc:
             logger.error("Could not load task run %s[%s] from the runwright server: %s", task.slug, map_index, exc)
@@ -279,6 +377,7 @@ def initialize_task_run(runner: TaskRunner, task: Task, setup: TaskRunSetup) -> 
         last_reported=setup.state,
         runner_id=id(runner),
         context=context,
+        lease=(context.get(LEASE_KEY) or runtime_context.get(LEASE_KEY)) if settings.leased else None,
     )
     context.update(task_run_id=task_run_id, task_run_version=version, task_id=slug, cloud=True)
     context[TASK_REPORT_KEY] = report
@@ -286,29 +385,57 @@ def initialize_task_run(runner: TaskRunner, task: Task, setup: TaskRunSetup) -> 
 
 
 def report_task_state(new_state: State) -> None:
-    """Claim Running (and record Mapped) at once, version-checked; queue every other state."""
+    """Record Mapped at once (and get or create the children's runs in one request); claim
+    Running at once (``task_claims = "sync"``) or queue the claim (``"lease"``); queue every
+    other state."""
     report: TaskRunReport | None = runtime_context.get(TASK_REPORT_KEY)
     if report is None:
         return
-    if new_state.is_running() or new_state.is_mapped():
+    if new_state.is_running() and report.lease is not None:
+        if report.refused or report.writer.lease_lost(report.flow_run_id):
+            heartbeat.remove("task", report.id)
+            reason = "an earlier state of this task run was refused" if report.refused else "another runner took the flow run over"
+            logger.error("The runwright server will not record %s as Running: %s", report.describe(), reason)
+            raise ENDRUN(ClientFailed(f"Could not record the Running state: {reason}", state=new_state))
+        report.writer.enqueue(report, new_state, report.settings.checkpointing)
+        heartbeat.add("task", report.id, report.client, report.settings.heartbeat_interval)
+    elif new_state.is_running() or new_state.is_mapped():
         writer = report.writer
         writer.wait_for(report)  # this run's earlier states land first
         try:
             if report.refused:
                 raise ClientError("an earlier state of this task run was refused")
-            report.version = report.client.set_task_run_state(report.id, report.version, new_state.serialize())
+            report.version = report.client.set_task_run_state(
+                report.id, report.version, new_state.serialize(), lease=report.lease
+            )
         except ClientError as exc:
             heartbeat.remove("task", report.id)
             logger.error("The runwright server did not record %s as %s: %s", report.describe(), type(new_state).__name__, exc)
             raise ENDRUN(ClientFailed(f"Could not record the {type(new_state).__name__} state: {exc}", state=new_state)) from exc
         if new_state.is_running():
             heartbeat.add("task", report.id, report.client, report.settings.heartbeat_interval)
+        else:
+            _fetch_children(report, new_state)
     else:
         if report.last_reported is not None and report.last_reported.is_running():
             heartbeat.remove("task", report.id)
         report.writer.enqueue(report, new_state, report.settings.checkpointing)
     report.last_reported = new_state
     runtime_context["task_run_version"] = report.version
+
+
+def _fetch_children(report: TaskRunReport, state: State) -> None:
+    """Get or create every child run of a Mapped parent in one request; the children's
+    contexts (copies of the parent's) carry them. On failure each child asks for its own."""
+    count = len(getattr(state, "map_states", ()) or ())
+    if not count:
+        return
+    try:
+        runs = report.client.get_task_runs(report.flow_run_id, report.slug, range(count))
+    except ClientError as exc:
+        logger.warning("Could not get the child task runs of %s in one request: %s", report.describe(), exc)
+        return
+    report.context[CHILDREN_KEY] = ChildRuns(report.slug, {run.map_index: run for run in runs})
 
 
 def end_task_run(runner: TaskRunner, state: State | None) -> None:

@@ -6,11 +6,21 @@ the server answers with an ``rwcloud://results/<id>`` URI, which :meth:`read` do
 
 Constructing, pickling or deserializing a handler never touches the network: the client is
 built on the first read or write.
+
+**Inline results.** While the background writer serializes a batch (:func:`collect_inline`),
+a result of at most :data:`INLINE_MAX_BYTES` for the same server is not uploaded: the handler
+picks a random key, returns ``rwcloud://results/<key>`` at once and the bytes travel in the
+batch request, stored in the same transaction as the states that name them.
 """
 
 from __future__ import annotations
 
+import base64
 import pickle
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import cloudpickle  # type: ignore[import-untyped]
@@ -19,6 +29,50 @@ from runwright.engine.result_framing import FrameError, frame_header, unframe
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
 from runwright_cloud.client import Client
 from runwright_cloud.errors import ClientError, NotFoundError
+
+URI_PREFIX = "rwcloud://results/"
+#: a (framed) result up to this size goes inline in the batch; a larger one is uploaded first
+INLINE_MAX_BYTES = 1024 * 1024
+#: most inline bytes in one batch request (the server's default body limit is 64 MiB)
+BATCH_INLINE_MAX_BYTES = 16 * 1024 * 1024
+
+
+class InlineResults:
+    """The results that go inline in one batch request to ``client``'s server."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.results: list[dict[str, str]] = []
+        self.size = 0
+
+    def take(self, client: Client, data: bytes) -> str | None:
+        """Keep ``data`` for the batch and return its URI, or None (upload it instead)."""
+        if (
+            len(data) > INLINE_MAX_BYTES
+            or self.size + len(data) > BATCH_INLINE_MAX_BYTES
+            or client.api != self.client.api
+            or client.api_token != self.client.api_token
+        ):
+            return None
+        key = uuid.uuid4().hex
+        self.results.append({"key": key, "data": base64.b64encode(data).decode("ascii")})
+        self.size += len(data)
+        return URI_PREFIX + key
+
+
+_inline = threading.local()
+
+
+@contextmanager
+def collect_inline(client: Client) -> Iterator[InlineResults]:
+    """In this thread, results written for ``client``'s server go inline (see the module doc)."""
+    collector = InlineResults(client)
+    previous = getattr(_inline, "collector", None)
+    _inline.collector = collector
+    try:
+        yield collector
+    finally:
+        _inline.collector = previous
 
 
 class CloudResultHandler(ResultHandler):
@@ -70,8 +124,14 @@ class CloudResultHandler(ResultHandler):
                 f"({exc!r}). Nothing was written. Return a picklable value, or give the task another handler."
             ) from exc
         client = self.client
+        data = frame_header(payload) + payload
+        collector: InlineResults | None = getattr(_inline, "collector", None)
+        if collector is not None:
+            uri = collector.take(client, data)
+            if uri is not None:
+                return uri
         try:
-            return client.upload_result(frame_header(payload) + payload)
+            return client.upload_result(data)
         except ClientError as exc:
             raise ResultHandlerError(f"Could not store a result on the runwright server at {client.api}: {exc}") from exc
 

@@ -1,26 +1,37 @@
 """The background writer: task-run state writes that need no answer, sent in batches.
 
-A task run's claim to ``Running`` (and a mapped parent's ``Mapped``) is written at once and
-version-checked, because a conflict must stop the task. Every other task-run state (Success,
-Failed, Retrying, Cached, ...) is queued here: a daemon thread stores the state's results
-(checkpointing, cached results and cached inputs), serializes the state and sends up to
-``batch_size`` queued writes in one ``set_task_run_states`` request, in queue order.
+A mapped parent's ``Mapped`` state (and, with ``[cloud] task_claims = "sync"``, every claim
+to ``Running``) is written at once and version-checked. Every other task-run state is queued
+here (with ``task_claims = "lease"``, the claims to ``Running`` too): a daemon thread
+serializes the states, storing their results (checkpointing, cached results and cached
+inputs) inline in the same request when they are small (see
+:mod:`runwright_cloud.result_handler`), and sends up to ``batch_size`` queued writes of one
+flow run in one ``set_task_run_states`` request, in queue order. It sends when the queue
+holds ``batch_size`` writes or ``batch_linger`` seconds after the first one was queued,
+whichever comes first, and at once when someone waits (a flush).
+
+Writes of a leased flow run carry the runner's lease token: when the server answers that the
+lease is no longer this runner's (another runner took the flow run over), nothing of the
+batch was applied and the writer marks the flow run's lease lost; the reporting code then
+ends later task runs ``ClientFailed`` and does not record the flow run's final state.
 
 The flow runner flushes the queue before it writes the flow run's final state and at the end
 of the run; a task run on another process (a Dask worker) waits for its own writes when it
 ends. What a crash can lose is the unflushed queue: those task runs still show their earlier
-state on the server (``Running``) and run again when the flow run is resumed.
+state on the server (``Running``, or ``Pending`` when their queued claim was lost too) and
+run again when the flow run is resumed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runwright_cloud.errors import ClientError
+from runwright_cloud.errors import ClientError, LeaseLost
 
 if TYPE_CHECKING:
     from runwright.engine.state import State
@@ -74,15 +85,22 @@ def serialize_for_server(state: State, checkpoint: bool, what: str) -> dict[str,
 class StateWriter:
     """A queue of task-run state writes and the daemon thread that sends them in batches."""
 
-    def __init__(self, client: Client, batch_size: int = 500) -> None:
+    def __init__(self, client: Client, batch_size: int = 500, linger: float = 0.002) -> None:
         self.client = client
         self.batch_size = batch_size
+        self.linger = linger
         self._cond = threading.Condition()
         self._queue: deque[_Write] = deque()
         self._unfinished = 0
+        #: threads waiting for writes to land: send without lingering
+        self._waiting = 0
         self._thread: threading.Thread | None = None
         #: writes that did not land (server unreachable, or refused), per flow run id
         self._lost: dict[str, int] = {}
+        #: flow runs whose lease the server says this runner no longer holds
+        self._lease_lost: set[str] = set()
+        #: requests sent (for tests and benchmarks)
+        self.requests = 0
 
     def enqueue(self, report: TaskRunReport, state: State, checkpoint: bool) -> None:
         """Queue ``state`` for the task run, expecting its current version (then +1)."""
@@ -99,8 +117,19 @@ class StateWriter:
     def flush(self) -> None:
         """Wait until every queued write was sent (or failed, which is logged)."""
         with self._cond:
-            while self._unfinished:
-                self._cond.wait()
+            if not self._unfinished:
+                return
+            self._waiting += 1
+            self._cond.notify_all()
+            try:
+                while self._unfinished:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+
+    def lease_lost(self, flow_run_id: str) -> bool:
+        """True once the server refused a batch of ``flow_run_id``: another runner holds its lease."""
+        return flow_run_id in self._lease_lost
 
     def lost(self, flow_run_id: str) -> int:
         """How many queued task-run states of ``flow_run_id`` the server did not record."""
@@ -117,14 +146,26 @@ class StateWriter:
         if not report.pending:
             return
         with self._cond:
-            while report.pending:
-                self._cond.wait()
+            self._waiting += 1
+            self._cond.notify_all()
+            try:
+                while report.pending:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
 
     def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._queue:
                     self._cond.wait()
+                if self.linger > 0 and len(self._queue) < self.batch_size and not self._waiting:
+                    deadline = time.monotonic() + self.linger
+                    while len(self._queue) < self.batch_size and not self._waiting:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._cond.wait(remaining)
                 batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
             try:
                 self._send(batch)
@@ -136,18 +177,44 @@ class StateWriter:
                     self._cond.notify_all()
 
     def _send(self, batch: list[_Write]) -> None:
-        items = []
+        groups: dict[tuple[str, str | None], list[_Write]] = {}
         for write in batch:
-            report = write.report
-            if report.refused:
-                self._record_lost(report)
-                continue  # an earlier write of this task run was refused: later versions cannot match
-            state = serialize_for_server(write.state, write.checkpoint, report.describe())
-            items.append((write, {"task_run_id": report.id, "version": write.version, "state": state}))
+            groups.setdefault((write.report.flow_run_id, write.report.lease), []).append(write)
+        for (flow_run_id, lease), writes in groups.items():
+            self._send_group(flow_run_id, lease, writes)
+
+    def _send_group(self, flow_run_id: str, lease: str | None, batch: list[_Write]) -> None:
+        from runwright_cloud.result_handler import collect_inline
+
+        items = []
+        with collect_inline(self.client) as inline:
+            for write in batch:
+                report = write.report
+                if report.refused or (lease is not None and flow_run_id in self._lease_lost):
+                    self._record_lost(report)
+                    continue  # an earlier write of this task run was refused: later versions cannot match
+                state = serialize_for_server(write.state, write.checkpoint, report.describe())
+                items.append((write, {"task_run_id": report.id, "version": write.version, "state": state}))
         if not items:
             return
         try:
-            results = self.client.set_task_run_states([body for _, body in items])
+            self.requests += 1
+            results = self.client.set_task_run_states(
+                [body for _, body in items],
+                lease=None if lease is None else (flow_run_id, lease),
+                results=inline.results,
+            )
+        except LeaseLost as exc:
+            self._lease_lost.add(flow_run_id)
+            logger.error(
+                "The runwright server refused %d task run state(s): %s. This runner stops reporting flow run %s.",
+                len(items),
+                exc,
+                flow_run_id,
+            )
+            for write, _ in items:
+                self._record_lost(write.report)
+            return
         except ClientError as exc:
             logger.error("Could not record %d task run state(s) on the runwright server: %s", len(items), exc)
             for write, _ in items:
@@ -170,12 +237,12 @@ _writers: dict[int, StateWriter] = {}
 _writers_lock = threading.Lock()
 
 
-def writer_for(client: Client, batch_size: int) -> StateWriter:
+def writer_for(client: Client, batch_size: int, linger: float = 0.002) -> StateWriter:
     """The process's writer for ``client``."""
     writer = _writers.get(id(client))
     if writer is None:
         with _writers_lock:
             writer = _writers.get(id(client))
             if writer is None:
-                writer = _writers[id(client)] = StateWriter(client, batch_size)
+                writer = _writers[id(client)] = StateWriter(client, batch_size, linger)
     return writer

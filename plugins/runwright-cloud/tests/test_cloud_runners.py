@@ -245,12 +245,35 @@ def test_a_version_conflict_on_the_flow_run_ends_the_run_with_the_state_it_tried
     with Flow(unique()) as flow:
         bump()
     run_id = create_run(cloud, flow)
-    state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
+    with temporary_config({"cloud.task_claims": "sync"}):
+        state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
     assert isinstance(state, Success)  # the state it could not write
     assert flow_history(cloud, run_id) == ["Scheduled", "Running", "Running"]
 
 
-def test_a_version_conflict_on_a_task_claim_ends_the_task_as_client_failed(cloud: Client) -> None:
+def test_another_writer_of_the_flow_run_state_takes_the_lease_and_this_runner_stops(cloud: Client) -> None:
+    """With leases (the default), a flow-run write by another writer replaces this runner's
+    lease: its queued task states are refused, its final state is not written."""
+
+    @task
+    def bump() -> None:
+        from runwright.context import context
+
+        info = cloud.get_flow_run_info(context.flow_run_id)
+        cloud.set_flow_run_state(info.id, info.version, {"type": "Running", "message": "another writer"})
+
+    with Flow(unique()) as flow:
+        bump()
+    run_id = create_run(cloud, flow)
+    state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
+    assert isinstance(state, ClientFailed) and "took flow run" in str(state.message)
+    assert flow_history(cloud, run_id) == ["Scheduled", "Running", "Running"]
+    assert "Success" not in histories(cloud, run_id)["bump-1"]  # refused (its claim may have landed before)
+    assert not heartbeat.beating()
+
+
+@pytest.mark.parametrize("claims", ["sync", "lease"])
+def test_a_version_conflict_on_a_task_claim_ends_the_task_as_client_failed(cloud: Client, claims: str) -> None:
     calls: list[str] = []
     flow, last = chain(unique(), calls)
 
@@ -266,14 +289,25 @@ def test_a_version_conflict_on_a_task_claim_ends_the_task_as_client_failed(cloud
     flow.set_dependencies(last, upstream_tasks=[intruder])
     flow.set_dependencies(intruder, upstream_tasks=[first])
     run_id = create_run(cloud, flow)
-    state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
-    assert isinstance(state.result[last], ClientFailed)
-    assert isinstance(state.result[last].state, Running)
-    assert calls == ["first"]  # the task body never ran
+    with temporary_config({"cloud.task_claims": claims}):
+        state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
     assert not state.is_finished()
+    if claims == "sync":
+        assert isinstance(state.result[last], ClientFailed)
+        assert isinstance(state.result[last].state, Running)
+        assert calls == ["first"]  # the task body never ran
+    else:
+        # the claim was queued: the body ran, but neither its claim nor its Success is
+        # recorded, and the flow run is left Running (resuming it runs the task again)
+        assert calls == ["first", "second"]
+        assert isinstance(state, ClientFailed)
+        assert histories(cloud, run_id)["second-1"] == ["Pending"]  # only the intruder's write
+        assert flow_history(cloud, run_id) == ["Scheduled", "Running"]
+        assert not cloud.get_flow_run_info(run_id).leased  # released: a resume can start at once
 
 
-def test_a_backend_that_goes_away_mid_run_stops_the_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("claims", ["sync", "lease"])
+def test_a_backend_that_goes_away_mid_run_stops_the_run(tmp_path: Path, claims: str) -> None:
     from runwright_cloud.server import migrate
     from runwright_cloud.server.auth import create_token
     from runwright_cloud.server.db import make_engine
@@ -302,12 +336,15 @@ def test_a_backend_that_goes_away_mid_run_stops_the_run(tmp_path: Path) -> None:
         with Flow(unique()) as flow:
             second(first())
         run_id = create_run(client, flow)
-        settings = {"cloud.api": proc.url, "cloud.api_token": token, "cloud.auto_start": False}
+        settings = {"cloud.api": proc.url, "cloud.api_token": token, "cloud.auto_start": False, "cloud.task_claims": claims}
         with temporary_config(settings):
             state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
         assert not state.is_successful()
-        assert calls == ["first"]
-        assert isinstance([s for t, s in state.result.items() if t.name == "second"][0], ClientFailed)
+        if claims == "sync":
+            assert calls == ["first"]
+            assert isinstance([s for t, s in state.result.items() if t.name == "second"][0], ClientFailed)
+        else:  # queued claims: the body ran; nothing after the server went away is recorded
+            assert calls == ["first", "second"] and isinstance(state, ClientFailed)
         assert not heartbeat.beating()
     finally:
         proc.stop()
@@ -353,6 +390,7 @@ def test_heartbeats_are_sent_while_a_task_runs(server: TestServer) -> None:
 
             from runwright.context import context
 
+            time.sleep(0.1)  # the claim (which sets the first heartbeat) is queued with leases
             first = client.get_flow_run_task_runs(context.flow_run_id)[0].heartbeat
             time.sleep(0.4)
             seen.extend([first, client.get_flow_run_task_runs(context.flow_run_id)[0].heartbeat])
