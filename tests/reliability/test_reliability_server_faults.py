@@ -171,6 +171,11 @@ def test_a_task_state_lost_while_the_server_was_down_never_ends_in_a_successful_
     env = processes.env(live_server, RUNWRIGHT__CLOUD__HEARTBEAT_INTERVAL="0.2")
     proc = processes.start(["run", str(flow_file), "--flow-run-id", run_id, "--executor", "threads", "--json"], env)
     wait_until(lambda: len(marker_counts(tmp_path / "marks")) == 2 or proc.poll() is not None, 60, "both tasks to start")
+
+    def both_claims_recorded() -> bool:  # claims are queued (task_claims = "lease"): they land just after
+        return [t.state["type"] for t in client.get_flow_run_task_runs(run_id)] == ["Running", "Running"]
+
+    wait_until(lambda: both_claims_recorded() or proc.poll() is not None, 60, "both claims on the server")
     assert proc.poll() is None, proc.communicate()
     live_server.kill()
     (tmp_path / "release-fast").touch()  # fast finishes while the server is down
