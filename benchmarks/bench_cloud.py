@@ -14,7 +14,8 @@ Engines, each in a fresh process, one run each:
 * ``runwright-local``: no backend (the floor);
 * ``runwright-cloud``: ``[engine] backend = "cloud"`` reporting to a runwright server
   (``python -m runwright_cloud.server`` on 127.0.0.1, a new SQLite file), with the default
-  cloud settings: checkpointed results, synchronous Running claims, batched other writes;
+  cloud settings: checkpointed results (inline in the batches), task claims queued under the
+  flow run's lease (``task_claims = "lease"``), every task-run write batched;
 * ``prefect3``: Prefect 3 reporting to ``prefect server start`` (its own venv under
   ``benchmarks/.venvs/prefect3``, bound to 127.0.0.1, stopped by its process id).
 
