@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from runwright import hookimpl
 from runwright.context import context as runtime_context
-from runwright_cloud import reporting
+
+#: The context key of a task run's report (see :mod:`runwright_cloud.reporting`).
+TASK_REPORT_KEY = "cloud_task_run"
 
 if TYPE_CHECKING:
     import click
@@ -50,21 +52,34 @@ def runwright_register_commands(cli: click.Group) -> None:
     register_commands(cli)
 
 
+def _reporting() -> Any:
+    """The reporting module once a cloud run started in this process, else None.
+
+    Reporting (and the HTTP client, requests included) is imported only by a cloud run, so
+    loading the plugin costs local runs nothing.
+    """
+    return sys.modules.get("runwright_cloud.reporting")
+
+
 @hookimpl
 def runwright_flow_run_initialize(runner: FlowRunner, flow: Flow, setup: FlowRunSetup) -> None:
     if setup.context.get("backend") == "cloud":
+        from runwright_cloud import reporting
+
         reporting.initialize_flow_run(runner, flow, setup)
 
 
 @hookimpl
 def runwright_flow_state_change(runner: FlowRunner, new_state: State) -> None:
-    if reporting.flow_reports and runner in reporting.flow_reports:
+    reporting = _reporting()
+    if reporting is not None and reporting.flow_reports and runner in reporting.flow_reports:
         reporting.report_flow_state(runner, new_state)
 
 
 @hookimpl
 def runwright_flow_run_end(runner: FlowRunner, state: State) -> None:
-    if reporting.flow_reports and runner in reporting.flow_reports:
+    reporting = _reporting()
+    if reporting is not None and reporting.flow_reports and runner in reporting.flow_reports:
         flow_run_id = reporting.end_flow_run(runner, state)
         if flow_run_id is not None:
             _tell_cli_user(flow_run_id)
@@ -74,25 +89,32 @@ def runwright_flow_run_end(runner: FlowRunner, state: State) -> None:
 def runwright_task_run_initialize(runner: TaskRunner, task: Task, setup: TaskRunSetup) -> None:
     context = setup.context
     if (context.get("backend") or runtime_context.get("backend")) == "cloud":
+        from runwright_cloud import reporting
+
         reporting.initialize_task_run(runner, task, setup)
 
 
 @hookimpl
 def runwright_task_state_change(new_state: State) -> None:
-    if reporting.TASK_REPORT_KEY in runtime_context:
+    if TASK_REPORT_KEY in runtime_context:
+        from runwright_cloud import reporting
+
         reporting.report_task_state(new_state)
 
 
 @hookimpl
 def runwright_task_run_end(runner: TaskRunner, state: State) -> None:
-    if reporting._stack():
+    reporting = _reporting()
+    if reporting is not None and reporting._stack():
         reporting.end_task_run(runner, state)
 
 
 @hookimpl(tryfirst=True)
 def runwright_check_task_is_cached(task: Task, inputs: dict[str, Any], parameters: dict[str, Any]) -> Cached | None:
-    if reporting.TASK_REPORT_KEY not in runtime_context:
+    if TASK_REPORT_KEY not in runtime_context:
         return None
+    from runwright_cloud import reporting
+
     return reporting.check_cached(task, inputs, parameters)
 
 

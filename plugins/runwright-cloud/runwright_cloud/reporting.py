@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("runwright.cloud")
 
-TASK_REPORT_KEY = "cloud_task_run"
+from runwright_cloud.plugin import TASK_REPORT_KEY  # noqa: E402 - one name for the key
+
 SETTINGS_KEY = "cloud_settings"
 #: the runner's lease token of the flow run (``task_claims = "lease"``)
 LEASE_KEY = "cloud_lease"

@@ -21,14 +21,16 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cloudpickle  # type: ignore[import-untyped]
 
 from runwright.engine.result_framing import FrameError, frame_header, unframe
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
-from runwright_cloud.client import Client
 from runwright_cloud.errors import ClientError, NotFoundError
+
+if TYPE_CHECKING:  # the client (and requests) load on first use, not with the handler
+    from runwright_cloud.client import Client
 
 URI_PREFIX = "rwcloud://results/"
 #: a (framed) result up to this size goes inline in the batch; a larger one is uploaded first
