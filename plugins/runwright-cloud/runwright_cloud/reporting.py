@@ -153,8 +153,9 @@ def initialize_flow_run(runner: FlowRunner, flow: Flow, setup: FlowRunSetup) -> 
         if not flow_run_id:
             structure = flow.structure()
             flow_id = client.register_flow(structure["name"], structure["tasks"], structure["edges"])
-            flow_run_id = client.create_flow_run(flow_id, parameters=_json_parameters(setup.parameters))
-        info = client.get_flow_run_info(flow_run_id)
+            info = client.create_flow_run_info(flow_id, parameters=_json_parameters(setup.parameters))
+        else:
+            info = client.get_flow_run_info(flow_run_id)
         db_state = restore_flow_state(info.state)
     except ClientError as exc:
         logger.debug("Could not load the flow run from the runwright server: %s", exc)
