@@ -106,11 +106,13 @@ def write_state(
     state_type: str,
     now: datetime,
     parent_id: str | None = None,
+    history: list[dict[str, Any]] | None = None,
 ) -> WriteOutcome:
     """Apply one version-checked state write inside the caller's transaction.
 
     With ``parent_id`` (task runs), only a run of that flow run can match: another is
-    ``not_found``.
+    ``not_found``. With ``history``, the history row is appended to that list for the caller
+    to insert with the rest of a batch (one executemany), not inserted here.
     """
     params = {
         "b_id": run_id,
@@ -126,7 +128,10 @@ def write_state(
         bump = kind.bump_in_parent
         params["b_parent"] = parent_id
     if conn.execute(bump, params).rowcount == 1:
-        conn.execute(kind.append, params)
+        if history is None:
+            conn.execute(kind.append, params)
+        else:
+            history.append(params)
         return WriteOutcome("ok", expected_version + 1)
     return current(conn, kind, run_id, tenant_id, parent_id)
 

@@ -260,6 +260,7 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
             parent = body.lease.flow_run_id
         refused = _store_inline_results(conn, body, tenant, now)
         failed: set[str] = set()  # task runs with a write of this batch not applied
+        history: list[dict[str, Any]] = []  # inserted at the end, in one executemany
         for item in body.writes:
             state_text = to_json_text(item.state)
             if item.task_run_id in failed:
@@ -271,7 +272,16 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
                 status = "rejected" if outcome.status == "conflict" else outcome.status
             else:
                 outcome = write_state(
-                    conn, TASK_RUNS, item.task_run_id, tenant, item.version, state_text, item.state["type"], now, parent
+                    conn,
+                    TASK_RUNS,
+                    item.task_run_id,
+                    tenant,
+                    item.version,
+                    state_text,
+                    item.state["type"],
+                    now,
+                    parent,
+                    history=history,
                 )
                 status = outcome.status
             if status != "ok":
@@ -280,6 +290,8 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
             if outcome.current_state is not None:
                 result["current_state"] = outcome.current_state
             results.append(result)
+        if history:
+            conn.execute(TASK_RUNS.append, history)
     return {"results": results}
 
 
