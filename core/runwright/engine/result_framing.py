@@ -56,3 +56,43 @@ def unframe(data: bytes | memoryview) -> memoryview:
     if zlib.crc32(payload) != crc:
         raise FrameError("the payload checksum does not match (the data was damaged after it was written)")
     return payload
+
+
+def pickle_result(value: object, handler: str) -> bytes:
+    """``value`` cloudpickled, or a ResultHandlerError saying nothing was written."""
+    import pickle
+
+    import cloudpickle  # type: ignore[import-untyped]
+
+    from runwright.engine.result_handlers import ResultHandlerError
+
+    try:
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+    except Exception as exc:
+        raise ResultHandlerError(
+            f"{handler} cannot store this {type(value).__name__} value: it is not picklable ({exc!r}). "
+            "Nothing was written. Return a picklable value from the task, or turn checkpointing off "
+            "for it (or give it another handler)."
+        ) from exc
+
+
+def unpickle_framed(data: bytes | memoryview, location: str, what: str = "result at") -> object:
+    """The value in a framed result read from ``location``; a ResultHandlerError naming the
+    location when the frame is damaged or the value cannot be unpickled here."""
+    import cloudpickle
+
+    from runwright.engine.result_handlers import ResultHandlerError
+
+    try:
+        payload = unframe(data)
+    except FrameError as exc:
+        raise ResultHandlerError(
+            f"The {what} {location} is not a valid result: {exc}. Re-run the task that produced it."
+        ) from None
+    try:
+        return cloudpickle.loads(payload)
+    except Exception as exc:
+        raise ResultHandlerError(
+            f"The result at {location} is intact but could not be unpickled ({exc!r}); this process "
+            "probably lacks a module (or version of it) that the value needs."
+        ) from exc

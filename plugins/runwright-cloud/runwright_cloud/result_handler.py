@@ -16,16 +16,13 @@ batch request, stored in the same transaction as the states that name them.
 from __future__ import annotations
 
 import base64
-import pickle
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import cloudpickle  # type: ignore[import-untyped]
-
-from runwright.engine.result_framing import FrameError, frame_header, unframe
+from runwright.engine.result_framing import frame_header, pickle_result, unpickle_framed
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
 from runwright_cloud.errors import ClientError, NotFoundError
 
@@ -118,13 +115,7 @@ class CloudResultHandler(ResultHandler):
 
     def write(self, result: Any) -> str:
         """Upload the cloudpickled ``result``; return its ``rwcloud://`` URI."""
-        try:
-            payload = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            raise ResultHandlerError(
-                f"CloudResultHandler cannot store this {type(result).__name__} value: it is not picklable "
-                f"({exc!r}). Nothing was written. Return a picklable value, or give the task another handler."
-            ) from exc
+        payload = pickle_result(result, "CloudResultHandler")
         client = self.client
         data = frame_header(payload) + payload
         collector: InlineResults | None = getattr(_inline, "collector", None)
@@ -149,14 +140,4 @@ class CloudResultHandler(ResultHandler):
             ) from exc
         except ClientError as exc:
             raise ResultHandlerError(f"Could not read {loc} from the runwright server at {client.api}: {exc}") from exc
-        try:
-            payload = unframe(data)
-        except FrameError as exc:
-            raise ResultHandlerError(f"The data at {loc} is not a valid result: {exc}") from None
-        try:
-            return cloudpickle.loads(payload)
-        except Exception as exc:
-            raise ResultHandlerError(
-                f"The result at {loc} is intact but could not be unpickled ({exc!r}); this process probably "
-                "lacks a module (or version of it) that the value needs."
-            ) from exc
+        return unpickle_framed(data, loc, "result at")

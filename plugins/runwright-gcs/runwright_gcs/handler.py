@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import pickle
 import re
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import cloudpickle  # type: ignore[import-untyped]
-
 from runwright.config import ConfigError, get_config
-from runwright.engine.result_framing import FrameError, frame_header, unframe
+from runwright.engine.result_framing import frame_header, pickle_result, unpickle_framed
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError, validate_prefix
 from runwright_gcs.client import (
     ClientSettings,
@@ -119,14 +116,7 @@ class GCSResultHandler(ResultHandler):
     # -- writing ---------------------------------------------------------------------------
     def write(self, result: Any) -> str:
         """Pickle ``result`` and upload it as a new object; return its ``gs://`` URI."""
-        try:
-            payload = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            raise ResultHandlerError(
-                f"GCSResultHandler cannot store this {type(result).__name__} value: it is not "
-                f"picklable ({exc!r}). Nothing was written. Return a picklable value from the task, "
-                "or turn checkpointing off for it."
-            ) from exc
+        payload = pickle_result(result, "GCSResultHandler")
         config = self._config()
         bucket_name = self.bucket or config["bucket"]
         if not bucket_name:
@@ -166,19 +156,7 @@ class GCSResultHandler(ResultHandler):
             data = blob.download_as_bytes(timeout=timeout, retry=_retry(timeout))
         except Exception as exc:
             raise ResultHandlerError(self._explain(exc, loc, bucket_name, settings, "read")) from exc
-        try:
-            payload = unframe(data)
-        except FrameError as exc:
-            raise ResultHandlerError(
-                f"The object {loc} is not a valid result: {exc}. Re-run the task that produced it."
-            ) from None
-        try:
-            return cloudpickle.loads(payload)
-        except Exception as exc:
-            raise ResultHandlerError(
-                f"The result at {loc} is intact but could not be unpickled ({exc!r}); this process "
-                "probably lacks a module (or version of it) that the value needs."
-            ) from exc
+        return unpickle_framed(data, loc, "object")
 
     # -- errors ----------------------------------------------------------------------------
     def _explain(self, exc: Exception, uri: str, bucket_name: str, settings: ClientSettings, action: str) -> str:

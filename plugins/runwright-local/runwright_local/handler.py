@@ -20,7 +20,6 @@ File names are uuid4 hex strings. The only user-controlled part of a path is the
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
 import uuid
 from contextlib import suppress
@@ -29,10 +28,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import cloudpickle  # type: ignore[import-untyped]
-
 from runwright.config import ConfigError, get_config
-from runwright.engine.result_framing import FrameError, frame_header, unframe
+from runwright.engine.result_framing import frame_header, pickle_result, unpickle_framed
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError, validate_prefix
 
 #: The ``[plugins.local]`` table and its defaults.
@@ -119,14 +116,7 @@ class LocalResultHandler(ResultHandler):
 
     def write(self, result: Any) -> str:
         """Pickle ``result`` and write it atomically; return its ``file://`` URI."""
-        try:
-            payload = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            raise ResultHandlerError(
-                f"LocalResultHandler cannot store this {type(result).__name__} value: it is not "
-                f"picklable ({exc!r}). Nothing was written. Return a picklable value from the task, "
-                "or turn checkpointing off for it."
-            ) from exc
+        payload = pickle_result(result, "LocalResultHandler")
         directory = self.target_directory()
         final_path = os.path.join(directory, uuid.uuid4().hex + RESULT_SUFFIX)
         uri = Path(final_path).as_uri()
@@ -178,16 +168,4 @@ class LocalResultHandler(ResultHandler):
             ) from None
         except OSError as exc:
             raise ResultHandlerError(f"Could not read the result at {loc}: {exc.strerror or exc!r}") from exc
-        try:
-            payload = unframe(data)
-        except FrameError as exc:
-            raise ResultHandlerError(
-                f"The result file {loc} is not a valid result: {exc}. Re-run the task that produced it."
-            ) from None
-        try:
-            return cloudpickle.loads(payload)
-        except Exception as exc:
-            raise ResultHandlerError(
-                f"The result at {loc} is intact but could not be unpickled ({exc!r}); this process "
-                "probably lacks a module (or version of it) that the value needs."
-            ) from exc
+        return unpickle_framed(data, loc, "result file")
