@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from runwright import Flow, Parameter, task
+from runwright.config import temporary_config
 from runwright.context import context
 from runwright.engine.state import Cached
 from runwright_cache import Inputs, Parameters, partial_inputs_only
@@ -189,7 +190,9 @@ def test_a_corrupt_database_is_a_warning_and_a_miss(
 def test_cloud_runs_are_left_to_the_cloud_plugin(cache_config: Any) -> None:
     calls: list[int] = []
     flow, _ = build(calls)
-    with context(backend="cloud"):
+    # no server answers and none may be auto-started: the run fails to report, and the cache
+    # plugin still stays out of it
+    with temporary_config({"cloud.auto_start": False, "cloud.api": "http://127.0.0.1:9"}), context(backend="cloud"):
         flow.run(x=1, context={"backend": "cloud"})
     assert get_store().entries() == []
 
