@@ -217,3 +217,20 @@ def stored_value(client: Client, state: dict[str, Any]) -> Any:
     uri = result["value"]
     assert isinstance(uri, str) and uri.startswith("rwcloud://results/"), uri
     return cloudpickle.loads(unframe(client.download_result(uri)))
+
+
+def succeeded_task_slugs(db_path: Path, run_id: str) -> set[str]:
+    """Slugs of the flow run's task runs with a Success in their history (read straight from
+    the server's SQLite file, e.g. right after a crash)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT DISTINCT t.task_slug FROM task_run_states s JOIN task_runs t ON t.id = s.task_run_id "
+            "WHERE t.flow_run_id = ? AND s.state_type = 'Success'",
+            (run_id,),
+        ).fetchall()
+    finally:
+        db.close()
+    return {str(r[0]) for r in rows}

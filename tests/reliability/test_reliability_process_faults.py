@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 import runpy
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import LiveServer, Processes, marker_counts, no_traceback, stored_value, wait_until
+from .conftest import LiveServer, Processes, marker_counts, no_traceback, stored_value, succeeded_task_slugs, wait_until
 
 FLOW = '''
 import os
@@ -179,19 +178,6 @@ def undisturbed(shared_server: LiveServer, flow_file: Path, tmp_path_factory: py
         procs.cleanup()
 
 
-def _succeeded_at_kill(db_path: Path, run_id: str) -> set[str]:
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        rows = db.execute(
-            "SELECT DISTINCT t.task_slug FROM task_run_states s JOIN task_runs t ON t.id = s.task_run_id "
-            "WHERE t.flow_run_id = ? AND s.state_type = 'Success'",
-            (run_id,),
-        ).fetchall()
-    finally:
-        db.close()
-    return {str(r[0]) for r in rows}
-
-
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_a_run_killed_at_a_random_point_resumes_to_the_undisturbed_results(
     shared_server: LiveServer, flow_file: Path, undisturbed: dict[str, Any], processes: Processes, tmp_path: Path, trial: int
@@ -221,7 +207,7 @@ def test_a_run_killed_at_a_random_point_resumes_to_the_undisturbed_results(
     else:
         processes.wait(proc, timeout=60)
     assert proc.returncode == -signal.SIGKILL, (kind, env.get("RW_FAULT_AT"), proc.returncode)
-    recorded = _succeeded_at_kill(shared_server.db_path, run_id)
+    recorded = succeeded_task_slugs(shared_server.db_path, run_id)
 
     time.sleep(0.5)  # the killed runner's claims are now older than the zombie timeout below
     resumed = processes.run(_args(flow_file, run_id), dict(env, RW_FAULT="", RW_HOLD="", RUNWRIGHT__CLOUD__ZOMBIE_TIMEOUT="0.4"))

@@ -6,13 +6,12 @@ lost."""
 from __future__ import annotations
 
 import runpy
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import LiveServer, Processes, marker_counts, no_traceback, stored_value, wait_until
+from .conftest import LiveServer, Processes, marker_counts, no_traceback, stored_value, succeeded_task_slugs, wait_until
 
 LENGTH = 30
 
@@ -43,20 +42,6 @@ with Flow("server-faults") as flow:
 '''
 
 
-def _finished_at_crash(db_path: Path, run_id: str) -> set[str]:
-    """Slugs of the task runs with a Success in their history when the server died."""
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        rows = db.execute(
-            "SELECT DISTINCT t.task_slug FROM task_run_states s JOIN task_runs t ON t.id = s.task_run_id "
-            "WHERE t.flow_run_id = ? AND s.state_type = 'Success'",
-            (run_id,),
-        ).fetchall()
-    finally:
-        db.close()
-    return {str(r[0]) for r in rows}
-
-
 @pytest.mark.parametrize("downtime", [0.0, 3.0], ids=["restart-at-once", "down-3s"])
 def test_a_server_killed_and_restarted_mid_run_loses_nothing(
     live_server: LiveServer, processes: Processes, tmp_path: Path, downtime: float
@@ -75,7 +60,7 @@ def test_a_server_killed_and_restarted_mid_run_loses_nothing(
     assert proc.poll() is None, proc.communicate()
     old_pid = live_server.pid
     live_server.kill()
-    finished = _finished_at_crash(live_server.db_path, run_id)
+    finished = succeeded_task_slugs(live_server.db_path, run_id)
     assert finished, "no task had finished before the crash"
     time.sleep(downtime)
     live_server.start()
