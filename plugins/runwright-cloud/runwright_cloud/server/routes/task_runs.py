@@ -24,7 +24,7 @@ from runwright_cloud.server.common import (
     not_found,
 )
 from runwright_cloud.server.db import read_tx, write_tx
-from runwright_cloud.server.locking import NO_RUN, TASK_RUNS, current, lease_of, write_state
+from runwright_cloud.server.locking import NO_RUN, TASK_RUNS, current, lease_of, write_state, write_states_at_once
 from runwright_cloud.server.routes import _states
 from runwright_cloud.server.schemas import (
     BatchWriteIn,
@@ -259,10 +259,24 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
                 )
             parent = body.lease.flow_run_id
         refused = _store_inline_results(conn, body, tenant, now)
+        texts = [to_json_text(item.state) for item in body.writes]
+        if not refused and write_states_at_once(
+            conn,
+            TASK_RUNS,
+            [(item.task_run_id, item.version, text, item.state["type"]) for item, text in zip(body.writes, texts)],
+            tenant,
+            now,
+            parent,
+        ):
+            return {
+                "results": [
+                    {"task_run_id": item.task_run_id, "status": "ok", "version": item.version + 1}
+                    for item in body.writes
+                ]
+            }
         failed: set[str] = set()  # task runs with a write of this batch not applied
         history: list[dict[str, Any]] = []  # inserted at the end, in one executemany
-        for item in body.writes:
-            state_text = to_json_text(item.state)
+        for item, state_text in zip(body.writes, texts):
             if item.task_run_id in failed:
                 # an earlier write of this run in the batch was not applied: neither is this one
                 outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
