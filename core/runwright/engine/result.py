@@ -17,6 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runwright.engine.result_handlers import ResultHandler
+    from runwright.plugins import RunwrightPluginManager
+
+_plugins_module: Any = None
+
+
+def _plugin_manager() -> RunwrightPluginManager:
+    """The process-wide plugin manager (``runwright.plugins`` imports this module, so it is
+    imported on first use; a function-level import would cost a microsecond per result)."""
+    global _plugins_module
+    if _plugins_module is None:
+        import runwright.plugins
+
+        _plugins_module = runwright.plugins
+    return _plugins_module.get_plugin_manager()  # type: ignore[no-any-return]
 
 
 class ResultInterface:
@@ -73,18 +87,15 @@ class Result(ResultInterface):
             return
         if self.result_handler is None:
             from runwright.config import get_config
-            from runwright.plugins import get_plugin_manager
 
             name = get_config().get_nested("engine.result_handler")
             if name:
-                get_plugin_manager().result_handler_class(name)  # raises "not installed: pip install ..."
+                _plugin_manager().result_handler_class(name)  # raises "not installed: pip install ..."
             raise ValueError(
                 "This result has no result handler, so it cannot be stored: give the task or the "
                 "flow a result_handler, or set [engine] result_handler in the config."
             )
-        from runwright.plugins import get_plugin_manager
-
-        location = get_plugin_manager().write_result(self.value, self.result_handler)
+        location = _plugin_manager().write_result(self.value, self.result_handler)
         self.safe_value = SafeResult(location, self.result_handler)
 
 
@@ -104,9 +115,7 @@ class SafeResult(ResultInterface):
 
     def to_result(self) -> ResultInterface:
         """Read the value back through the result-read hook; the Result keeps this location."""
-        from runwright.plugins import get_plugin_manager
-
-        value = get_plugin_manager().read_result(self.value, self.result_handler)
+        value = _plugin_manager().read_result(self.value, self.result_handler)
         result = Result(value, self.result_handler)
         result.safe_value = self
         return result

@@ -19,8 +19,13 @@ result at all, *before* handing any byte to the unpickler.
 
 from __future__ import annotations
 
+import pickle
 import struct
 import zlib
+
+import cloudpickle  # type: ignore[import-untyped]
+
+from runwright.engine.result_handlers import ResultHandlerError
 
 MAGIC = b"\x89RWR\r\n\x1a\n"
 FORMAT_VERSION = 1
@@ -60,12 +65,6 @@ def unframe(data: bytes | memoryview) -> memoryview:
 
 def pickle_result(value: object, handler: str) -> bytes:
     """``value`` cloudpickled, or a ResultHandlerError saying nothing was written."""
-    import pickle
-
-    import cloudpickle  # type: ignore[import-untyped]
-
-    from runwright.engine.result_handlers import ResultHandlerError
-
     try:
         return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
     except Exception as exc:
@@ -79,10 +78,6 @@ def pickle_result(value: object, handler: str) -> bytes:
 def unpickle_framed(data: bytes | memoryview, location: str, what: str = "result at") -> object:
     """The value in a framed result read from ``location``; a ResultHandlerError naming the
     location when the frame is damaged or the value cannot be unpickled here."""
-    import cloudpickle
-
-    from runwright.engine.result_handlers import ResultHandlerError
-
     try:
         payload = unframe(data)
     except FrameError as exc:
