@@ -9,8 +9,7 @@ share a cache. A task run outside a flow uses flow name ``""`` and its slug (or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from runwright.context import context
 
@@ -18,9 +17,10 @@ if TYPE_CHECKING:
     from runwright.task import Task
 
 
-@dataclass(frozen=True)
-class TaskIdentity:
-    """``(flow_name, task_slug, map_index)``; ``map_index`` is None for an unmapped task."""
+class TaskIdentity(NamedTuple):
+    """``(flow_name, task_slug, map_index)``; ``map_index`` is None for an unmapped task.
+
+    A named tuple (cheap to build: one is made per cache lookup), compared field by field."""
 
     flow_name: str
     task_slug: str

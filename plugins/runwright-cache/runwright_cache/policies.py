@@ -61,10 +61,12 @@ class CachePolicy:
         self, task: Task | None, inputs: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None
     ) -> str:
         """The cache key of a run of ``task`` with these raw inputs and parameters."""
+        inputs = inputs or {}
+        parameters = parameters or {}
         parts: dict[str, str] = {}
         for policy in self.policies():
-            parts.update(policy.key_parts(task, inputs or {}, parameters or {}))
-        text = "\n".join(f"{name}={digest}" for name, digest in sorted(parts.items()))
+            parts.update(policy.key_parts(task, inputs, parameters))
+        text = "\n".join([f"{name}={parts[name]}" for name in sorted(parts)])
         return hashlib.sha256(text.encode()).hexdigest()
 
     def __add__(self, other: CachePolicy) -> CompoundPolicy:
@@ -114,9 +116,16 @@ class _ValuesPolicy(CachePolicy):
     def _values(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Mapping[str, Any]:
         raise NotImplementedError
 
+    @property
+    def part_name(self) -> str:
+        """The name of this policy's part of a key (its kind, ``include`` and ``exclude``)."""
+        return f"{self.part}{self.include!r}{self.exclude!r}"
+
     def key_parts(self, task: Task | None, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, str]:
-        selected = _select(self._values(inputs, parameters), self.include, self.exclude)
-        return {f"{self.part}{self.include!r}{self.exclude!r}": stable_digest(selected)}
+        values = self._values(inputs, parameters)
+        if self.include is not None or self.exclude or type(values) is not dict:
+            values = _select(values, self.include, self.exclude)
+        return {self.part_name: stable_digest(values)}
 
     def __repr__(self) -> str:
         args = []
@@ -173,16 +182,17 @@ def _digest_of_code(obj: Any) -> str:
 
 def task_source_digest(task: Task) -> str:
     """The sha256 of the source of the task's function (``@task``) or class (a Task subclass);
-    of its byte code when the source is not available. Computed once per function per process."""
-    obj = _code_of(task)
+    of its byte code when the source is not available. Computed once per function per process
+    (every copy of a task made by calling it in a flow shares the function)."""
+    owner = vars(task).get("run") or type(task)
     try:
-        return _source_digests[obj]
+        return _source_digests[owner]
     except (KeyError, TypeError):
         pass
-    digest = _digest_of_code(obj)
+    digest = _digest_of_code(_code_of(task))
     try:
         with _source_lock:
-            _source_digests[obj] = digest
+            _source_digests[owner] = digest
     except TypeError:  # not weak-referenceable: recompute next time
         pass
     return digest

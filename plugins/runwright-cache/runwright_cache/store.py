@@ -39,6 +39,7 @@ from runwright.engine.result import ResultInterface, SafeResult
 from runwright.engine.result_handlers import ResultHandler
 from runwright.engine.serialization import deserialize_handler, deserialize_result
 from runwright.engine.state import Cached, State
+from runwright.plugins import get_plugin_manager
 from runwright_cache.identity import TaskIdentity
 
 logger = logging.getLogger("runwright.cache")
@@ -75,9 +76,9 @@ class CacheStoreError(Exception):
     """The cache database could not be used; the message names the file and the recovery."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CacheEntry:
-    """One stored Cached state and what it is indexed by."""
+    """One stored Cached state and what it is indexed by (a record: treat it as read-only)."""
 
     id: int
     identity: TaskIdentity
@@ -136,7 +137,7 @@ def _safe_result(data: Any) -> ResultInterface:
         return deserialize_result(data)
     description = data["result_handler"]
     try:
-        key = tuple(sorted(description.items()))
+        key = tuple(description.items())  # entries written by one handler list fields alike
         handler = _handlers[key]
     except TypeError:  # an unhashable field: no memo
         return deserialize_result(data)
@@ -147,8 +148,6 @@ def _safe_result(data: Any) -> ResultInterface:
 
 def decode_cached_state(text: str, entry_id: int | None = None) -> Cached:
     """The Cached state serialized in ``text`` (what ``State.deserialize`` returns, faster)."""
-    from runwright.plugins import get_plugin_manager
-
     pm = get_plugin_manager()
     if _handlers_owner[0] is not pm:  # handler names resolve through the plugin manager
         _handlers.clear()
@@ -277,15 +276,25 @@ class CacheStore:
     def candidates(self, identity: TaskIdentity, newer_than: float | None = None) -> list[CacheEntry]:
         """Live entries of ``identity``, newest first, written after ``newer_than`` (epoch s)."""
         now = time.time()
-        with self._using("look up cached states") as conn:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._data_version:
-                self._flows.clear()
-                self._data_version = version
-            tasks = self._flows.get(identity.flow_name)
-            if tasks is None:
-                tasks = self._load_flow(conn, identity.flow_name, now)
-        entries = tasks.get((identity.task_slug, identity.map_index), ())
+        flow_name = identity.flow_name
+        with self._lock:  # the hot path: one query (the freshness check), no context manager
+            try:
+                conn = self._connection
+                if conn is None or self._pid != os.getpid():
+                    conn = self._connect()
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._data_version:
+                    self._flows.clear()
+                    self._data_version = version
+                tasks = self._flows.get(flow_name)
+                if tasks is None:
+                    tasks = self._load_flow(conn, flow_name, now)
+            except sqlite3.Error as exc:
+                self._reset()
+                raise CacheStoreError(self._explain("look up cached states", exc)) from exc
+        entries = tasks.get((identity.task_slug, identity.map_index))
+        if not entries:
+            return []
         return [entry for entry in entries if entry.is_live(now, newer_than)]
 
     def _load_flow(self, conn: sqlite3.Connection, flow_name: str, now: float) -> dict[tuple[str, int | None], list[CacheEntry]]:
