@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import operator
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -192,9 +193,9 @@ class RunwrightPluginManager(pluggy.PluginManager):
                 raise PluginError(plugin, hook_name, exc) from exc
         firstresult, impls = entry
         results = []
-        for function, argnames, plugin in impls:
+        for function, arguments, plugin in impls:
             try:
-                result = function(*[kwargs[name] for name in argnames])
+                result = function(*arguments(kwargs))
             except passthrough:
                 raise
             except Exception as exc:
@@ -215,7 +216,7 @@ class RunwrightPluginManager(pluggy.PluginManager):
         else:
             firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
             # pluggy calls the last registered (and tryfirst) implementations first
-            entry = (firstresult, tuple((i.function, tuple(i.argnames), i.plugin_name) for i in reversed(impls)))
+            entry = (firstresult, tuple((i.function, _arguments_getter(i.argnames), i.plugin_name) for i in reversed(impls)))
         self._dispatch[hook_name] = entry
         return entry
 
@@ -336,6 +337,17 @@ class RunwrightPluginManager(pluggy.PluginManager):
         if result is None:
             raise UnknownNameError(f"No plugin could read the result at {location!r}")
         return result.value
+
+
+def _arguments_getter(names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function picking the values of ``names`` out of a call's keyword arguments, in order
+    (``operator.itemgetter``, which returns a bare value for a single name, made uniform)."""
+    if not names:
+        return lambda kwargs: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda kwargs: (kwargs[name],)
+    return operator.itemgetter(*names)  # type: ignore[return-value]
 
 
 def _version(dist: str) -> str | None:

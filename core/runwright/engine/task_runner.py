@@ -211,6 +211,8 @@ class TaskRunner(Runner):
                 if task.cache_for is not None or isinstance(state, Cached):
                     state = self.check_task_is_cached(state, task_inputs)
                 state = self.check_task_trigger(state, upstream_states)
+                if not state.is_pending():  # a cache hit: what set_task_to_running ends the run with
+                    return state
                 state = self.set_task_to_running(state)
                 state = self.get_task_run_state(state, task_inputs, executor.timeout_handler)
                 if task.cache_for is not None:
