@@ -42,6 +42,15 @@ def frame_header(payload: bytes) -> bytes:
     return _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(payload), zlib.crc32(payload))
 
 
+def framed_size(data: bytes | memoryview) -> int | None:
+    """The total size (header + payload) announced by the header at the start of ``data``,
+    or None when ``data`` does not start with a result header (too short, or not one)."""
+    if len(data) < HEADER_SIZE:
+        return None
+    magic, _version, _flags, length, _crc = _HEADER.unpack_from(data)
+    return HEADER_SIZE + length if magic == MAGIC else None
+
+
 def unframe(data: bytes | memoryview) -> memoryview:
     """The payload inside ``data``, after checking magic, version, length and checksum."""
     view = memoryview(data)

@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from runwright.config import ConfigError, get_config
-from runwright.engine.result_framing import frame_header, pickle_result, unpickle_framed
+from runwright.engine.result_framing import frame_header, framed_size, pickle_result, unpickle_framed
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError, validate_prefix
 
 #: The ``[plugins.local]`` table and its defaults.
@@ -178,13 +178,21 @@ class LocalResultHandler(ResultHandler):
 
 
 def _read_file(path: str) -> bytes:
-    """The whole file, with plain system calls (a third of ``open().read()``'s cost for the
-    small files most results are; a cached re-run reads one per task)."""
+    """The whole file, with plain system calls (cheaper than ``open().read()``: a cached re-run
+    reads one small file per task). One ``read`` suffices when it comes back short of the
+    buffer (the end of the file) with every byte the frame header announces; otherwise the
+    rest is read up to the end of the file."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        parts = [os.read(fd, os.fstat(fd).st_size + 1)]  # + 1: the end of file, in the same call
-        while parts[-1]:  # the file grew, or a short read: carry on to the end
-            parts.append(os.read(fd, 1 << 16))
+        data = os.read(fd, _FIRST_READ)
+        if len(data) < _FIRST_READ and len(data) >= (framed_size(data) or 0):
+            return data
+        parts = [data]
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
     finally:
         os.close(fd)
-    return parts[0] if len(parts) == 2 and not parts[1] else b"".join(parts)
+    return b"".join(parts)
+
+
+_FIRST_READ = 1 << 16
