@@ -42,7 +42,8 @@ def _encode(value: Any, out: list[bytes]) -> None:
         out.append(b"d%d:" % len(value))
         if all(type(k) is str for k in value):  # the common case: order by the keys themselves
             for key in sorted(value):
-                _encode(key, out)
+                data = key.encode("utf-8", "surrogatepass")  # what _encode writes for a str, inline
+                out.append(b"s%d:" % len(data) + data)
                 _encode(value[key], out)
         else:
             for key_digest, item in sorted(((stable_digest(k), v) for k, v in value.items()), key=lambda kv: kv[0]):
