@@ -177,3 +177,24 @@ def test_from_uri_builds_a_handler_for_the_files_directory(local_handler: LocalR
 def test_a_large_value_round_trips(local_handler: LocalResultHandler) -> None:
     value = os.urandom(8 * 2**20)
     assert local_handler.read(local_handler.write(value)) == value
+
+
+@pytest.mark.parametrize("file_size", [2**16 - 1, 2**16, 2**16 + 1, 3 * 2**16])
+def test_values_around_the_first_read_size_round_trip(local_handler: LocalResultHandler, file_size: int) -> None:
+    # bytes pickle as a small opcode header + the data: search the length giving this file size
+    value = b"x" * (file_size - 64)
+    uri = local_handler.write(value)
+    path = path_from_location(uri)
+    value += b"x" * (file_size - path.stat().st_size)
+    uri = local_handler.write(value)
+    assert path_from_location(uri).stat().st_size == file_size
+    assert local_handler.read(uri) == value
+
+
+@pytest.mark.parametrize("size", [100, 2**16, 2**17])
+def test_bytes_appended_to_a_result_are_reported(local_handler: LocalResultHandler, size: int) -> None:
+    uri = local_handler.write(b"v" * size)
+    path = path_from_location(uri)
+    path.write_bytes(path.read_bytes() + b"extra")
+    with pytest.raises(ResultHandlerError, match="payload bytes but"):
+        local_handler.read(uri)
