@@ -116,3 +116,44 @@ def test_batch_writes(server: TestServer, sa: requests.Session) -> None:
         "Running",
         "Success",
     ]
+
+
+def test_a_batch_of_interleaved_chains_applies_every_write_with_its_history(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa, ("a", "b", "c"))
+    a, b, c = (t["id"] for t in run["task_runs"])
+    writes = [
+        {"task_run_id": a, "version": 0, "state": {"type": "Running"}},
+        {"task_run_id": b, "version": 0, "state": {"type": "Running"}},
+        {"task_run_id": a, "version": 1, "state": {"type": "Success", "n": 1}},
+        {"task_run_id": b, "version": 1, "state": {"type": "Retrying"}},
+        {"task_run_id": b, "version": 2, "state": {"type": "Running"}},
+        {"task_run_id": c, "version": 0, "state": {"type": "Running"}},
+        {"task_run_id": b, "version": 3, "state": {"type": "Failed"}},
+    ]
+    r = sa.post(f"{server.api}/task_run_states", json={"writes": writes})
+    assert r.status_code == 200
+    assert [(x["status"], x["version"]) for x in r.json()["results"]] == [
+        ("ok", 1), ("ok", 1), ("ok", 2), ("ok", 2), ("ok", 3), ("ok", 1), ("ok", 4)
+    ]
+    for run_id, types, last in ((a, ["Pending", "Running", "Success"], {"type": "Success", "n": 1}),
+                                (b, ["Pending", "Running", "Retrying", "Running", "Failed"], {"type": "Failed"}),
+                                (c, ["Pending", "Running"], {"type": "Running"})):
+        history = sa.get(f"{server.api}/task_runs/{run_id}/states").json()
+        assert [h["state"]["type"] for h in history] == types
+        assert [h["version"] for h in history] == list(range(len(types)))
+        current = sa.get(f"{server.api}/task_runs/{run_id}").json()
+        assert (current["version"], current["state"]) == (len(types) - 1, last)
+
+
+def test_a_batch_skipping_a_version_applies_only_what_matches(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa)
+    a, b = (t["id"] for t in run["task_runs"])
+    writes = [
+        {"task_run_id": a, "version": 0, "state": {"type": "Running"}},
+        {"task_run_id": b, "version": 0, "state": {"type": "Running"}},
+        {"task_run_id": a, "version": 2, "state": {"type": "Success"}},
+    ]
+    r = sa.post(f"{server.api}/task_run_states", json={"writes": writes})
+    assert [x["status"] for x in r.json()["results"]] == ["ok", "ok", "conflict"]
+    assert [h["state"]["type"] for h in sa.get(f"{server.api}/task_runs/{a}/states").json()] == ["Pending", "Running"]
+    assert sa.get(f"{server.api}/task_runs/{b}").json()["version"] == 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Insert, Table, Update, bindparam, select, update
@@ -55,6 +56,9 @@ class RunKind:
     bump: Update = field(init=False, repr=False, compare=False)
     #: ``bump`` restricted to the runs of one parent flow run (leased writes)
     bump_in_parent: Update | None = field(init=False, repr=False, compare=False)
+    #: ``bump`` that sets the version to ``b_new_version`` (a chain of writes in one update)
+    bump_to: Update = field(init=False, repr=False, compare=False)
+    bump_to_in_parent: Update | None = field(init=False, repr=False, compare=False)
     append: Insert = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +91,10 @@ class RunKind:
         parent = bump.where(runs.c[self.parent_fk] == bindparam("b_parent")) if self.parent_fk else None
         object.__setattr__(self, "bump_in_parent", parent)
         object.__setattr__(self, "append", append)
+        bump_to = bump.values(version=bindparam("b_new_version"))
+        object.__setattr__(self, "bump_to", bump_to)
+        parent_to = bump_to.where(runs.c[self.parent_fk] == bindparam("b_parent")) if self.parent_fk else None
+        object.__setattr__(self, "bump_to_in_parent", parent_to)
 
 
 FLOW_RUNS = RunKind(models.flow_runs, models.flow_run_states, "flow_run_id")
@@ -145,41 +153,114 @@ def write_states_at_once(
     parent_id: str | None = None,
 ) -> bool:
     """Apply a batch of version-checked writes ``(run_id, expected_version, state_text,
-    state_type)`` with one executemany each for the updates and the history, if and only if
-    every one of them applies; otherwise apply none and return False (the caller then writes
-    them one by one to learn which failed).
+    state_type)`` at once, if and only if every one of them applies; otherwise apply none and
+    return False (the caller then writes them one by one to learn which failed).
 
-    The common case of a batch — every write expected — thus costs two statements instead of
-    two per write. Writes to the same run must appear in version order (they are applied in
-    order).
+    The writes of one run must form a chain (versions ``v, v+1, ...``, in batch order), which
+    is what a runner sends; they become one version-checked ``UPDATE`` from ``v`` to the
+    chain's last version with its last state (a Running and a Success of a task in the same
+    batch: one row update, not two). Every write still gets its history row. So the common
+    batch, every write expected, costs two executemany statements (updates, history) under a
+    savepoint, run straight on the database driver (statements compiled once per dialect).
     """
     if not writes or not conn.dialect.supports_sane_multi_rowcount:
         return False
-    bump = kind.bump if parent_id is None or kind.bump_in_parent is None else kind.bump_in_parent
-    params = [
-        {
-            "b_id": run_id,
-            "b_tenant": tenant_id,
-            "b_version": version,
-            "b_new_version": version + 1,
-            "b_state": state_text,
-            "b_type": state_type,
-            "b_now": now,
-            "b_parent": parent_id,
-        }
-        for run_id, version, state_text, state_type in writes
+    chains: dict[str, list[Any]] = {}  # run id -> [first expected version, last index in writes]
+    for index, (run_id, version, _text, _type) in enumerate(writes):
+        chain = chains.get(run_id)
+        if chain is None:
+            chains[run_id] = [version, index]
+        elif version != writes[chain[1]][1] + 1:
+            return False  # not a chain: cannot all apply; the one-by-one path tells which
+        else:
+            chain[1] = index
+    dialect = conn.dialect
+    bump = driver_statement(kind.bump_to if parent_id is None or kind.bump_to_in_parent is None else kind.bump_to_in_parent, dialect)
+    append = driver_statement(kind.append, dialect)
+    stamp = bump.process("b_now", now)
+    bumps = []
+    for run_id, (first, last) in chains.items():
+        _, version, text, state_type = writes[last]
+        bumps.append(
+            bump.row(
+                {
+                    "b_id": run_id,
+                    "b_tenant": tenant_id,
+                    "b_version": first,
+                    "b_new_version": version + 1,
+                    "b_state": text,
+                    "b_type": state_type,
+                    "b_now": stamp,
+                    "b_parent": parent_id,
+                }
+            )
+        )
+    stamp = append.process("b_now", now)
+    history = [
+        append.row({"b_id": run_id, "b_new_version": version + 1, "b_state": text, "b_type": state_type, "b_now": stamp})
+        for run_id, version, text, state_type in writes
     ]
     savepoint = conn.begin_nested()
     try:
-        if conn.execute(bump, params).rowcount != len(params):
+        if conn.exec_driver_sql(bump.sql, bumps).rowcount != len(bumps):
             savepoint.rollback()
             return False
-        conn.execute(kind.append, params)
+        conn.exec_driver_sql(append.sql, history)
     except BaseException:
         savepoint.rollback()
         raise
     savepoint.commit()
     return True
+
+
+class DriverStatement:
+    """A statement compiled for one dialect, to run with the driver's executemany: rows are
+    built in the driver's parameter style and values of typed parameters (datetimes on
+    SQLite) are converted once by the caller (:meth:`process`), not once per row."""
+
+    def __init__(self, sql: str, names: tuple[str, ...] | None, fixed: dict[str, Any], processors: dict[str, Any]) -> None:
+        self.sql = sql
+        #: values of parameters the statement binds itself (``version + 1``'s literal, say)
+        self.fixed = fixed
+        self.processors = processors
+        #: a row's parameters from its values: a tuple in order (positional parameter
+        #: styles) or the dict itself (named styles)
+        self._pick: Any = None if names is None else (lambda d, g=itemgetter(*names): (g(d),) if len(names) == 1 else g(d))
+
+    def process(self, name: str, value: Any) -> Any:
+        processor = self.processors.get(name)
+        return value if processor is None else processor(value)
+
+    def row(self, values: dict[str, Any]) -> Any:
+        if self.fixed:
+            values = {**self.fixed, **values}
+        return values if self._pick is None else self._pick(values)
+
+
+#: (id of a statement, dialect name, parameter style) -> (the statement, kept alive; its DriverStatement)
+_driver_statements: dict[tuple[int, str, str], tuple[Any, DriverStatement]] = {}
+
+
+def driver_statement(statement: Update | Insert, dialect: Any) -> DriverStatement:
+    """``statement`` (a module-level constant) compiled once for ``dialect``, to run with
+    ``conn.exec_driver_sql(s.sql, [s.row(values), ...])``: the batch paths skip SQLAlchemy's
+    per-row parameter processing, which costs more than the database's work."""
+    key = (id(statement), dialect.name, dialect.paramstyle)
+    cached = _driver_statements.get(key)
+    if cached is None:
+        # an INSERT without RETURNING of the new ids (nobody reads them)
+        compiled = (statement.inline() if isinstance(statement, Insert) else statement).compile(dialect=dialect)
+        order = compiled.positiontup
+        names = tuple(order) if order is not None and dialect.positional else None
+        fixed = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
+        processors = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+        fixed = {name: processors[name](value) if name in processors else value for name, value in fixed.items()}
+        cached = _driver_statements[key] = (statement, DriverStatement(compiled.string, names, fixed, processors))
+    return cached[1]
 
 
 def current(conn: Connection, kind: RunKind, run_id: str, tenant_id: str, parent_id: str | None = None) -> WriteOutcome:

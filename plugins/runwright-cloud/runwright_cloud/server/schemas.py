@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     model_validator,
 )
@@ -75,11 +76,16 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _state(value: dict[str, Any]) -> dict[str, Any]:
+def _state_type(value: dict[str, Any]) -> dict[str, Any]:
     kind = value.get("type")
     if not isinstance(kind, str) or not 0 < len(kind) <= 100:
         raise ValueError('a state must have a string "type" of 1 to 100 characters')
     _clean_str(kind)
+    return value
+
+
+def _state(value: dict[str, Any]) -> dict[str, Any]:
+    _state_type(value)
     to_json_text(value)
     return value
 
@@ -89,6 +95,12 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 StateDict = Annotated[
     dict[str, Any],
     AfterValidator(_state),
+    Field(description='A serialized state: a JSON object with a string "type" (e.g. "Running").'),
+]
+#: a state checked for its "type" only; the model encodes it (once) and keeps the text
+_TypedStateDict = Annotated[
+    dict[str, Any],
+    AfterValidator(_state_type),
     Field(description='A serialized state: a JSON object with a string "type" (e.g. "Running").'),
 ]
 Version = Annotated[int, Field(ge=0, le=MAX_INT64)]
@@ -277,7 +289,18 @@ class StateHistoryItem(BaseModel):
 class BatchWriteItem(_In):
     task_run_id: Id
     version: Version
-    state: StateDict
+    state: _TypedStateDict
+    _state_text: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _encode_state(self) -> BatchWriteItem:
+        self._state_text = to_json_text(self.state)  # checked and encoded once, stored as is
+        return self
+
+    @property
+    def state_text(self) -> str:
+        """The state as strict JSON text (what the database stores)."""
+        return self._state_text
 
 
 class BatchLease(_In):

@@ -24,7 +24,15 @@ from runwright_cloud.server.common import (
     not_found,
 )
 from runwright_cloud.server.db import read_tx, write_tx
-from runwright_cloud.server.locking import NO_RUN, TASK_RUNS, current, lease_of, write_state, write_states_at_once
+from runwright_cloud.server.locking import (
+    NO_RUN,
+    TASK_RUNS,
+    current,
+    driver_statement,
+    lease_of,
+    write_state,
+    write_states_at_once,
+)
 from runwright_cloud.server.routes import _states
 from runwright_cloud.server.schemas import (
     BatchWriteIn,
@@ -259,7 +267,7 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
                 )
             parent = body.lease.flow_run_id
         refused = _store_inline_results(conn, body, tenant, now)
-        texts = [to_json_text(item.state) for item in body.writes]
+        texts = [item.state_text for item in body.writes]
         if not refused and write_states_at_once(
             conn,
             TASK_RUNS,
@@ -309,8 +317,14 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
     return {"results": results}
 
 
+RESULTS_INSERT = models.results.insert()
+
+
 def _store_inline_results(conn: Connection, body: BatchWriteIn, tenant: str, now: Any) -> set[str]:
-    """Insert the batch's results; return the keys refused (already stored, or repeated)."""
+    """Insert the batch's results; return the keys refused (already stored, or repeated).
+
+    The usual batch (fresh random keys) is one executemany under a savepoint; if a key
+    already exists, the savepoint is rolled back and the existing keys are looked up."""
     if not body.results:
         return set()
     refused: set[str] = set()
@@ -319,25 +333,34 @@ def _store_inline_results(conn: Connection, body: BatchWriteIn, tenant: str, now
         if item.key in seen:
             refused.add(item.key)
         seen.add(item.key)
-    r = models.results
-    keys = list(seen)
-    for start in range(0, len(keys), 500):
-        refused.update(conn.execute(select(r.c.id).where(r.c.id.in_(keys[start : start + 500]))).scalars())
+    insert = driver_statement(RESULTS_INSERT, conn.dialect)
+    created = insert.process("created", now)
     rows = []
     for item in body.results:
         if item.key in refused:
             continue
         data = base64.b64decode(item.data)
-        rows.append({"id": item.key, "tenant_id": tenant, "data": data, "size": len(data), "created": now})
-    if rows:
+        rows.append(
+            {"id": item.key, "tenant_id": tenant, "data": insert.process("data", data), "size": len(data), "created": created}
+        )
+    if not rows:
+        return refused
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql(insert.sql, [insert.row(row) for row in rows])
+        return refused
+    except IntegrityError:  # some key is taken (or a concurrent batch stored one first)
+        pass
+    r = models.results
+    keys = [row["id"] for row in rows]
+    for start in range(0, len(keys), 500):
+        refused.update(conn.execute(select(r.c.id).where(r.c.id.in_(keys[start : start + 500]))).scalars())
+    for row in rows:
+        if row["id"] in refused:
+            continue
         try:
             with conn.begin_nested():
-                conn.execute(r.insert(), rows)
-        except IntegrityError:  # a concurrent batch stored one of these keys first
-            for row in rows:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(r.insert(), row)
-                except IntegrityError:
-                    refused.add(row["id"])
+                conn.exec_driver_sql(insert.sql, [insert.row(row)])
+        except IntegrityError:
+            refused.add(row["id"])
     return refused
