@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from sqlalchemy import func, select
 
 from runwright_cloud.testing import TestServer, unique
 
@@ -54,6 +55,34 @@ def test_flow_run_creates_task_runs(server: TestServer, sa: requests.Session) ->
     assert run["state"]["type"] == "Scheduled" and run["version"] == 0
     assert sorted(t["task_slug"] for t in run["task_runs"]) == ["x", "y", "z"]
     assert all(t["map_index"] == -1 and t["version"] == 0 and t["state"]["type"] == "Pending" for t in run["task_runs"])
+
+
+def test_the_create_answer_is_the_flow_run_as_read(server: TestServer, sa: requests.Session) -> None:
+    flow = server.make_flow(sa, tuple(f"t{i}" for i in range(50)))
+    created = sa.post(server.api + "/flow_runs", json={"flow_id": flow["id"], "parameters": {"é": [1.5, None]}})
+    assert created.status_code == 201
+    read = sa.get(f"{server.api}/flow_runs/{created.json()['id']}")
+    by_id = lambda run: {**run, "task_runs": sorted(run["task_runs"], key=lambda t: t["id"])}  # noqa: E731
+    assert by_id(created.json()) == by_id(read.json())
+    assert sorted(t["task_slug"] for t in created.json()["task_runs"]) == sorted(f"t{i}" for i in range(50))
+
+
+def test_server_warm_up_leaves_nothing_in_the_database(server: TestServer, sa: requests.Session) -> None:
+    """The server runs a tiny flow run in a tenant of its own before serving, then deletes it."""
+    from runwright_cloud.server import models
+    from runwright_cloud.server.db import make_engine
+
+    engine = make_engine(server.db_url)
+    try:
+        with engine.connect() as conn:
+            names = [name for (name,) in conn.execute(select(models.tenants.c.name))]
+            tenants = [tid for (tid,) in conn.execute(select(models.tenants.c.id))]
+            for table in (models.flows, models.flow_runs, models.task_runs, models.results, models.logs):
+                assert conn.execute(select(func.count()).where(table.c.tenant_id.not_in(tenants))).scalar() == 0
+            assert conn.execute(select(func.count()).where(models.flows.c.name == "warm-up")).scalar() == 0
+    finally:
+        engine.dispose()
+    assert not [name for name in names if name.startswith("__warmup__")]
 
 
 def test_flow_run_with_explicit_state_and_listing(server: TestServer, sa: requests.Session) -> None:

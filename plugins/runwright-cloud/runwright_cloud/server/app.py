@@ -16,6 +16,7 @@ from runwright_cloud.server.limits import BodyLimitMiddleware
 from runwright_cloud.server.routes import all_routers
 from runwright_cloud.server.settings import Settings
 from runwright_cloud.server.sweeper import ZombieSweeper
+from runwright_cloud.server.warmup import warm_up
 
 API_PREFIX = "/api/v1"
 
@@ -26,6 +27,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await warm_up(app, engine)  # before serving: the first requests are not the slow ones
         sweeper = ZombieSweeper(engine, settings.zombie_timeout, settings.sweep_interval)
         sweeper.start()
         app.state.sweeper = sweeper

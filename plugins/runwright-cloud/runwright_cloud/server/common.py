@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Response
 from sqlalchemy import Engine
 
 from runwright_cloud.server.schemas import ConflictOut, ErrorOut
@@ -32,6 +32,21 @@ def engine_of(request: Request) -> Engine:
 def aware(value: datetime | None) -> datetime | None:
     """A stored naive-UTC datetime as an aware UTC one (serialized with a ``Z``)."""
     return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):  # as pydantic writes it: ISO 8601, UTC as "Z"
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """``content`` as a JSON response without the route's response-model validation: for large
+    answers the server builds itself, already in the declared shape (datetimes as pydantic
+    writes them)."""
+    body = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    return Response(body.encode("utf-8"), status_code=status_code, media_type="application/json")
 
 
 def loads(text: str) -> Any:
