@@ -38,6 +38,7 @@ from runwright_cloud.errors import (
 
 DEFAULT_API = "http://127.0.0.1:4200"
 API_PREFIX = "/api/v1"
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,14 @@ class Client:
             )
         url = self.api + API_PREFIX + path
         headers = {"Content-Type": "application/octet-stream"} if data is not None else None
+        if json_body is not None:
+            # encoded here, compactly (requests would add a space after every separator)
+            try:
+                data = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            except (TypeError, ValueError) as exc:
+                raise ClientError(f"{method} {url} failed: the body is not JSON ({exc})") from exc
+            json_body = None
+            headers = _JSON_HEADERS
         maybe_applied = False
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
@@ -377,7 +386,14 @@ class Client:
         Returns one ``{"task_run_id", "status": "ok"|"conflict"|"not_found"|"rejected",
         "version", "current_state"?}`` per write, in order.
         """
-        items = [{"task_run_id": w["task_run_id"], "version": w["version"], "state": dict(w["state"])} for w in writes]
+        items = [
+            {
+                "task_run_id": w["task_run_id"],
+                "version": w["version"],
+                "state": w["state"] if type(w["state"]) is dict else dict(w["state"]),
+            }
+            for w in writes
+        ]
         body: dict[str, Any] = {"writes": items}
         if lease is not None:
             body["lease"] = {"flow_run_id": lease[0], "token": lease[1]}

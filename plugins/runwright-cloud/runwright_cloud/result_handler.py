@@ -16,8 +16,8 @@ batch request, stored in the same transaction as the states that name them.
 from __future__ import annotations
 
 import base64
+import os
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -43,6 +43,14 @@ class InlineResults:
         self.client = client
         self.results: list[dict[str, str]] = []
         self.size = 0
+        self._keys: list[str] = []
+
+    def _new_key(self) -> str:
+        """A random key of 32 hex digits (128 random bits; drawn 64 at a time: one system call)."""
+        if not self._keys:
+            pool = os.urandom(16 * 64).hex()
+            self._keys = [pool[i : i + 32] for i in range(0, len(pool), 32)]
+        return self._keys.pop()
 
     def take(self, client: Client, data: bytes) -> str | None:
         """Keep ``data`` for the batch and return its URI, or None (upload it instead)."""
@@ -53,7 +61,7 @@ class InlineResults:
             or client.api_token != self.client.api_token
         ):
             return None
-        key = uuid.uuid4().hex
+        key = self._new_key()
         self.results.append({"key": key, "data": base64.b64encode(data).decode("ascii")})
         self.size += len(data)
         return URI_PREFIX + key

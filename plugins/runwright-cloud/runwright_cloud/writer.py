@@ -112,7 +112,11 @@ class StateWriter:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="runwright-cloud-writer", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            queued = len(self._queue)
+            if queued == 1 or queued >= self.batch_size:
+                # the writer waits for a first write, or lingers for a full batch: waking it
+                # for every write in between would only hand the GIL back and forth
+                self._cond.notify_all()
 
     def flush(self) -> None:
         """Wait until every queued write was sent (or failed, which is logged)."""
