@@ -20,6 +20,7 @@ from runwright_cloud.server.common import (
     check_id,
     engine_of,
     json_response,
+    new_ids,
     not_found,
 )
 from runwright_cloud.server.db import read_tx, write_tx
@@ -120,7 +121,7 @@ def create_flow_run(body: FlowRunIn, request: Request, principal: Auth) -> Respo
         # one task run per task, Pending at version 0, and its history row: two executemany
         # statements run straight on the driver (a flow of thousands of tasks is common)
         slugs = [task["slug"] for task in json.loads(tasks_text)]
-        ids = [str(uuid.uuid4()) for _ in slugs]
+        ids = new_ids(len(slugs))
         if slugs:
             insert = driver_statement(TASK_RUNS_INSERT, conn.dialect)
             stamp = insert.process("created", now)
