@@ -99,6 +99,9 @@ class TaskRunReport:
     context: dict[str, Any] = field(default_factory=dict, repr=False)
     #: the flow run's lease token: claims to Running are queued (``task_claims = "lease"``)
     lease: str | None = None
+    #: the process's client and writer, looked up once (a copy looks them up again)
+    _client: Client | None = field(default=None, repr=False)
+    _writer: StateWriter | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         where = "" if self.map_index is None else f"[{self.map_index}]"
@@ -113,11 +116,17 @@ class TaskRunReport:
 
     @property
     def client(self) -> Client:
-        return shared_client(self.settings.api, self.settings.api_token)
+        client = self._client
+        if client is None:
+            client = self._client = shared_client(self.settings.api, self.settings.api_token)
+        return client
 
     @property
     def writer(self) -> StateWriter:
-        return writer_for(self.client, self.settings.batch_size, self.settings.batch_linger)
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = writer_for(self.client, self.settings.batch_size, self.settings.batch_linger)
+        return writer
 
 
 def _fresh_report(
