@@ -128,3 +128,21 @@ def _tell_cli_user(flow_run_id: str) -> None:
     runtime_context["flow_run_id"] = flow_run_id  # the command's summary (and --json) print it
     if not ctx.params.get("as_json"):
         click.echo(f"Flow run {flow_run_id}: see `runwright runs show {flow_run_id}`", file=sys.stderr)
+
+
+def _preload_for_configured_cloud_runs() -> None:
+    """A process whose configuration makes its runs cloud runs (``[engine] backend = "cloud"``
+    or ``RUNWRIGHT__ENGINE__BACKEND=cloud``) loads the reporting code and the HTTP client
+    (requests) with the plugin, as other engines load their client when imported, so its
+    first flow run does not pay ~50-80 ms of imports. Any other process loads them with its
+    first cloud run: local runs still import no requests."""
+    try:
+        from runwright.config import get_config
+
+        if get_config().get_nested("engine.backend", "local") == "cloud":
+            import runwright_cloud.reporting  # noqa: F401
+    except Exception:  # noqa: BLE001 - a broken config or install shows at the run instead
+        pass
+
+
+_preload_for_configured_cloud_runs()

@@ -401,3 +401,27 @@ def test_heartbeats_are_sent_while_a_task_runs(server: TestServer) -> None:
         flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
     assert seen[1] > seen[0]
     assert not heartbeat.beating()
+
+
+@pytest.mark.parametrize(("backend", "loaded"), [("local", False), ("cloud", True)])
+def test_the_http_client_loads_with_the_plugin_only_in_a_process_configured_for_cloud_runs(
+    backend: str, loaded: bool, tmp_path: Path
+) -> None:
+    """Configured for cloud runs, the first run does not pay for importing requests; a local
+    process (a local run included) never imports it."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from runwright.plugins import get_plugin_manager\n"
+        "get_plugin_manager().registry\n"
+        "print('requests' in sys.modules, 'runwright_cloud.reporting' in sys.modules)\n"
+    )
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWRIGHT")}
+    env.update(RUNWRIGHT__ENGINE__BACKEND=backend, RUNWRIGHT_CONFIG=str(config), HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [str(loaded), str(loaded)]
