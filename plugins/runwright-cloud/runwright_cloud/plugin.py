@@ -140,7 +140,9 @@ def _preload_for_configured_cloud_runs() -> None:
         from runwright.config import get_config
 
         if get_config().get_nested("engine.backend", "local") == "cloud":
-            import runwright_cloud.reporting  # noqa: F401
+            import runwright_cloud.embedded
+            import runwright_cloud.reporting
+            import runwright_cloud.resume  # noqa: F401
     except Exception:  # noqa: BLE001 - a broken config or install shows at the run instead
         pass
 
