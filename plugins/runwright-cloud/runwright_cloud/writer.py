@@ -31,6 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runwright.context import context as runtime_context
 from runwright_cloud.errors import ClientError, LeaseLost
 
 if TYPE_CHECKING:
@@ -191,7 +192,9 @@ class StateWriter:
         from runwright_cloud.result_handler import collect_inline
 
         items = []
-        with collect_inline(self.client) as inline:
+        # Results are stored from this thread, whose run context is empty: the handler finds
+        # the run's server and token here (a Dask worker may have no [cloud] config at all).
+        with collect_inline(self.client) as inline, runtime_context(cloud_settings=batch[0].report.settings):
             for write in batch:
                 report = write.report
                 if report.refused or (lease is not None and flow_run_id in self._lease_lost):

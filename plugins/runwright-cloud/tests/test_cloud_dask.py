@@ -13,6 +13,7 @@ from runwright import Flow, task
 from runwright.config import temporary_config
 from runwright_cloud import CloudFlowRunner
 from runwright_cloud.client import Client
+from runwright_cloud.result_handler import CloudResultHandler
 from runwright_cloud.testing import TestServer, unique
 
 distributed = pytest.importorskip("distributed")
@@ -63,5 +64,11 @@ def test_mapped_children_on_worker_processes_are_reported(server: TestServer, cl
     children = [t for t in runs if t.task_slug == "square-1" and t.map_index >= 0]
     assert sorted(t.map_index for t in children) == [0, 1, 2, 3]
     for child in children:
-        assert [r["state"]["type"] for r in client.get_task_run_states(child.id)][1:] == ["Running", "Success"]
+        history = client.get_task_run_states(child.id)
+        assert [r["state"]["type"] for r in history][1:] == ["Running", "Success"]
+        # stored with the run's server and token from the context: the workers have no [cloud] config
+        stored = history[-1]["state"]["_result"]
+        assert stored["type"] == "SafeResult" and stored["value"].startswith("rwcloud://"), stored
+        with temporary_config({"cloud.api": server.url, "cloud.api_token": server.token_a}):
+            assert CloudResultHandler().read(stored["value"])[1] == (child.map_index + 1) ** 2
     assert client.get_flow_run_info(run_id).state["type"] == "Success"
