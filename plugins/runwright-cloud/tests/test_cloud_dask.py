@@ -7,12 +7,14 @@ import os
 import warnings
 from collections.abc import Iterator
 
+import cloudpickle
 import pytest
 
 from runwright import Flow, task
 from runwright.config import temporary_config
 from runwright_cloud import CloudFlowRunner
-from runwright_cloud.client import Client
+from runwright_cloud.client import Client, TaskRunInfo
+from runwright_cloud.reporting import ChildRuns
 from runwright_cloud.result_handler import CloudResultHandler
 from runwright_cloud.testing import TestServer, unique
 
@@ -72,3 +74,9 @@ def test_mapped_children_on_worker_processes_are_reported(server: TestServer, cl
         with temporary_config({"cloud.api": server.url, "cloud.api_token": server.token_a}):
             assert CloudResultHandler().read(stored["value"])[1] == (child.map_index + 1) ** 2
     assert client.get_flow_run_info(run_id).state["type"] == "Success"
+
+
+def test_the_children_runs_fetched_by_the_parent_travel_to_the_workers() -> None:
+    runs = {i: TaskRunInfo(f"id-{i}", "square-1", i, 1, {"type": "Pending"}) for i in range(3)}
+    travelled = cloudpickle.loads(cloudpickle.dumps(ChildRuns("square-1", runs)))
+    assert isinstance(travelled, ChildRuns) and travelled.slug == "square-1" and travelled == runs
