@@ -39,6 +39,8 @@ from runwright_cloud.errors import (
 DEFAULT_API = "http://127.0.0.1:4200"
 API_PREFIX = "/api/v1"
 _JSON_HEADERS = {"Content-Type": "application/json"}
+#: the longest pause between two attempts of a request retried for ``retry_for`` seconds
+_MAX_RETRY_DELAY = 2.0
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,12 @@ class Client:
         json_body: Any = None,
         params: Mapping[str, Any] | None = None,
         data: bytes | None = None,
+        retry_for: float = 0.0,
     ) -> tuple[requests.Response, bool]:
-        """Send with retries; return the response and whether an earlier attempt may have landed."""
+        """Send with retries; return the response and whether an earlier attempt may have landed.
+
+        An idempotent request is retried ``retries`` times with exponential backoff, and then
+        on (at most every ``_MAX_RETRY_DELAY`` seconds) until ``retry_for`` seconds have passed."""
         if not self.api_token:
             raise AuthorizationError(
                 "No API token: set [cloud] api_token in the config or RUNWRIGHT__CLOUD__API_TOKEN "
@@ -191,8 +197,11 @@ class Client:
             json_body = None
             headers = _JSON_HEADERS
         maybe_applied = False
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+        deadline = time.monotonic() + retry_for
+        attempt = 0
+        while True:
+            delay = min(self.backoff * (2**attempt), _MAX_RETRY_DELAY)
+            last = attempt >= self.retries and time.monotonic() + delay > deadline
             try:
                 response = self._session.request(
                     method, url, json=json_body, params=params, data=data, headers=headers, timeout=self.timeout
@@ -213,8 +222,8 @@ class Client:
                 if response.status_code < 500 or last or not idempotent:
                     return response, maybe_applied
                 maybe_applied = True
-            time.sleep(self.backoff * (2**attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
+            time.sleep(delay)
+            attempt += 1
 
     def _check(self, response: requests.Response) -> requests.Response:
         status = response.status_code
@@ -338,11 +347,13 @@ class Client:
 
     # ------------------------------------------------------------------ states
 
-    def _set_state(self, path: str, version: int, state: Mapping[str, Any], lease: str | None = None) -> int:
+    def _set_state(
+        self, path: str, version: int, state: Mapping[str, Any], lease: str | None = None, retry_for: float = 0.0
+    ) -> int:
         body: dict[str, Any] = {"state": dict(state), "version": version}
         if lease is not None:
             body["lease"] = lease
-        response, maybe_applied = self._request("POST", path, idempotent=True, json_body=body)
+        response, maybe_applied = self._request("POST", path, idempotent=True, json_body=body, retry_for=retry_for)
         if response.status_code == 409 and maybe_applied:
             current = response.json()
             if current.get("current_version") == version + 1 and current.get("current_state") == _normalised(state):
@@ -350,31 +361,41 @@ class Client:
         return int(self._check(response).json()["version"])
 
     def set_flow_run_state(
-        self, flow_run_id: str, version: int, state: Mapping[str, Any], lease: str | None = None
+        self, flow_run_id: str, version: int, state: Mapping[str, Any], lease: str | None = None, retry_for: float = 0.0
     ) -> int:
         """Write the flow run's state if its version is ``version``; returns the new version.
 
         A winning write stores ``lease`` as the flow run's lease (None clears it). Raises
-        :class:`VersionConflict` (with the current version and state) otherwise.
+        :class:`VersionConflict` (with the current version and state) otherwise. While the
+        server is unreachable (or answers 5xx) the write is retried for ``retry_for`` seconds
+        beyond the client's ``retries``.
         """
-        return self._set_state(f"/flow_runs/{flow_run_id}/state", version, state, lease)
+        return self._set_state(f"/flow_runs/{flow_run_id}/state", version, state, lease, retry_for)
 
     def set_task_run_state(
-        self, task_run_id: str, version: int, state: Mapping[str, Any], cache_for: Any = None, lease: str | None = None
+        self,
+        task_run_id: str,
+        version: int,
+        state: Mapping[str, Any],
+        cache_for: Any = None,
+        lease: str | None = None,
+        retry_for: float = 0.0,
     ) -> int:
         """Write the task run's state if its version is ``version``; returns the new version.
 
         With ``lease``, only while it is the flow run's lease (else :class:`VersionConflict`).
         ``cache_for`` is accepted for the seed's signature and ignored (the server keeps every
-        Cached state; readers filter by age with ``created_after``).
+        Cached state; readers filter by age with ``created_after``). ``retry_for`` as for
+        :meth:`set_flow_run_state`.
         """
-        return self._set_state(f"/task_runs/{task_run_id}/state", version, state, lease)
+        return self._set_state(f"/task_runs/{task_run_id}/state", version, state, lease, retry_for)
 
     def set_task_run_states(
         self,
         writes: Iterable[Mapping[str, Any]],
         lease: tuple[str, str] | None = None,
         results: Sequence[Mapping[str, str]] = (),
+        retry_for: float = 0.0,
     ) -> list[dict[str, Any]]:
         """Batch of ``{"task_run_id", "version", "state"}`` writes, each version-checked on its own.
 
@@ -384,7 +405,8 @@ class Client:
         transaction (their URIs are ``rwcloud://results/<key>``).
 
         Returns one ``{"task_run_id", "status": "ok"|"conflict"|"not_found"|"rejected",
-        "version", "current_state"?}`` per write, in order.
+        "version", "current_state"?}`` per write, in order. ``retry_for`` as for
+        :meth:`set_flow_run_state`.
         """
         items = [
             {
@@ -399,7 +421,9 @@ class Client:
             body["lease"] = {"flow_run_id": lease[0], "token": lease[1]}
         if results:
             body["results"] = [dict(r) for r in results]
-        response, maybe_applied = self._request("POST", "/task_run_states", idempotent=True, json_body=body)
+        response, maybe_applied = self._request(
+            "POST", "/task_run_states", idempotent=True, json_body=body, retry_for=retry_for
+        )
         if response.status_code == 409 and lease is not None:
             raise LeaseLost(f"flow run {lease[0]}: its lease was taken over by another runner; nothing was applied")
         results_out: list[dict[str, Any]] = self._check(response).json()["results"]

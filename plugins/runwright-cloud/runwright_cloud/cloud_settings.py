@@ -20,7 +20,10 @@ Keys (``RUNWRIGHT__CLOUD__<KEY>`` overrides each one):
   queued and sent in batches that the server applies only while the lease is still this
   runner's; ``"sync"``: every task run's claim to Running is a synchronous, version-checked
   request (several runners may then share one flow run);
-- ``auto_start``: start the embedded server when nothing answers at its address (``true``).
+- ``auto_start``: start the embedded server when nothing answers at its address (``true``);
+- ``outage_tolerance``: seconds a task-run or flow-run state write made during a run keeps
+  being retried while the server is unreachable or answers 5xx (60): a server restarted
+  within that time costs the run a pause, not a stop. Keep it below ``zombie_timeout``.
 
 The settings object is plain, frozen data: it travels in the run context to thread and Dask
 workers, which therefore never need the configuration of the process that started the run.
@@ -44,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_linger": 0.002,
     "task_claims": "lease",
     "auto_start": True,
+    "outage_tolerance": 60.0,
 }
 TASK_CLAIMS = ("lease", "sync")
 DEFAULT_SERVER_PORT = 4200
@@ -83,6 +87,7 @@ class CloudSettings:
     owner_pid: int
     batch_linger: float = 0.002
     task_claims: str = "lease"
+    outage_tolerance: float = 60.0
 
     @property
     def leased(self) -> bool:
@@ -127,6 +132,7 @@ def load_settings() -> CloudSettings:
             owner_pid=os.getpid(),
             batch_linger=max(0.0, float(values["batch_linger"])),
             task_claims=claims,
+            outage_tolerance=max(0.0, float(values["outage_tolerance"])),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"Invalid value in [cloud]: {exc}") from exc

@@ -293,7 +293,11 @@ def report_flow_state(runner: FlowRunner, new_state: State) -> None:
 def _write_flow_state(report: FlowRunReport, state: State, endrun: bool) -> None:
     try:
         report.version = report.client.set_flow_run_state(
-            report.id, report.version, serialize_for_server(state, False, "the flow run"), lease=report.lease
+            report.id,
+            report.version,
+            serialize_for_server(state, False, "the flow run"),
+            lease=report.lease,
+            retry_for=report.settings.outage_tolerance if not state.is_running() else 0.0,
         )
     except ClientError as exc:
         heartbeat.remove("flow", report.id)
@@ -418,7 +422,11 @@ def report_task_state(new_state: State) -> None:
             if report.refused:
                 raise ClientError("an earlier state of this task run was refused")
             report.version = report.client.set_task_run_state(
-                report.id, report.version, new_state.serialize(), lease=report.lease
+                report.id,
+                report.version,
+                new_state.serialize(),
+                lease=report.lease,
+                retry_for=report.settings.outage_tolerance,
             )
         except ClientError as exc:
             heartbeat.remove("task", report.id)

@@ -210,6 +210,7 @@ class StateWriter:
                 [body for _, body in items],
                 lease=None if lease is None else (flow_run_id, lease),
                 results=inline.results,
+                retry_for=batch[0].report.settings.outage_tolerance,
             )
         except LeaseLost as exc:
             self._lease_lost.add(flow_run_id)

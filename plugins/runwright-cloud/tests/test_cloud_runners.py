@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -336,10 +337,18 @@ def test_a_backend_that_goes_away_mid_run_stops_the_run(tmp_path: Path, claims: 
         with Flow(unique()) as flow:
             second(first())
         run_id = create_run(client, flow)
-        settings = {"cloud.api": proc.url, "cloud.api_token": token, "cloud.auto_start": False, "cloud.task_claims": claims}
+        settings = {
+            "cloud.api": proc.url,
+            "cloud.api_token": token,
+            "cloud.auto_start": False,
+            "cloud.task_claims": claims,
+            "cloud.outage_tolerance": 0.3,  # the server never comes back: give up soon
+        }
         with temporary_config(settings):
+            started = time.monotonic()
             state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
         assert not state.is_successful()
+        assert time.monotonic() - started < 10
         if claims == "sync":
             assert calls == ["first"]
             assert isinstance([s for t, s in state.result.items() if t.name == "second"][0], ClientFailed)
