@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from runwright.engine.flow_runner import FlowRunner, FlowRunnerInitializeResult
+from runwright.engine.flow_runner import FlowRunner
 from runwright.engine.task_runner import TaskRunner, TaskRunnerInitializeResult
 
 if TYPE_CHECKING:
-    from runwright.engine.result_handlers import ResultHandler
     from runwright.engine.state import State
     from runwright.flow import Flow
-    from runwright.task import Task
 
 
 class CloudTaskRunner(TaskRunner):
@@ -30,14 +28,6 @@ class CloudTaskRunner(TaskRunner):
     """
 
     backend = "cloud"
-
-    def __init__(
-        self,
-        task: Task,
-        state_handlers: list[Callable[..., Any]] | None = None,
-        result_handler: ResultHandler | str | None = None,
-    ) -> None:
-        super().__init__(task, state_handlers=state_handlers, result_handler=result_handler)
 
     def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:  # type: ignore[override]
         context["backend"] = self.backend
@@ -61,13 +51,3 @@ class CloudFlowRunner(FlowRunner):
         task_runner_cls: type[TaskRunner] | None = None,
     ) -> None:
         super().__init__(flow, task_runner_cls=task_runner_cls or CloudTaskRunner, state_handlers=state_handlers)
-
-    def initialize_run(  # type: ignore[override]
-        self,
-        state: State | None,
-        task_states: dict[Task, State],
-        context: dict[str, Any],
-        task_contexts: dict[Task, dict[str, Any]],
-        parameters: dict[str, Any],
-    ) -> FlowRunnerInitializeResult:
-        return super().initialize_run(state, task_states, context, task_contexts, parameters)
