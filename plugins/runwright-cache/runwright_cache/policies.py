@@ -112,18 +112,12 @@ class _ValuesPolicy(CachePolicy):
     def __init__(self, include: Iterable[str] | str | None = None, exclude: Iterable[str] | str = ()) -> None:
         self.include = _names(include)
         self.exclude = _names(exclude) or ()
-        self._part_name: tuple[tuple[Any, Any], str] | None = None
+        #: the name of this policy's part of a key (its kind, ``include`` and ``exclude``)
+        self.part_name = f"{self.part}{self.include!r}{self.exclude!r}"
 
     def _values(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Mapping[str, Any]:
         raise NotImplementedError
 
-    @property
-    def part_name(self) -> str:
-        """The name of this policy's part of a key (its kind, ``include`` and ``exclude``)."""
-        name = self._part_name
-        if name is None or name[0] != (self.include, self.exclude):
-            name = self._part_name = ((self.include, self.exclude), f"{self.part}{self.include!r}{self.exclude!r}")
-        return name[1]
 
     def key_parts(self, task: Task | None, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, str]:
         values = self._values(inputs, parameters)
