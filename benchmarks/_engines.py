@@ -13,6 +13,22 @@ HERE = Path(__file__).resolve().parent
 VENVS = HERE / ".venvs"
 
 
+#: The tasks of the W1 / W2 / W2-map workloads, in every engine's flow script (runwright,
+#: Prefect 1 and Prefect 3 all spell them with a ``task`` decorator).
+WORKLOAD_TASKS = """
+@task
+def one():
+    return 1
+
+@task
+def inc(x):
+    return x + 1
+
+@task
+def total(xs):
+    return sum(xs)
+"""
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 

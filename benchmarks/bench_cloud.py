@@ -37,7 +37,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _engines import ensure_venv, log, print_table, run_json_script  # noqa: E402
+from _engines import WORKLOAD_TASKS, ensure_venv, log, print_table, run_json_script  # noqa: E402
 
 WORKLOADS = ("W1", "W2", "W2-map")
 
@@ -48,18 +48,7 @@ from runwright import Flow, task
 from runwright.plugins import get_plugin_manager
 get_plugin_manager().registry
 
-@task
-def one():
-    return 1
-
-@task
-def inc(x):
-    return x + 1
-
-@task
-def total(xs):
-    return sum(xs)
-
+""" + WORKLOAD_TASKS + """
 with Flow("bench-" + WORKLOAD) as flow:
     if WORKLOAD == "W1":
         last = one()
@@ -82,18 +71,7 @@ import json, sys, time
 WORKLOAD, N = sys.argv[1], int(sys.argv[2])
 from prefect import flow, task
 
-@task
-def one():
-    return 1
-
-@task
-def inc(x):
-    return x + 1
-
-@task
-def total(xs):
-    return sum(xs)
-
+""" + WORKLOAD_TASKS + """
 @flow(name="bench-" + WORKLOAD)
 def bench():
     if WORKLOAD == "W1":

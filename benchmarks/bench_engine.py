@@ -25,7 +25,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _engines import ensure_venv, log, print_table, run_json_script  # noqa: E402
+from _engines import WORKLOAD_TASKS, ensure_venv, log, print_table, run_json_script  # noqa: E402
 
 COMMON = """
 import json, resource, sys, time
@@ -33,18 +33,7 @@ WORKLOAD, N = sys.argv[1], int(sys.argv[2])
 """
 
 BODY = """
-@task
-def one():
-    return 1
-
-@task
-def inc(x):
-    return x + 1
-
-@task
-def total(xs):
-    return sum(xs)
-
+""" + WORKLOAD_TASKS + """
 t0 = time.perf_counter()
 with Flow("bench") as flow:
     if WORKLOAD == "W1":
