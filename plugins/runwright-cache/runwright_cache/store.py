@@ -204,6 +204,7 @@ class CacheStore:
             self._data_version = None
         self._pid = os.getpid()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         conn = sqlite3.connect(
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -437,3 +438,13 @@ def _filters(task: str | None, flow: str | None) -> tuple[str, tuple[Any, ...]]:
         clauses.append("flow_name = ?")
         args.append(flow)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (cached states name results and
+    hold inputs); SQLite gives its -wal and -shm files the same mode. An existing file is
+    left as it is."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ def test_entries_are_newest_first_and_bounded_per_task(tmp_path: Path) -> None:
     store.add(IDENTITY, "task", "{}", cache_key="3", created=2000.0)  # same key replaces
     assert [e.cache_key for e in store.candidates(IDENTITY)] == ["3", "4", "2"]
     assert [e.cache_key for e in store.candidates(IDENTITY, newer_than=1500.0)] == ["3"]
+
+
+def test_the_cache_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    store = CacheStore(tmp_path / "c.db")
+    store.add(IDENTITY, "task", "{}", cache_key="k", created=1000.0)
+    files = sorted(tmp_path.glob("c.db*"))
+    assert files, "the store created no database file"
+    assert {oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {oct(0o600)}
 
 
 def test_expired_entries_are_evicted(tmp_path: Path) -> None:

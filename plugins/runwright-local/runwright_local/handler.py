@@ -14,11 +14,16 @@ Why each step of a write exists:
   never unpickled.
 
 File names are uuid4 hex strings. The only user-controlled part of a path is the optional
-``prefix``, which is validated so that it can never leave ``dir``.
+``prefix``, which is validated so that it can never leave ``dir``. Reading is confined the
+same way: a location outside the handler's directory (after resolving ``..`` and symbolic
+links) is refused, and the result file itself is never read through a link. The results
+directory is created readable by its owner only (0700), each file 0600.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import tempfile
 import uuid
@@ -140,7 +145,7 @@ class LocalResultHandler(ResultHandler):
         try:
             fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
         except FileNotFoundError:
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
             fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -156,13 +161,34 @@ class LocalResultHandler(ResultHandler):
         _fsync_directory(directory)
 
     # -- reading ---------------------------------------------------------------------------
+    def read_root(self) -> str:
+        """The directory this handler reads from: ``dir``, else ``[plugins.local] dir``."""
+        if self.dir is not None:
+            return self.dir
+        settings = get_config().plugin_section("local", CONFIG_DEFAULTS)
+        return os.path.abspath(os.path.expanduser(str(settings["dir"])))
+
     def read(self, loc: str) -> Any:
-        """Load the result at ``loc`` (a ``file://`` URI); ResultHandlerError names ``loc``."""
+        """Load the result at ``loc`` (a ``file://`` URI); ResultHandlerError names ``loc``.
+
+        ``loc`` must lie inside :meth:`read_root` once ``..`` and symbolic links are
+        resolved, and must not itself be a symbolic link: a state or cache entry naming
+        ``D/../elsewhere`` never makes the handler read a file it did not write.
+        """
         path = _path_string(loc)
-        name = os.path.basename(path)
+        directory, name = os.path.split(path)
         if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
             raise ResultHandlerError(
                 f"{loc} is a temporary file left by an interrupted write, not a result; it can be deleted"
+            )
+        root = self.read_root()
+        real_directory, real_root = _real_directory(directory), _real_directory(root)
+        if real_directory != real_root and not real_directory.startswith(real_root + os.sep):
+            raise ResultHandlerError(
+                f"Refusing to read {loc}: it lies outside this handler's directory {root} "
+                f"(it resolves to {os.path.join(real_directory, name)}). A LocalResultHandler reads "
+                "only results under its own dir; use a handler for that directory "
+                "(LocalResultHandler(dir=...)) if the file is a result you trust."
             )
         try:
             data = _read_file(path)
@@ -173,8 +199,20 @@ class LocalResultHandler(ResultHandler):
                 "is mounted). Re-run the task that produced it."
             ) from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ResultHandlerError(
+                    f"Refusing to read {loc}: it is a symbolic link, and results are never read "
+                    "through links (a link can point outside the results directory)"
+                ) from None
             raise ResultHandlerError(f"Could not read the result at {loc}: {exc.strerror or exc!r}") from exc
         return unpickle_framed(data, loc, "result file")
+
+
+@functools.lru_cache(maxsize=1024)
+def _real_directory(directory: str) -> str:
+    """``directory`` with ``..`` and symbolic links resolved (memoized: a cached re-run reads
+    every result of a directory, and resolving costs a system call per path component)."""
+    return os.path.realpath(directory)
 
 
 def _read_file(path: str) -> bytes:
@@ -182,7 +220,7 @@ def _read_file(path: str) -> bytes:
     reads one small file per task). One ``read`` suffices when it comes back short of the
     buffer (the end of the file) with every byte the frame header announces; otherwise the
     rest is read up to the end of the file."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, _READ_FLAGS)
     try:
         data = os.read(fd, _FIRST_READ)
         if len(data) < _FIRST_READ and len(data) >= (framed_size(data) or 0):
@@ -196,3 +234,5 @@ def _read_file(path: str) -> bytes:
 
 
 _FIRST_READ = 1 << 16
+#: O_NOFOLLOW: the result file itself is never a symbolic link (ELOOP otherwise)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)

@@ -198,3 +198,46 @@ def test_bytes_appended_to_a_result_are_reported(local_handler: LocalResultHandl
     path.write_bytes(path.read_bytes() + b"extra")
     with pytest.raises(ResultHandlerError, match="payload bytes but"):
         local_handler.read(uri)
+
+
+def test_a_location_outside_dir_is_refused_naming_both(local_handler: LocalResultHandler, results_dir: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    outside_uri = LocalResultHandler(dir=elsewhere).write("not yours")
+    sneaky = f"file://{results_dir}/../elsewhere/{os.path.basename(outside_uri)}"
+    with pytest.raises(ResultHandlerError, match="outside this handler's directory") as info:
+        local_handler.read(sneaky)
+    assert str(results_dir) in str(info.value) and str(elsewhere) in str(info.value)
+
+
+def test_a_directory_link_out_of_dir_is_refused(local_handler: LocalResultHandler, results_dir: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    outside_uri = LocalResultHandler(dir=elsewhere).write("not yours")
+    (results_dir / "link").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(ResultHandlerError, match="outside this handler's directory"):
+        local_handler.read(f"file://{results_dir}/link/{os.path.basename(outside_uri)}")
+
+
+def test_a_result_file_that_is_a_link_is_refused(local_handler: LocalResultHandler, results_dir: Path) -> None:
+    real = path_from_location(local_handler.write("real"))
+    link = results_dir / "link.rwr"
+    link.symlink_to(real)
+    with pytest.raises(ResultHandlerError, match="symbolic link"):
+        local_handler.read(link.as_uri())
+
+
+def test_a_handler_without_dir_reads_only_under_the_configured_directory(configured_dir: Path, tmp_path: Path) -> None:
+    handler = LocalResultHandler()
+    assert handler.read(handler.write("mine")) == "mine"
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(ResultHandlerError, match="outside"):
+        handler.read(LocalResultHandler(dir=other).write("theirs"))
+
+
+def test_the_results_directory_is_private_to_its_owner(tmp_path: Path) -> None:
+    handler = LocalResultHandler(dir=tmp_path / "new-results")
+    path = path_from_location(handler.write(1))
+    assert stat.S_IMODE(os.stat(tmp_path / "new-results").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

@@ -87,7 +87,7 @@ def test_a_value_whose_class_is_missing_in_the_reader_fails_clearly(local_handle
         from runwright_local import LocalResultHandler
         from runwright.engine.result_handlers import ResultHandlerError
         try:
-            LocalResultHandler().read(sys.argv[1])
+            LocalResultHandler.from_uri(sys.argv[1]).read(sys.argv[1])
         except ResultHandlerError as exc:
             print(exc)
         """,
