@@ -22,6 +22,7 @@ from runwright.engine.task_runner import TaskRunner
 from runwright.flow import Flow
 from runwright.hookspecs import hookimpl
 from runwright.parameter import Parameter
+from runwright.run_logging import get_run_logger
 from runwright.task import FunctionTask, Task, task, unmapped
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "Task",
     "TaskRunner",
     "context",
+    "get_run_logger",
     "hookimpl",
     "read_uri",
     "signals",

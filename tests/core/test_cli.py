@@ -142,3 +142,35 @@ def test_the_example_flow_runs(tmp_path):
     result = run_cli("run", str(example), "--param", "n=3", "--backend", "local")
     assert result.returncode == 0, result.stderr
     assert "total 14" in result.stdout
+
+
+def test_progress_counts_each_task_once_and_shows_mapped_parents(tmp_path):
+    path = tmp_path / "progress_flow.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import datetime
+            from runwright import Flow, task
+
+            @task
+            def numbers():
+                return [1, 2, 3]
+
+            @task(cache_for=datetime.timedelta(hours=1))
+            def square(x):
+                return x * x
+
+            @task
+            def total(xs):
+                return sum(xs)
+
+            with Flow("progress") as flow:
+                total(square.map(numbers()))
+            """
+        )
+    )
+    proc = run_cli("run", str(path))
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == ["[1/3", "[2/3", "[3/3"], lines
+    assert any(line.endswith("square: Mapped (3 children)") for line in lines), lines

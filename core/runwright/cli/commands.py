@@ -28,6 +28,8 @@ def _state_row(task: Any, state: Any) -> dict[str, Any]:
 @click.option("--backend", default=None, help="Where the run is recorded: local (default) or cloud.")
 @click.option("--flow-run-id", default=None, help="Run (or resume) this existing flow run on the backend.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", "quiet", count=True, help="Log less: WARNING and above (-qq: ERROR).")
+@click.option("-v", "--verbose", "verbose", count=True, help="Log more: DEBUG (overrides [logging] level).")
 def run_command(
     path: str,
     params: tuple[str, ...],
@@ -36,22 +38,28 @@ def run_command(
     backend: str | None,
     flow_run_id: str | None,
     as_json: bool,
+    quiet: int,
+    verbose: int,
 ) -> None:
     """Run the flow defined in PATH and print a per-task summary.
 
-    Exits 1 when the flow run fails.
+    What tasks log is shown on standard error at ``[logging] level`` (INFO by default; -q,
+    -v change it), a failed task with its traceback. Exits 1 when the flow run fails.
     """
     from runwright.cli.loading import load_flow, parse_params
     from runwright.cli.progress import ProgressReporter
     from runwright.config import temporary_config
     from runwright.engine.executors import resolve_executor
     from runwright.plugins import get_plugin_manager
+    from runwright.run_logging import configure_logging
 
     flow = load_flow(path, flow_name)
     parameters = parse_params(params, flow)
     executor_instance = resolve_executor(executor)  # unknown names fail before anything runs
     pm = get_plugin_manager()
     settings: dict[str, Any] = {}
+    if quiet or verbose:
+        settings["logging.level"] = "DEBUG" if verbose else ("WARNING" if quiet == 1 else "ERROR")
     if backend is not None:
         if backend not in ("local", "cloud"):
             raise FlowFileError(f"Unknown backend {backend!r}: use local or cloud")
@@ -66,8 +74,10 @@ def run_command(
     if not as_json:
         pm.register(reporter, name="runwright.cli-progress")
     try:
-        with temporary_config(settings), reporter:
-            state = flow.run(parameters=parameters, executor=executor_instance, context=context)
+        with temporary_config(settings):
+            configure_logging()  # a bad [logging] level fails here, before anything runs
+            with reporter:
+                state = flow.run(parameters=parameters, executor=executor_instance, context=context)
     finally:
         if not as_json:
             pm.unregister(reporter)

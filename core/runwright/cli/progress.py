@@ -16,15 +16,23 @@ from runwright.hookspecs import hookimpl
 
 
 class ProgressReporter:
+    """Counts each task once, when it first reaches a finished state (a task that succeeds
+    and is then cached, or retries, is still one task); a mapped parent is counted and shown
+    when it becomes Mapped, with its number of children, and its children are not counted."""
+
     def __init__(self, total: int, live: bool) -> None:
         self.total = total
         self.live = live
-        self.done = 0
+        self.finished: set[str] = set()
         self.failed = 0
         self.running: set[str] = set()
         self._lock = threading.Lock()
         self._progress: Any = None
         self._task_id: Any = None
+
+    @property
+    def done(self) -> int:
+        return len(self.finished)
 
     def __enter__(self) -> ProgressReporter:
         if self.live:
@@ -55,18 +63,24 @@ class ProgressReporter:
     def runwright_task_state_change(self, runner: Any, task: Any, old_state: State, new_state: State) -> None:
         from runwright.context import context
 
-        name = context.get("task_full_name") or task.name
         if context.get("map_index") is not None:
             return  # count tasks, not mapped children
+        name = context.get("task_full_name") or task.name
         with self._lock:
             if new_state.is_running():
                 self.running.add(name)
-            elif new_state.is_finished():
+                line = None
+            elif new_state.is_finished() and name not in self.finished:
                 self.running.discard(name)
-                self.done += 1
+                self.finished.add(name)
                 if new_state.is_failed():
                     self.failed += 1
+                line = f"[{self.done}/{self.total}] {name}: {type(new_state).__name__}"
+                if new_state.is_mapped():
+                    line += f" ({len(new_state.map_states)} children)"  # type: ignore[attr-defined]
+            else:
+                return
             if self._progress is not None:
                 self._refresh()
-            elif new_state.is_finished() and not new_state.is_mapped():
-                click.echo(f"[{self.done}/{self.total}] {name}: {type(new_state).__name__}")
+            elif line is not None:
+                click.echo(line)

@@ -21,6 +21,7 @@ from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Mapped, Pending, Running, Scheduled, State, Success, utcnow
 from runwright.engine.task_runner import TaskRunner
 from runwright.plugins import PluginError, get_plugin_manager
+from runwright.run_logging import configure_logging
 
 if TYPE_CHECKING:
     from runwright.edge import Edge
@@ -78,6 +79,9 @@ class FlowRunner(Runner):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.flow.name if self.flow else None}>"
+
+    def describe_target(self) -> str:
+        return f"Flow {self.flow.name!r}"
 
     # -- handlers and hooks ----------------------------------------------------------------
     def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
@@ -148,6 +152,7 @@ class FlowRunner(Runner):
         task_contexts: dict[Task, dict[str, Any]] | None = None,
     ) -> State:
         """Run the flow; return its state, whose result maps each returned task to its state."""
+        configure_logging()
         self.logger.info("Beginning Flow run for '%s'", self.flow.name)
         task_states = dict(task_states or {})
         context = dict(context or {})

@@ -52,6 +52,10 @@ class Runner:
             state = state.state  # type: ignore[attr-defined]
         return (state if state is not None else Pending()), context
 
+    def describe_target(self) -> str:
+        """What this runner runs, for log messages ("Task 'load[3]'", "Flow 'etl'")."""
+        return type(self).__name__
+
     def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
         """Call the flow's or task's own handlers; subclasses override. Runs first."""
         return new_state
@@ -107,7 +111,8 @@ def call_state_handlers(method: F) -> F:
                 raise
             new_state = signal.state
         except Exception as exc:
-            self.logger.info("Unexpected error: %r", exc)
+            # the user's own failing code: its whole traceback, at ERROR
+            self.logger.error("%s: unexpected error: %r", self.describe_target(), exc, exc_info=exc)
             if raise_on_exception():
                 raise
             new_state = Failed(f"Unexpected error: {exc!r}", result=exc)

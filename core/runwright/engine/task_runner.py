@@ -106,6 +106,9 @@ class TaskRunner(Runner):
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.task.name}>"
 
+    def describe_target(self) -> str:
+        return f"Task {runtime_context.get('task_full_name') or self.task.name!r}"
+
     # -- handlers and hooks ----------------------------------------------------------------
     def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
         task = self.task
