@@ -13,7 +13,7 @@ Engines, each in a fresh process, one run each:
 
 * ``runwright-local``: no backend (the floor);
 * ``runwright-cloud``: ``[engine] backend = "cloud"`` reporting to a runwright server
-  (``python -m runwright_cloud.server`` on 127.0.0.1, a new SQLite file), with the default
+  (``python -m runwright_server`` on 127.0.0.1, a new SQLite file), with the default
   cloud settings: checkpointed results (inline in the batches), task claims queued under the
   flow run's lease (``task_claims = "lease"``), every task-run write batched;
 * ``prefect3``: Prefect 3 reporting to ``prefect server start`` (its own venv under
@@ -138,9 +138,9 @@ def run_runwright(work: Path, n: int, cloud: bool) -> dict[str, dict[str, Any]]:
     )
     server = None
     if cloud:
-        from runwright_cloud.server import migrate
-        from runwright_cloud.server.auth import create_token
-        from runwright_cloud.server.db import make_engine
+        from runwright_server import migrate
+        from runwright_server.auth import create_token
+        from runwright_server.db import make_engine
 
         db = f"sqlite:///{work / 'server.db'}"
         engine = make_engine(db)
@@ -148,7 +148,7 @@ def run_runwright(work: Path, n: int, cloud: bool) -> dict[str, dict[str, Any]]:
         token = create_token(engine, "bench")
         engine.dispose()
         port = free_port()
-        command = [sys.executable, "-m", "runwright_cloud.server", "start", "--host", "127.0.0.1", "--port", str(port), "--db", db]
+        command = [sys.executable, "-m", "runwright_server", "start", "--host", "127.0.0.1", "--port", str(port), "--db", db]
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", server)
         env.update(

@@ -79,10 +79,10 @@ def _write_pair(session: requests.Session, api: str, task_run_id: str) -> int:
 
 
 def bench_runwright(writes: int, batch: int, limit: float, py_spy: str | None) -> dict[str, dict[str, Any]]:
-    from runwright_cloud.server import migrate
-    from runwright_cloud.server.auth import create_token
-    from runwright_cloud.server.db import make_engine
-    from runwright_cloud.testing import ServerProcess
+    from runwright_server import migrate
+    from runwright_server.auth import create_token
+    from runwright_server.db import make_engine
+    from runwright_server.testing import ServerProcess
 
     n_runs = max(1, writes // 2)
     with tempfile.TemporaryDirectory(prefix="rw-bench-server-") as tmp:
@@ -300,7 +300,7 @@ PREFECT_CLIENT = textwrap.dedent(
 
 @contextlib.contextmanager
 def prefect_server(python: Path, tmp: Path, timeout: float = 90.0) -> Iterator[str]:
-    from runwright_cloud.testing import free_port
+    from runwright_server.testing import free_port
 
     port = free_port()
     home = tmp / "prefect-home"

@@ -1,4 +1,8 @@
-"""The runwright-cloud distribution: backend client, cloud runners and (extra) the server."""
+"""The runwright-cloud distribution: the client of a runwright server and the cloud runners.
+
+The server is its own distribution, runwright-server; the ``server`` extra is an alias that
+installs it (for the embedded server of the quick start, or to host one).
+"""
 
 from pathlib import Path
 
@@ -9,15 +13,11 @@ HERE = Path(__file__).parent
 setup(
     name="runwright-cloud",
     version="0.1.0",
-    description="runwright plugin: report runs to a runwright server; the self-hostable server",
+    description="runwright plugin: report runs to a runwright server (the cloud runners and client)",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["runwright_cloud", "runwright_cloud.*"]),
-    package_data={
-        "runwright_cloud": ["py.typed"],
-        "runwright_cloud.server": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
-    },
-    include_package_data=True,
+    package_data={"runwright_cloud": ["py.typed"]},
     python_requires=">=3.11",
     install_requires=[
         "runwright",
@@ -25,15 +25,9 @@ setup(
         "cloudpickle>=2",
     ],
     extras_require={
-        "server": [
-            "fastapi>=0.100",
-            "uvicorn>=0.23",
-            "sqlalchemy>=2.0,<2.2",
-            "alembic>=1.12",
-            "pydantic>=2",
-            "click>=8.1",
-        ],
-        "test": ["pytest", "schemathesis", "psycopg[binary]>=3.1"],
+        "server": ["runwright-server"],
+        # The tests run a real server in a subprocess (runwright_server.testing).
+        "test": ["pytest", "runwright-server[test]"],
     },
     entry_points={"runwright": ["cloud = runwright_cloud.plugin"]},
 )

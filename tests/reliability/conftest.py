@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from runwright_cloud.client import Client
-from runwright_cloud.server import migrate
-from runwright_cloud.server.auth import create_token, revoke_tokens
-from runwright_cloud.server.db import make_engine
-from runwright_cloud.testing import ServerProcess, free_port
+from runwright_server import migrate
+from runwright_server.auth import create_token, revoke_tokens
+from runwright_server.db import make_engine
+from runwright_server.testing import ServerProcess, free_port
 
 #: Every subprocess wait is bounded by this (seconds) unless a test says otherwise.
 PROCESS_TIMEOUT = 120.0

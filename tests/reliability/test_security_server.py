@@ -27,7 +27,7 @@ import requests
 from runwright.engine.result_framing import frame_header
 from runwright.engine.result_handlers import ResultHandlerError
 from runwright_cloud.result_handler import CloudResultHandler
-from runwright_cloud.testing import free_port
+from runwright_server.testing import free_port
 
 from .conftest import LiveServer, Processes, no_traceback, stored_value
 
@@ -70,7 +70,7 @@ def _modules_imported(path: Path) -> set[str]:
 
 def test_the_server_package_never_imports_a_pickle_module() -> None:
     """Static check over the server package and every runwright module it imports, transitively."""
-    spec = importlib.util.find_spec("runwright_cloud.server")
+    spec = importlib.util.find_spec("runwright_server")
     assert spec is not None and spec.submodule_search_locations
     root = Path(next(iter(spec.submodule_search_locations)))
     files = sorted(root.rglob("*.py"))
@@ -140,7 +140,7 @@ def test_the_server_binds_loopback_unless_told_otherwise(tmp_path: Path) -> None
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWRIGHT__")}
     (tmp_path / "config.toml").write_text("")
     env.update(HOME=str(tmp_path), RUNWRIGHT_CONFIG=str(tmp_path / "config.toml"))
-    command = [sys.executable, "-m", "runwright_cloud.server", "start", "--port", str(port), "--db", f"sqlite:///{tmp_path}/s.db"]
+    command = [sys.executable, "-m", "runwright_server", "start", "--port", str(port), "--db", f"sqlite:///{tmp_path}/s.db"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30

@@ -34,14 +34,12 @@ def cache_config(tmp_path: Path, cache_db: Path, plugin_manager: Any) -> Iterato
 
 
 @pytest.fixture
-def subprocess_env(tmp_path: Path, cache_db: Path) -> dict[str, str]:
-    """Environment for child processes: the same database and results directory, and an
-    empty user config so the developer's ~/.runwright/config.toml never leaks in."""
-    config = tmp_path / "config.toml"
-    config.write_text("")
+def subprocess_env(tmp_path: Path, cache_db: Path, config_file: Path) -> dict[str, str]:
+    """Environment for child processes: the same database and results directory, and the
+    test's own empty user config (the runwright pytest plugin's ``config_file``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWRIGHT")}
     env.update(
-        RUNWRIGHT_CONFIG=str(config),
+        RUNWRIGHT_CONFIG=str(config_file),
         RUNWRIGHT__PLUGINS__CACHE__PATH=str(cache_db),
         RUNWRIGHT__PLUGINS__LOCAL__DIR=str(tmp_path / "results"),
         RUNWRIGHT__ENGINE__RESULT_HANDLER="local",

@@ -1,14 +1,15 @@
-"""``runwright runs ...`` (flow runs on the server) and ``runwright server ...``.
+"""``runwright runs ...``: flow runs on the server.
 
 ``runwright runs`` lists flow runs with their states, ``runwright runs create FLOW.py``
 creates one (and prints its id) for ``runwright run FLOW.py --flow-run-id ID`` to run or
-resume, ``runwright runs show ID`` shows its task runs. The ``server`` group comes from the
-``[server]`` extra, imported only when present.
+resume, ``runwright runs show ID`` shows its task runs. ``runwright server ...`` belongs to
+the runwright-server distribution; without it, ``runwright server`` says what to install.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -127,25 +128,24 @@ def runs_show(flow_run_id: str, as_json: bool) -> None:
         click.echo(f"  {slug:30}  {_state_name(t.state):12}  {message}")
 
 
-@click.command("stop")
-def server_stop() -> None:
-    """Stop the embedded server started by a cloud run (by its pid file)."""
-    from runwright_cloud import embedded
+SERVER_DIST = "runwright-server"
 
-    pid = embedded.stop()
-    if pid is None:
-        click.echo(f"No embedded server is running (no live pid in {embedded.pid_path()}).")
-    else:
-        click.echo(f"Stopped the embedded runwright server (pid {pid}).")
+
+@click.command(
+    "server",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+def server_not_installed() -> None:
+    """The runwright server (not installed: pip install runwright-server)."""
+    raise click.ClickException(
+        f"`runwright server` needs the runwright server, which is not installed: pip install {SERVER_DIST}"
+    )
 
 
 def register_commands(cli: click.Group) -> None:
-    """Add ``runs`` and, with the ``[server]`` extra, ``server`` (plus ``server stop``)."""
+    """Add ``runs``; add a ``server`` placeholder that names the package to install when
+    runwright-server (which registers the real ``server`` group) is not installed."""
     cli.add_command(runs_group)
-    try:
-        from runwright_cloud.server.cli import server_group
-    except ImportError:
-        return
-    if "stop" not in server_group.commands:
-        server_group.add_command(server_stop)
-    cli.add_command(server_group)
+    if importlib.util.find_spec("runwright_server") is None:
+        cli.add_command(server_not_installed)

@@ -23,10 +23,10 @@ from runwright_cloud.errors import (
     ServerUnreachable,
     VersionConflict,
 )
-from runwright_cloud.server import migrate
-from runwright_cloud.server.auth import create_token
-from runwright_cloud.server.db import make_engine
-from runwright_cloud.testing import ServerProcess, TestServer, free_port, unique
+from runwright_server import migrate
+from runwright_server.auth import create_token
+from runwright_server.db import make_engine
+from runwright_server.testing import ServerProcess, TestServer, free_port, unique
 
 
 @pytest.fixture

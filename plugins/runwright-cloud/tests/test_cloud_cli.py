@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from runwright_cloud.testing import TestServer, free_port
+from runwright_server.testing import TestServer, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 ETL = str(ROOT / "examples" / "etl.py")

@@ -16,7 +16,7 @@ from runwright_cloud import CloudFlowRunner
 from runwright_cloud.client import Client, TaskRunInfo
 from runwright_cloud.reporting import ChildRuns
 from runwright_cloud.result_handler import CloudResultHandler
-from runwright_cloud.testing import TestServer, unique
+from runwright_server.testing import TestServer, unique
 
 distributed = pytest.importorskip("distributed")
 runwright_dask = pytest.importorskip("runwright_dask")

@@ -12,7 +12,7 @@ from runwright.config import temporary_config
 from runwright.engine.result_handlers import ResultHandler, ResultHandlerError
 from runwright.testing import ResultHandlerContract
 from runwright_cloud import CloudResultHandler
-from runwright_cloud.testing import TestServer
+from runwright_server.testing import TestServer
 
 
 class TestCloudResultHandlerContract(ResultHandlerContract):
@@ -26,8 +26,8 @@ class TestCloudResultHandlerContract(ResultHandlerContract):
         """Damage a stored result in the server's database (the bytes are opaque to it)."""
         from sqlalchemy import update
 
-        from runwright_cloud.server.db import make_engine
-        from runwright_cloud.server.models import results
+        from runwright_server.db import make_engine
+        from runwright_server.models import results
 
         def corrupt(handler: ResultHandler, location: str) -> None:
             key = location.rsplit("/", 1)[-1]

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from runwright_cloud.client import Client
-from runwright_cloud.server import migrate
-from runwright_cloud.server.auth import create_token
-from runwright_cloud.server.db import make_engine
-from runwright_cloud.testing import ServerProcess, TestServer
+from runwright_server import migrate
+from runwright_server.auth import create_token
+from runwright_server.db import make_engine
+from runwright_server.testing import ServerProcess, TestServer
 
 FLOW = '''
 import time

@@ -20,7 +20,7 @@ from runwright.testing.recorder import HookRecorder
 from runwright_cloud import CloudFlowRunner, CloudResultHandler
 from runwright_cloud.client import Client
 from runwright_cloud.heartbeat import heartbeat
-from runwright_cloud.testing import ServerProcess, TestServer, unique
+from runwright_server.testing import ServerProcess, TestServer, unique
 
 
 def create_run(client: Client, flow: Any, parameters: dict[str, Any] | None = None) -> str:
@@ -309,9 +309,9 @@ def test_a_version_conflict_on_a_task_claim_ends_the_task_as_client_failed(cloud
 
 @pytest.mark.parametrize("claims", ["sync", "lease"])
 def test_a_backend_that_goes_away_mid_run_stops_the_run(tmp_path: Path, claims: str) -> None:
-    from runwright_cloud.server import migrate
-    from runwright_cloud.server.auth import create_token
-    from runwright_cloud.server.db import make_engine
+    from runwright_server import migrate
+    from runwright_server.auth import create_token
+    from runwright_server.db import make_engine
 
     db = f"sqlite:///{tmp_path / 'gone.db'}"
     engine = make_engine(db)

@@ -20,7 +20,7 @@ from runwright_cloud import CloudFlowRunner
 from runwright_cloud.client import Client
 from runwright_cloud.heartbeat import heartbeat
 from runwright_cloud.result_handler import CloudResultHandler
-from runwright_cloud.testing import TestServer, unique
+from runwright_server.testing import TestServer, unique
 
 
 def key() -> str:

@@ -21,15 +21,11 @@ from pathlib import Path
 
 import pytest
 
-# Never read the developer's ~/.runwright/config.toml.
-_HOME = tempfile.mkdtemp(prefix="runwright-dask-test-home-")
-os.environ["HOME"] = _HOME
-_CONFIG = Path(_HOME) / "config.toml"
-_CONFIG.write_text("")
-os.environ["RUNWRIGHT_CONFIG"] = str(_CONFIG)
-
-RECORDER_DIR = Path(_HOME) / "site"
-HOOK_LOG = Path(_HOME) / "hooks.log"
+# HOME and the runwright config are isolated by the runwright pytest plugin
+# (``runwright_isolated = true`` in tox.ini); the recorder lives in a directory of its own.
+_RECORDER_ROOT = Path(tempfile.mkdtemp(prefix="runwright-dask-test-recorder-"))
+RECORDER_DIR = _RECORDER_ROOT / "site"
+HOOK_LOG = _RECORDER_ROOT / "hooks.log"
 _RECORDER = textwrap.dedent(
     '''
     """Test plugin: log every task state change, with the process and thread it happened in."""
@@ -82,10 +78,8 @@ def _install_recorder() -> None:
 
 _install_recorder()
 
-from runwright.config import reload_config
 from runwright.plugins import set_plugin_manager
 
-reload_config()
 set_plugin_manager(None)
 
 

@@ -12,30 +12,21 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-# Never read the developer's ~/.runwright/config.toml or Google credentials.
-_HOME = tempfile.mkdtemp(prefix="runwright-gcs-test-home-")
-os.environ["HOME"] = _HOME
-_CONFIG = Path(_HOME) / "config.toml"
-_CONFIG.write_text("")
-os.environ["RUNWRIGHT_CONFIG"] = str(_CONFIG)
+# Never use the developer's Google credentials (HOME and the runwright config are isolated by
+# the runwright pytest plugin, ``runwright_isolated = true`` in tox.ini).
 os.environ.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
 os.environ.pop("STORAGE_EMULATOR_HOST", None)
 
-from runwright.config import reload_config
 from runwright_gcs import GCSResultHandler
 from runwright_gcs.client import forget_clients
-
-reload_config()
 
 TEST_BUCKET = "runwright-test-results"
 

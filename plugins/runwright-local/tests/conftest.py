@@ -1,25 +1,15 @@
-"""Fixtures for runwright-local's tests: an isolated config and home, a results directory."""
+"""Fixtures for runwright-local's tests: a results directory (HOME and the config are isolated
+by the runwright pytest plugin, ``runwright_isolated = true`` in tox.ini)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-# Never read the developer's ~/.runwright/config.toml or write to ~/.runwright/results.
-_HOME = tempfile.mkdtemp(prefix="runwright-local-test-home-")
-os.environ["HOME"] = _HOME
-_CONFIG = Path(_HOME) / "config.toml"
-_CONFIG.write_text("")
-os.environ["RUNWRIGHT_CONFIG"] = str(_CONFIG)
-
-from runwright.config import reload_config, temporary_config
+from runwright.config import temporary_config
 from runwright_local import LocalResultHandler
-
-reload_config()
 
 
 @pytest.fixture

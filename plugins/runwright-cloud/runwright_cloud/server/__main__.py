@@ -1,5 +1,0 @@
-"""``python -m runwright_cloud.server [start|token ...] [options]`` (``start`` is the default)."""
-
-from runwright_cloud.server.cli import main
-
-main()

@@ -1,0 +1,53 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from runwright_server import __version__
+from runwright_server.allow import AllowHeaderMiddleware
+from runwright_server.auth import TokenCache
+from runwright_server.db import make_engine
+from runwright_server.limits import BodyLimitMiddleware
+from runwright_server.routes import all_routers
+from runwright_server.settings import Settings
+from runwright_server.sweeper import ZombieSweeper
+from runwright_server.warmup import warm_up
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """Build the app. The database must already be migrated (``migrate.upgrade``)."""
+    engine = engine if engine is not None else make_engine(settings.db_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await warm_up(app, engine)  # before serving: the first requests are not the slow ones
+        sweeper = ZombieSweeper(engine, settings.zombie_timeout, settings.sweep_interval)
+        sweeper.start()
+        app.state.sweeper = sweeper
+        try:
+            yield
+        finally:
+            sweeper.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="runwright server",
+        version=__version__,
+        description="Flows, flow runs, task runs, states (version-locked), results and logs.",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.token_cache = TokenCache(settings.token_cache_seconds)
+    for router in all_routers():
+        app.include_router(router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AllowHeaderMiddleware, paths=lambda: app.openapi()["paths"])
+    return app

@@ -1,0 +1,23 @@
+"""The server's runwright plugin (entry point ``server = runwright_server.plugin``).
+
+It adds one command group, ``runwright server`` (``start``, ``stop``, ``token ...``). Its
+only hook imports :mod:`runwright_server.cli`, which imports click alone: the server stack
+(FastAPI, SQLAlchemy, Alembic) loads when a server command runs, never for ``runwright
+--help`` or a flow run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runwright import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+
+@hookimpl
+def runwright_register_commands(cli: click.Group) -> None:
+    from runwright_server.cli import server_group
+
+    cli.add_command(server_group)

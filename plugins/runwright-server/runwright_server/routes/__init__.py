@@ -1,0 +1,27 @@
+"""One router per resource; :func:`all_routers` lists them for the app factory."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def all_routers() -> list[APIRouter]:
+    from runwright_server.routes import (
+        cached_states,
+        flow_runs,
+        flows,
+        health,
+        logs,
+        results,
+        task_runs,
+    )
+
+    return [
+        health.router,
+        flows.router,
+        flow_runs.router,
+        task_runs.router,
+        cached_states.router,
+        results.router,
+        logs.router,
+    ]

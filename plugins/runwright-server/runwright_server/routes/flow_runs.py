@@ -1,0 +1,255 @@
+"""Flow runs: creation (with one task run per flow task), reads, state writes, heartbeats."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import Connection, RowMapping, select, update
+
+from runwright_server import models
+from runwright_server.auth import Principal, require_principal, utcnow
+from runwright_server.common import (
+    AUTH_RESPONSES,
+    CONFLICT,
+    NOT_FOUND,
+    aware,
+    check_id,
+    engine_of,
+    json_response,
+    new_ids,
+    not_found,
+)
+from runwright_server.db import read_tx, write_tx
+from runwright_server.locking import FLOW_RUNS, TASK_RUNS, driver_statement
+from runwright_server.routes import _states
+from runwright_server.routes.task_runs import task_run_out
+from runwright_server.schemas import (
+    FlowRunIn,
+    FlowRunOut,
+    FlowRunSummary,
+    HeartbeatOut,
+    Id,
+    LeaseReleaseIn,
+    LeaseReleaseOut,
+    StateHistoryItem,
+    StateWriteIn,
+    StateWriteOut,
+    TaskRunOut,
+    to_json_text,
+)
+
+router = APIRouter(tags=["flow runs"], responses=AUTH_RESPONSES)
+Auth = Annotated[Principal, Depends(require_principal)]
+
+PENDING = {"type": "Pending", "message": None}
+
+
+def _summary_select() -> Any:
+    fr, f = models.flow_runs, models.flows
+    return select(fr, f.c.name.label("flow_name")).join(f, f.c.id == fr.c.flow_id)
+
+
+def flow_run_out(row: RowMapping) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "flow_id": row["flow_id"],
+        "flow_name": row["flow_name"],
+        "parameters": json.loads(row["parameters"]),
+        "context": json.loads(row["context"]),
+        "scheduled_start_time": aware(row["scheduled_start_time"]),
+        "state": json.loads(row["state"]),
+        "version": row["version"],
+        "heartbeat": aware(row["heartbeat"]),
+        "created": aware(row["created"]),
+        "updated": aware(row["updated"]),
+        "leased": row["lease"] is not None,
+    }
+
+
+def _get_run(conn: Connection, run_id: str, tenant_id: str) -> RowMapping | None:
+    fr = models.flow_runs
+    stmt = _summary_select().where(fr.c.id == run_id, fr.c.tenant_id == tenant_id)
+    return conn.execute(stmt).mappings().first()
+
+
+PENDING_TEXT = to_json_text(PENDING)
+TASK_RUNS_INSERT = models.task_runs.insert()
+
+
+@router.post("/flow_runs", response_model=FlowRunOut, status_code=201, responses=NOT_FOUND)
+def create_flow_run(body: FlowRunIn, request: Request, principal: Auth) -> Response:
+    now = utcnow()
+    scheduled = body.scheduled_start_time or now
+    state = body.state or {
+        "type": "Scheduled",
+        "message": None,
+        "start_time": aware(scheduled).isoformat(),  # type: ignore[union-attr]
+    }
+    state_text = to_json_text(state)
+    run_id = str(uuid.uuid4())
+    tenant = principal.tenant_id
+    f = models.flows
+    with write_tx(engine_of(request)) as conn:
+        tasks_text = conn.execute(select(f.c.tasks).where(f.c.id == body.flow_id, f.c.tenant_id == tenant)).scalar()
+        if tasks_text is None:
+            raise not_found("flow")
+        conn.execute(
+            models.flow_runs.insert().values(
+                id=run_id,
+                tenant_id=tenant,
+                flow_id=body.flow_id,
+                parameters=to_json_text(body.parameters),
+                context=to_json_text(body.context),
+                scheduled_start_time=scheduled,
+                state=state_text,
+                state_type=state["type"],
+                version=0,
+                heartbeat=None,
+                created=now,
+                updated=now,
+            )
+        )
+        conn.execute(
+            models.flow_run_states.insert().values(
+                flow_run_id=run_id, version=0, state=state_text, state_type=state["type"], timestamp=now
+            )
+        )
+        # one task run per task, Pending at version 0, and its history row: two executemany
+        # statements run straight on the driver (a flow of thousands of tasks is common)
+        slugs = [task["slug"] for task in json.loads(tasks_text)]
+        ids = new_ids(len(slugs))
+        if slugs:
+            insert = driver_statement(TASK_RUNS_INSERT, conn.dialect)
+            stamp = insert.process("created", now)
+            conn.exec_driver_sql(
+                insert.sql,
+                [
+                    insert.row(
+                        {
+                            "id": task_run_id,
+                            "tenant_id": tenant,
+                            "flow_run_id": run_id,
+                            "task_slug": slug,
+                            "map_index": -1,
+                            "state": PENDING_TEXT,
+                            "state_type": "Pending",
+                            "version": 0,
+                            "heartbeat": None,
+                            "created": stamp,
+                            "updated": stamp,
+                        }
+                    )
+                    for task_run_id, slug in zip(ids, slugs, strict=True)
+                ],
+            )
+            append = driver_statement(TASK_RUNS.append, conn.dialect)
+            stamp = append.process("b_now", now)
+            conn.exec_driver_sql(
+                append.sql,
+                [
+                    append.row(
+                        {"b_id": task_run_id, "b_new_version": 0, "b_state": PENDING_TEXT, "b_type": "Pending", "b_now": stamp}
+                    )
+                    for task_run_id in ids
+                ],
+            )
+        row = _get_run(conn, run_id, tenant)
+    assert row is not None
+    out = flow_run_out(row)
+    # built in the declared shape (TaskRunSummary) and sent without re-validating 1,000s of rows
+    out["task_runs"] = [
+        {"id": task_run_id, "task_slug": slug, "map_index": -1, "state": PENDING, "version": 0, "heartbeat": None}
+        for task_run_id, slug in zip(ids, slugs, strict=True)
+    ]
+    return json_response(out, status_code=201)
+
+
+@router.get("/flow_runs", response_model=list[FlowRunSummary])
+def list_flow_runs(
+    request: Request,
+    principal: Auth,
+    flow_id: Annotated[Id | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> list[dict[str, Any]]:
+    fr = models.flow_runs
+    stmt = _summary_select().where(fr.c.tenant_id == principal.tenant_id)
+    if flow_id is not None:
+        stmt = stmt.where(fr.c.flow_id == flow_id)
+    stmt = stmt.order_by(fr.c.created.desc(), fr.c.id.desc()).limit(limit).offset(offset)
+    with read_tx(engine_of(request)) as conn:
+        return [flow_run_out(row) for row in conn.execute(stmt).mappings()]
+
+
+@router.get("/flow_runs/{flow_run_id}", response_model=FlowRunOut, responses=NOT_FOUND)
+def get_flow_run(flow_run_id: str, request: Request, principal: Auth) -> dict[str, Any]:
+    check_id(flow_run_id, "flow run")
+    tr = models.task_runs
+    with read_tx(engine_of(request)) as conn:
+        row = _get_run(conn, flow_run_id, principal.tenant_id)
+        if row is None:
+            raise not_found("flow run")
+        task_rows = conn.execute(
+            select(tr).where(tr.c.flow_run_id == flow_run_id, tr.c.map_index == -1).order_by(tr.c.created, tr.c.id)
+        ).mappings()
+        out = flow_run_out(row)
+        out["task_runs"] = [task_run_out(r) for r in task_rows]
+    return out
+
+
+@router.get("/flow_runs/{flow_run_id}/task_runs", response_model=list[TaskRunOut], responses=NOT_FOUND)
+def get_flow_run_task_runs(flow_run_id: str, request: Request, principal: Auth) -> list[dict[str, Any]]:
+    check_id(flow_run_id, "flow run")
+    fr, tr = models.flow_runs, models.task_runs
+    with read_tx(engine_of(request)) as conn:
+        owner = conn.execute(
+            select(fr.c.id).where(fr.c.id == flow_run_id, fr.c.tenant_id == principal.tenant_id)
+        ).scalar()
+        if owner is None:
+            raise not_found("flow run")
+        rows = conn.execute(
+            select(tr).where(tr.c.flow_run_id == flow_run_id).order_by(tr.c.task_slug, tr.c.map_index)
+        ).mappings()
+        return [task_run_out(r) for r in rows]
+
+
+@router.post(
+    "/flow_runs/{flow_run_id}/state",
+    response_model=StateWriteOut,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def set_flow_run_state(
+    flow_run_id: str, body: StateWriteIn, request: Request, principal: Auth
+) -> dict[str, Any] | JSONResponse:
+    return _states.set_state(request, principal, FLOW_RUNS, flow_run_id, body, "flow run")
+
+
+@router.get("/flow_runs/{flow_run_id}/states", response_model=list[StateHistoryItem], responses=NOT_FOUND)
+def get_flow_run_states(flow_run_id: str, request: Request, principal: Auth) -> list[dict[str, Any]]:
+    return _states.state_history(request, principal, FLOW_RUNS, flow_run_id, "flow run")
+
+
+@router.post("/flow_runs/{flow_run_id}/heartbeat", response_model=HeartbeatOut, responses=NOT_FOUND)
+def flow_run_heartbeat(flow_run_id: str, request: Request, principal: Auth) -> dict[str, Any]:
+    return _states.heartbeat(request, principal, FLOW_RUNS, flow_run_id, "flow run")
+
+
+@router.post("/flow_runs/{flow_run_id}/lease/release", response_model=LeaseReleaseOut, responses=NOT_FOUND)
+def release_flow_run_lease(flow_run_id: str, body: LeaseReleaseIn, request: Request, principal: Auth) -> dict[str, Any]:
+    """Clear the flow run's lease if ``lease`` is still it (a runner ending without a final
+    state lets the next runner start at once). Releasing a lease one does not hold does nothing."""
+    check_id(flow_run_id, "flow run")
+    fr = models.flow_runs
+    with write_tx(engine_of(request)) as conn:
+        count = conn.execute(
+            update(fr)
+            .where(fr.c.id == flow_run_id, fr.c.tenant_id == principal.tenant_id, fr.c.lease == body.lease)
+            .values(lease=None)
+        ).rowcount
+        if count == 0 and _get_run(conn, flow_run_id, principal.tenant_id) is None:
+            raise not_found("flow run")
+    return {"released": count == 1}

@@ -1,0 +1,131 @@
+"""Flows: registered by content hash, so registering the same structure twice is idempotent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import Connection, RowMapping, select
+from sqlalchemy.exc import IntegrityError
+
+from runwright_server import models
+from runwright_server.auth import Principal, require_principal, utcnow
+from runwright_server.common import (
+    AUTH_RESPONSES,
+    NOT_FOUND,
+    aware,
+    check_id,
+    engine_of,
+    json_default,
+    not_found,
+)
+from runwright_server.db import read_tx, write_tx
+from runwright_server.schemas import FlowIn, FlowOut, Label, to_json_text
+
+router = APIRouter(tags=["flows"], responses=AUTH_RESPONSES)
+Auth = Annotated[Principal, Depends(require_principal)]
+
+
+def _content_hash(body: FlowIn) -> tuple[str, str, str]:
+    """(sha256 of the canonical structure, tasks JSON text, edges JSON text)."""
+    tasks = sorted(({"slug": t.slug, "name": t.name} for t in body.tasks), key=lambda t: t["slug"])
+    edges = sorted(
+        ({"upstream": e.upstream, "downstream": e.downstream, "key": e.key, "mapped": e.mapped} for e in body.edges),
+        key=lambda e: (e["upstream"], e["downstream"], e["key"] or "", e["mapped"]),
+    )
+    tasks_text, edges_text = to_json_text(tasks), to_json_text(edges)
+    canonical = json.dumps([body.name, body.version, tasks, edges], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest(), tasks_text, edges_text
+
+
+def flow_out(row: RowMapping) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "version": row["version"],
+        "tasks": json.loads(row["tasks"]),
+        "edges": json.loads(row["edges"]),
+        "created": aware(row["created"]),
+    }
+
+
+def _flow_answer(row: RowMapping | dict[str, Any], status_code: int) -> Response:
+    """``flow_out`` as a response, its stored tasks and edges JSON spliced in as they are (a
+    flow of thousands of tasks is not parsed and re-validated to be sent back)."""
+    head = json.dumps(
+        {"id": row["id"], "name": row["name"], "version": row["version"], "created": aware(row["created"])},
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=json_default,
+    )
+    body = f'{head[:-1]},"tasks":{row["tasks"]},"edges":{row["edges"]}}}'
+    return Response(body.encode("utf-8"), status_code=status_code, media_type="application/json")
+
+
+def _by_hash(conn: Connection, tenant_id: str, digest: str) -> RowMapping | None:
+    f = models.flows
+    return conn.execute(select(f).where(f.c.tenant_id == tenant_id, f.c.content_hash == digest)).mappings().first()
+
+
+@router.post(
+    "/flows",
+    response_model=FlowOut,
+    status_code=201,
+    responses={200: {"model": FlowOut, "description": "This structure was already registered"}},
+)
+def register_flow(body: FlowIn, request: Request, principal: Auth) -> Response:
+    digest, tasks_text, edges_text = _content_hash(body)
+    with write_tx(engine_of(request)) as conn:
+        existing = _by_hash(conn, principal.tenant_id, digest)
+        if existing is not None:
+            return _flow_answer(existing, 200)
+        values = {
+            "id": str(uuid.uuid4()),
+            "tenant_id": principal.tenant_id,
+            "name": body.name,
+            "version": body.version,
+            "content_hash": digest,
+            "tasks": tasks_text,
+            "edges": edges_text,
+            "created": utcnow(),
+        }
+        try:
+            with conn.begin_nested():
+                conn.execute(models.flows.insert().values(**values))
+        except IntegrityError:  # a concurrent registration of the same structure won
+            existing = _by_hash(conn, principal.tenant_id, digest)
+            if existing is None:
+                raise
+            return _flow_answer(existing, 200)
+    return _flow_answer(values, 201)
+
+
+@router.get("/flows", response_model=list[FlowOut])
+def list_flows(
+    request: Request,
+    principal: Auth,
+    name: Annotated[Label | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> list[dict[str, Any]]:
+    f = models.flows
+    stmt = select(f).where(f.c.tenant_id == principal.tenant_id)
+    if name is not None:
+        stmt = stmt.where(f.c.name == name)
+    stmt = stmt.order_by(f.c.created.desc(), f.c.id).limit(limit).offset(offset)
+    with read_tx(engine_of(request)) as conn:
+        return [flow_out(row) for row in conn.execute(stmt).mappings()]
+
+
+@router.get("/flows/{flow_id}", response_model=FlowOut, responses=NOT_FOUND)
+def get_flow(flow_id: str, request: Request, principal: Auth) -> dict[str, Any]:
+    f = models.flows
+    check_id(flow_id, "flow")
+    with read_tx(engine_of(request)) as conn:
+        row = conn.execute(select(f).where(f.c.id == flow_id, f.c.tenant_id == principal.tenant_id)).mappings().first()
+    if row is None:
+        raise not_found("flow")
+    return flow_out(row)

@@ -1,0 +1,366 @@
+"""Task runs: race-safe get-or-create by (flow run, task slug, map index), state writes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import Connection, RowMapping, select
+from sqlalchemy.exc import IntegrityError
+
+from runwright_server import models
+from runwright_server.auth import Principal, require_principal, utcnow
+from runwright_server.common import (
+    AUTH_RESPONSES,
+    CONFLICT,
+    NOT_FOUND,
+    aware,
+    check_id,
+    engine_of,
+    not_found,
+)
+from runwright_server.db import read_tx, write_tx
+from runwright_server.locking import (
+    NO_RUN,
+    TASK_RUNS,
+    current,
+    driver_statement,
+    lease_of,
+    write_state,
+    write_states_at_once,
+)
+from runwright_server.routes import _states
+from runwright_server.schemas import (
+    BatchWriteIn,
+    BatchWriteOut,
+    ErrorOut,
+    HeartbeatOut,
+    StateHistoryItem,
+    StateWriteIn,
+    StateWriteOut,
+    TaskRunIn,
+    TaskRunOut,
+    TaskRunsBatchIn,
+    TaskRunsBatchOut,
+    to_json_text,
+)
+
+router = APIRouter(tags=["task runs"], responses=AUTH_RESPONSES)
+Auth = Annotated[Principal, Depends(require_principal)]
+
+PENDING_TEXT = to_json_text({"type": "Pending", "message": None})
+RESULT_URI_PREFIX = "rwcloud://results/"
+LEASE_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "The lease named by the batch is not the flow run's lease: nothing applied"}
+}
+
+
+def task_run_out(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "flow_run_id": row["flow_run_id"],
+        "task_slug": row["task_slug"],
+        "map_index": row["map_index"],
+        "state": json.loads(row["state"]),
+        "version": row["version"],
+        "heartbeat": aware(row["heartbeat"]),
+        "created": aware(row["created"]),
+        "updated": aware(row["updated"]),
+    }
+
+
+def _find(conn: Connection, tenant_id: str, flow_run_id: str, slug: str, map_index: int) -> RowMapping | None:
+    tr = models.task_runs
+    return (
+        conn.execute(
+            select(tr).where(
+                tr.c.flow_run_id == flow_run_id,
+                tr.c.task_slug == slug,
+                tr.c.map_index == map_index,
+                tr.c.tenant_id == tenant_id,
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
+@router.post(
+    "/task_runs",
+    response_model=TaskRunOut,
+    status_code=201,
+    responses={**NOT_FOUND, 200: {"model": TaskRunOut, "description": "The task run already existed"}},
+)
+def get_or_create_task_run(body: TaskRunIn, request: Request, response: Response, principal: Auth) -> dict[str, Any]:
+    """Get the task run of (flow run, task slug, map index), creating it if missing.
+
+    The slug must be a task of the flow (its parent run, map index -1, exists).
+    """
+    tenant = principal.tenant_id
+    with write_tx(engine_of(request)) as conn:
+        row = _find(conn, tenant, body.flow_run_id, body.task_slug, body.map_index)
+        if row is not None:
+            response.status_code = 200
+            return task_run_out(row)
+        if body.map_index == -1 or _find(conn, tenant, body.flow_run_id, body.task_slug, -1) is None:
+            # parent task runs are created with their flow run: unknown run, slug or tenant
+            raise not_found("flow run or task slug")
+        now = utcnow()
+        values = {
+            "id": str(uuid.uuid4()),
+            "tenant_id": tenant,
+            "flow_run_id": body.flow_run_id,
+            "task_slug": body.task_slug,
+            "map_index": body.map_index,
+            "state": PENDING_TEXT,
+            "state_type": "Pending",
+            "version": 0,
+            "heartbeat": None,
+            "created": now,
+            "updated": now,
+        }
+        try:
+            with conn.begin_nested():
+                conn.execute(models.task_runs.insert().values(**values))
+                conn.execute(
+                    models.task_run_states.insert().values(
+                        task_run_id=values["id"], version=0, state=PENDING_TEXT, state_type="Pending", timestamp=now
+                    )
+                )
+        except IntegrityError:  # a concurrent get-or-create inserted it first
+            row = _find(conn, tenant, body.flow_run_id, body.task_slug, body.map_index)
+            if row is None:
+                raise
+            response.status_code = 200
+            return task_run_out(row)
+    return task_run_out(values)
+
+
+@router.post("/task_runs/batch", response_model=TaskRunsBatchOut, responses=NOT_FOUND)
+def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: Auth) -> dict[str, Any]:
+    """Get or create the task runs of many map indexes of one task (a mapped parent's
+    children) in one transaction; returned in the order asked (a repeated index, repeated)."""
+    tenant = principal.tenant_id
+    tr = models.task_runs
+    wanted = list(dict.fromkeys(body.map_indexes))
+
+    def existing(conn: Connection) -> dict[int, dict[str, Any]]:
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = conn.execute(
+                select(tr).where(
+                    tr.c.flow_run_id == body.flow_run_id,
+                    tr.c.task_slug == body.task_slug,
+                    tr.c.tenant_id == tenant,
+                    tr.c.map_index.in_(chunk),
+                )
+            ).mappings()
+            found.update((row["map_index"], task_run_out(row)) for row in rows)
+        return found
+
+    with write_tx(engine_of(request)) as conn:
+        if _find(conn, tenant, body.flow_run_id, body.task_slug, -1) is None:
+            raise not_found("flow run or task slug")
+        found = existing(conn) if wanted else {}
+        missing = [index for index in wanted if index not in found]
+        if missing:
+            now = utcnow()
+            rows = [
+                {
+                    "id": str(uuid.uuid4()),
+                    "tenant_id": tenant,
+                    "flow_run_id": body.flow_run_id,
+                    "task_slug": body.task_slug,
+                    "map_index": index,
+                    "state": PENDING_TEXT,
+                    "state_type": "Pending",
+                    "version": 0,
+                    "heartbeat": None,
+                    "created": now,
+                    "updated": now,
+                }
+                for index in missing
+            ]
+            try:
+                with conn.begin_nested():
+                    conn.execute(models.task_runs.insert(), rows)
+                    conn.execute(
+                        models.task_run_states.insert(),
+                        [
+                            {"task_run_id": r["id"], "version": 0, "state": PENDING_TEXT, "state_type": "Pending", "timestamp": now}
+                            for r in rows
+                        ],
+                    )
+                found.update((index, task_run_out(r)) for index, r in zip(missing, rows, strict=True))
+            except IntegrityError:  # a concurrent get-or-create inserted some first
+                found = existing(conn)
+                if len(found) != len(wanted):
+                    raise
+    return {"task_runs": [found[index] for index in body.map_indexes]}
+
+
+@router.get("/task_runs/{task_run_id}", response_model=TaskRunOut, responses=NOT_FOUND)
+def get_task_run(task_run_id: str, request: Request, principal: Auth) -> dict[str, Any]:
+    check_id(task_run_id, "task run")
+    tr = models.task_runs
+    with read_tx(engine_of(request)) as conn:
+        row = (
+            conn.execute(select(tr).where(tr.c.id == task_run_id, tr.c.tenant_id == principal.tenant_id))
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise not_found("task run")
+    return task_run_out(row)
+
+
+@router.post(
+    "/task_runs/{task_run_id}/state",
+    response_model=StateWriteOut,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def set_task_run_state(
+    task_run_id: str, body: StateWriteIn, request: Request, principal: Auth
+) -> dict[str, Any] | JSONResponse:
+    return _states.set_state(request, principal, TASK_RUNS, task_run_id, body, "task run")
+
+
+@router.get("/task_runs/{task_run_id}/states", response_model=list[StateHistoryItem], responses=NOT_FOUND)
+def get_task_run_states(task_run_id: str, request: Request, principal: Auth) -> list[dict[str, Any]]:
+    return _states.state_history(request, principal, TASK_RUNS, task_run_id, "task run")
+
+
+@router.post("/task_runs/{task_run_id}/heartbeat", response_model=HeartbeatOut, responses=NOT_FOUND)
+def task_run_heartbeat(task_run_id: str, request: Request, principal: Auth) -> dict[str, Any]:
+    return _states.heartbeat(request, principal, TASK_RUNS, task_run_id, "task run")
+
+
+@router.post("/task_run_states", response_model=BatchWriteOut, responses={**NOT_FOUND, **LEASE_CONFLICT})
+def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -> dict[str, Any] | JSONResponse:
+    """Store the inline results, then apply the version-checked task-run state writes, each
+    on its own, in one transaction.
+
+    With ``lease``: nothing is applied (409) unless the token is the flow run's current
+    lease, and a write to a task run of another flow run is ``not_found``. An inline result
+    whose key already exists (or repeats in the batch) is not stored, and every write whose
+    state names its URI is ``rejected``. Once a write of a task run is not applied, the
+    later writes of that task run in the batch are not applied either.
+    """
+    now = utcnow()
+    tenant = principal.tenant_id
+    results = []
+    with write_tx(engine_of(request)) as conn:
+        parent: str | None = None
+        if body.lease is not None:
+            held = lease_of(conn, body.lease.flow_run_id, tenant)
+            if held is NO_RUN:
+                raise not_found("flow run")
+            if held != body.lease.token:
+                return JSONResponse(
+                    status_code=409,
+                    content={"detail": "the flow run is leased by another runner: no write of this batch was applied"},
+                )
+            parent = body.lease.flow_run_id
+        refused = _store_inline_results(conn, body, tenant, now)
+        texts = [item.state_text for item in body.writes]
+        if not refused and write_states_at_once(
+            conn,
+            TASK_RUNS,
+            [(item.task_run_id, item.version, text, item.state["type"]) for item, text in zip(body.writes, texts)],
+            tenant,
+            now,
+            parent,
+        ):
+            return {
+                "results": [
+                    {"task_run_id": item.task_run_id, "status": "ok", "version": item.version + 1}
+                    for item in body.writes
+                ]
+            }
+        failed: set[str] = set()  # task runs with a write of this batch not applied
+        history: list[dict[str, Any]] = []  # inserted at the end, in one executemany
+        for item, state_text in zip(body.writes, texts):
+            if item.task_run_id in failed:
+                # an earlier write of this run in the batch was not applied: neither is this one
+                outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
+                status: str = outcome.status
+            elif refused and any(RESULT_URI_PREFIX + key in state_text for key in refused):
+                outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
+                status = "rejected" if outcome.status == "conflict" else outcome.status
+            else:
+                outcome = write_state(
+                    conn,
+                    TASK_RUNS,
+                    item.task_run_id,
+                    tenant,
+                    item.version,
+                    state_text,
+                    item.state["type"],
+                    now,
+                    parent,
+                    history=history,
+                )
+                status = outcome.status
+            if status != "ok":
+                failed.add(item.task_run_id)
+            result: dict[str, Any] = {"task_run_id": item.task_run_id, "status": status, "version": outcome.version}
+            if outcome.current_state is not None:
+                result["current_state"] = outcome.current_state
+            results.append(result)
+        if history:
+            conn.execute(TASK_RUNS.append, history)
+    return {"results": results}
+
+
+RESULTS_INSERT = models.results.insert()
+
+
+def _store_inline_results(conn: Connection, body: BatchWriteIn, tenant: str, now: Any) -> set[str]:
+    """Insert the batch's results; return the keys refused (already stored, or repeated).
+
+    The usual batch (fresh random keys) is one executemany under a savepoint; if a key
+    already exists, the savepoint is rolled back and the existing keys are looked up."""
+    if not body.results:
+        return set()
+    refused: set[str] = set()
+    seen: set[str] = set()
+    for item in body.results:
+        if item.key in seen:
+            refused.add(item.key)
+        seen.add(item.key)
+    insert = driver_statement(RESULTS_INSERT, conn.dialect)
+    created = insert.process("created", now)
+    rows = []
+    for item in body.results:
+        if item.key in refused:
+            continue
+        data = base64.b64decode(item.data)
+        rows.append(
+            {"id": item.key, "tenant_id": tenant, "data": insert.process("data", data), "size": len(data), "created": created}
+        )
+    if not rows:
+        return refused
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql(insert.sql, [insert.row(row) for row in rows])
+        return refused
+    except IntegrityError:  # some key is taken (or a concurrent batch stored one first)
+        pass
+    r = models.results
+    keys = [row["id"] for row in rows]
+    for start in range(0, len(keys), 500):
+        refused.update(conn.execute(select(r.c.id).where(r.c.id.in_(keys[start : start + 500]))).scalars())
+    for row in rows:
+        if row["id"] in refused:
+            continue
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(insert.sql, [insert.row(row)])
+        except IntegrityError:
+            refused.add(row["id"])
+    return refused

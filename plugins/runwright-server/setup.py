@@ -1,0 +1,41 @@
+"""The runwright-server distribution: the self-hostable runwright backend server."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="runwright-server",
+    version="0.1.0",
+    description="The self-hostable runwright server: flow runs, task runs, states, results, logs",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    # The Alembic scripts are modules of namespace packages (no __init__.py), listed so that
+    # setuptools ships them without warning; the .mako template is their package data.
+    packages=[
+        *find_packages(include=["runwright_server", "runwright_server.*"]),
+        "runwright_server.migrations",
+        "runwright_server.migrations.versions",
+    ],
+    package_data={
+        "runwright_server": ["py.typed"],
+        "runwright_server.migrations": ["script.py.mako"],
+    },
+    python_requires=">=3.11",
+    install_requires=[
+        "runwright",
+        "fastapi>=0.100",
+        "uvicorn>=0.23",
+        "sqlalchemy>=2.0,<2.2",
+        "alembic>=1.12",
+        "pydantic>=2",
+        "click>=8.1",
+    ],
+    extras_require={
+        "test": ["pytest", "requests>=2.28", "schemathesis", "psycopg[binary]>=3.1"],
+        "postgres": ["psycopg[binary]>=3.1"],
+    },
+    entry_points={"runwright": ["server = runwright_server.plugin"]},
+)

@@ -1,0 +1,70 @@
+"""``runwright server ...`` commands, run as ``python -m runwright_server``."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from runwright_server.settings import DEFAULT_TOKEN_CACHE_SECONDS
+from runwright_server.testing import TestServer, free_port
+
+
+def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runwright_server", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_token_create_prints_only_the_token_and_revoke_works(server: TestServer) -> None:
+    created = cli("token", "create", "--name", "ci", "--tenant", "a", "--db", server.db_url)
+    assert created.returncode == 0, created.stderr
+    assert re.fullmatch(r"rw_[A-Za-z0-9_-]{43}\n", created.stdout)
+    token = created.stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert requests.get(server.api + "/flows", headers=headers).status_code == 200
+    revoked = cli("token", "revoke", "--name", "ci", "--tenant", "a", "--db", server.db_url)
+    assert revoked.returncode == 0, revoked.stderr
+    # the server remembers a valid token for token_cache_seconds: revocation lands within that
+    deadline = time.monotonic() + DEFAULT_TOKEN_CACHE_SECONDS + 2
+    while requests.get(server.api + "/flows", headers=headers).status_code != 401:
+        assert time.monotonic() < deadline, "revoked token still accepted after the cache TTL"
+        time.sleep(0.1)
+    again = cli("token", "revoke", "--name", "ci", "--tenant", "a", "--db", server.db_url)
+    assert again.returncode == 1 and "no active token" in again.stderr
+
+
+def test_token_create_makes_a_new_tenant_and_stores_only_a_hash(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    out = cli("token", "create", "--name", "x", "--tenant", "fresh", "--db", f"sqlite:///{db}")
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    assert token.encode() not in db.read_bytes()
+    listing = cli("token", "list", "--db", f"sqlite:///{db}")
+    assert listing.stdout.startswith("fresh\tx\t")
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_bad_db_url_is_a_one_line_error() -> None:
+    _assert_one_line_error(cli("token", "create", "--name", "x", "--db", "nosuchdb://what"), "database")
+    _assert_one_line_error(cli("start", "--port", str(free_port()), "--db", "nosuchdb://what"), "database")
+
+
+def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = cli("--port", str(port), "--db", f"sqlite:///{tmp_path / 'x.db'}")  # "start" is implied
+    _assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}")

@@ -1,0 +1,63 @@
+"""The zombie sweeper, on a server with a 1 s heartbeat timeout set through the environment."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from runwright_server import migrate
+from runwright_server.auth import create_token
+from runwright_server.db import make_engine
+from runwright_server.testing import ServerProcess, TestServer
+
+
+@pytest.fixture(scope="module")
+def zombie_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestServer, requests.Session]]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('zombie') / 'z.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    token = create_token(engine, "z")
+    engine.dispose()
+    env = {"RUNWRIGHT__SERVER__ZOMBIE_TIMEOUT": "1", "RUNWRIGHT__SERVER__SWEEP_INTERVAL": "0.2"}
+    proc = ServerProcess(url, env=env).start()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    try:
+        yield TestServer(proc.url, url, token, token, token, proc, 0), session
+    finally:
+        session.close()
+        proc.stop()
+
+
+def test_running_runs_without_heartbeat_fail(zombie_server: tuple[TestServer, requests.Session]) -> None:
+    srv, s = zombie_server
+    api = srv.api
+    dead, alive = srv.make_run(s), srv.make_run(s)
+    dead_task = dead["task_runs"][0]["id"]
+    for run in (dead, alive):
+        assert s.post(f"{api}/flow_runs/{run['id']}/state", json={"version": 0, "state": {"type": "Running"}}).ok
+    assert s.post(f"{api}/task_runs/{dead_task}/state", json={"version": 0, "state": {"type": "Running"}}).ok
+    pending_task = dead["task_runs"][1]["id"]
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        s.post(f"{api}/flow_runs/{alive['id']}/heartbeat")
+        time.sleep(0.2)
+
+    run = s.get(f"{api}/flow_runs/{dead['id']}").json()
+    assert run["state"] == {"type": "Failed", "message": "no heartbeat for 1 s"}
+    assert run["version"] == 2
+    assert [h["state"]["type"] for h in s.get(f"{api}/flow_runs/{dead['id']}/states").json()] == [
+        "Scheduled",
+        "Running",
+        "Failed",
+    ]
+    task = s.get(f"{api}/task_runs/{dead_task}").json()
+    assert task["state"]["type"] == "Failed" and task["version"] == 2
+    assert s.get(f"{api}/task_runs/{pending_task}").json()["state"]["type"] == "Pending"  # only Running fails
+    assert s.get(f"{api}/flow_runs/{alive['id']}").json()["state"]["type"] == "Running"
+    # the runner that comes back is told it lost the run
+    late = s.post(f"{api}/flow_runs/{dead['id']}/state", json={"version": 1, "state": {"type": "Success"}})
+    assert late.status_code == 409 and late.json()["current_state"]["type"] == "Failed"
