@@ -61,7 +61,7 @@ class _Impl:
 class DispatchEntry:
     """A hook's implementations in call order, compiled once per plugin set."""
 
-    __slots__ = ("defaults", "fast", "firstresult", "hookimpls", "impls", "plain")
+    __slots__ = ("defaults", "direct", "fast", "firstresult", "hookimpls", "impls", "plain")
 
     def __init__(self, caller: pluggy.HookCaller, monitored: bool) -> None:
         hookimpls = caller.get_hookimpls()
@@ -73,7 +73,10 @@ class DispatchEntry:
         self.defaults: dict[str, Any] = dict(getattr(spec, "kwargdefaults", None) or {})
         #: (function, argument picker, plugin) for the tight loop
         self.plain = tuple((i.function, i.arguments, i.plugin) for i in self.impls)
-        self.fast = not monitored and not self.defaults and all(i.kind == _PLAIN and not i.keywords for i in self.impls)
+        #: only plain implementations: the tight loop serves the hook (monitored or not)
+        self.fast = not self.defaults and all(i.kind == _PLAIN and not i.keywords for i in self.impls)
+        #: the tight loop inlined in call_attributed, with no monitor around it
+        self.direct = self.fast and not monitored
 
 
 class HookDispatcher(pluggy.PluginManager):
@@ -155,7 +158,7 @@ class HookDispatcher(pluggy.PluginManager):
         entry = self._dispatch.get(hook_name)
         if entry is None:
             entry = self._dispatch_entry(hook_name)
-        if not entry.fast or on_plugin_error is not None:
+        if not entry.direct or on_plugin_error is not None:
             return self._call_general(hook_name, entry, kwargs, passthrough, on_plugin_error)
         # The tight loop (the same as _call_plain, inlined: most hook calls take it).
         firstresult = entry.firstresult
