@@ -92,8 +92,6 @@ class HookDispatcher(pluggy.PluginManager):
         self._lock = threading.RLock()
         self._dispatch: dict[str, DispatchEntry] = {}
         self._monitors: tuple[Monitor, ...] = ()
-        #: bumped on every change to the plugin set (register, unregister, set_blocked)
-        self.plugins_version = 0
         self._inner_hookexec = self._execute_hook_caller  # type: ignore[assignment]
 
     # -- changes to the plugin set ---------------------------------------------------------
@@ -111,7 +109,6 @@ class HookDispatcher(pluggy.PluginManager):
 
     def _plugins_changed(self) -> None:
         """Called under the lock after the plugin set changed."""
-        self.plugins_version += 1
         self._dispatch = {}
 
     def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
@@ -152,8 +149,10 @@ class HookDispatcher(pluggy.PluginManager):
         (raised as they are). A missing argument that an implementation needs is the
         caller's error: :class:`pluggy.HookCallError` naming the argument.
 
-        With ``on_plugin_error``, a failing implementation's PluginError is passed to it and
-        the remaining implementations still run (``passthrough`` exceptions still propagate).
+        With ``on_plugin_error``, a failing implementation's PluginError (a built-in
+        plugin's too) is passed to it and the remaining implementations still run; a
+        failing wrapper is skipped. ``passthrough`` exceptions and HookCallError still
+        propagate.
         """
         entry = self._dispatch.get(hook_name)
         if entry is None:
