@@ -44,6 +44,10 @@ BUILTIN_PLUGINS: dict[str, str] = {
 }
 
 
+#: Builds of the registries a lookup tries while registrations overtake them.
+_MAX_REGISTRY_BUILDS = 10
+
+
 @dataclass
 class PluginInfo:
     name: str
@@ -143,7 +147,7 @@ class RunwrightPluginManager(HookDispatcher):
         if registries is not None:
             return registries
         with self._registries_build_lock:
-            while True:
+            for _ in range(_MAX_REGISTRY_BUILDS):
                 registries = self._registries
                 if registries is not None:
                     return registries
@@ -153,6 +157,7 @@ class RunwrightPluginManager(HookDispatcher):
                     if self.registries_version == version:
                         self._registries = built
                         return built
+            return built  # plugins keep registering plugins: use this build, keep none
 
     def lookup(self, registry: str, name: str) -> Any:
         """The entry ``name`` of the registry ``registry`` (UnknownNameError if missing)."""
