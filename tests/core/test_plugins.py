@@ -525,3 +525,55 @@ def test_hook_calls_during_concurrent_register_and_unregister_settle_on_the_regi
     del seen[:]
     plugin_manager.call_attributed("runwright_task_run_end", runner=None, task=None, state=None)
     assert sorted(seen) == list(range(8))
+
+
+def test_a_plugin_writes_and_reads_results_through_the_runners_store(plugin_manager):
+    from runwright import JSONResultHandler, SafeResult
+    from runwright.engine.result import Result
+
+    writes, loaded = [], []
+
+    class Audit:
+        @hookimpl
+        def runwright_result_write(self, value, handler):
+            writes.append(value)
+
+    class Archiver:
+        @hookimpl
+        def runwright_task_state_change(self, runner, new_state):
+            if new_state.is_successful():
+                safe = runner.results.store(new_state._result)
+                loaded.append(runner.results.load(SafeResult(safe.value, safe.result_handler)))
+
+    plugin_manager.register(Audit(), name="audit")
+    plugin_manager.register(Archiver(), name="archiver")
+
+    @task(result_handler=JSONResultHandler())
+    def produce():
+        return {"rows": 2}
+
+    with Flow("f") as flow:
+        produce()
+    assert flow.run().is_successful()
+    assert writes == [{"rows": 2}]
+    assert isinstance(loaded[0], Result) and loaded[0].value == {"rows": 2}
+
+
+def test_the_engine_reaches_the_plugin_host_only_through_module_imports():
+    """Results and serialization get their store passed (or the default one the plugin
+    host installs); nothing in engine/ imports runwright.plugins inside a function."""
+    import ast
+    from pathlib import Path
+
+    import runwright.engine
+
+    offenders = []
+    for path in Path(runwright.engine.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("runwright.plugins"):
+                        offenders.append(f"{path.name}:{inner.lineno}")
+                    if isinstance(inner, ast.Import) and any(a.name.startswith("runwright.plugins") for a in inner.names):
+                        offenders.append(f"{path.name}:{inner.lineno}")
+    assert offenders == []
