@@ -577,3 +577,14 @@ def test_the_engine_reaches_the_plugin_host_only_through_module_imports():
                     if isinstance(inner, ast.Import) and any(a.name.startswith("runwright.plugins") for a in inner.names):
                         offenders.append(f"{path.name}:{inner.lineno}")
     assert offenders == []
+
+
+def test_a_name_whose_plugin_is_disabled_says_so(plugin_manager):
+    from runwright.plugins import UnknownNameError
+
+    plugin_manager.set_blocked("warp")  # what [plugins] disable = ["warp"] does to an entry point
+    with pytest.raises(UnknownNameError) as raised:
+        plugin_manager.executor_class("warp")
+    message = str(raised.value)
+    assert message.startswith("Executor 'warp' is not available (installed: ")
+    assert "local" in message and "the plugin 'warp' is disabled by [plugins] disable" in message

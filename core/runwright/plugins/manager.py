@@ -160,8 +160,9 @@ class RunwrightPluginManager(HookDispatcher):
             return built  # plugins keep registering plugins: use this build, keep none
 
     def lookup(self, registry: str, name: str) -> Any:
-        """The entry ``name`` of the registry ``registry`` (UnknownNameError if missing)."""
-        return self.registry.lookup(registry, name)
+        """The entry ``name`` of the registry ``registry``; UnknownNameError listing the
+        installed names (and saying so when a plugin of that name is disabled here)."""
+        return self.registry.lookup(registry, name, disabled=self.is_blocked(name))
 
     def result_handler_class(self, name: str, missing_ok: bool = False) -> type[ResultHandler] | None:
         if missing_ok:

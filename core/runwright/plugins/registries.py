@@ -94,14 +94,15 @@ class Registries:
     def executors(self) -> dict[str, type]:
         return self.tables["executors"]
 
-    def lookup(self, registry: str, name: str) -> Any:
-        """The entry ``name`` of ``registry``; UnknownNameError listing the installed names."""
+    def lookup(self, registry: str, name: str, disabled: bool = False) -> Any:
+        """The entry ``name`` of ``registry``; UnknownNameError listing the installed names
+        (``disabled``: a plugin of that name is installed but disabled)."""
         table = self.tables[registry]
         try:
             return table[name]
         except KeyError:
             kind = next(spec.kind for spec in REGISTRIES if spec.name == registry)
-            raise UnknownNameError(not_installed_message(kind, name, table)) from None
+            raise UnknownNameError(not_installed_message(kind, name, table, disabled)) from None
 
 
 def build_registries(pm: HookDispatcher) -> Registries:
@@ -114,11 +115,17 @@ def build_registries(pm: HookDispatcher) -> Registries:
     return Registries(tables)
 
 
-def not_installed_message(kind: str, name: str, installed: dict[str, Any]) -> str:
+def not_installed_message(kind: str, name: str, installed: dict[str, Any], disabled: bool = False) -> str:
     """"Result handler 'gcs' is not installed (installed: json, local). Install ...": the
-    installed names, and how to find the plugin (the core names no plugin: runwright's
-    plugins follow the ``runwright-<name>`` convention for what they provide by name)."""
+    installed names, and how to get the missing one. The core names no plugin: the hint
+    relies on the convention that runwright's plugins are published as ``runwright-<name>``
+    for what they provide by name, and on a disabled plugin having that name."""
     names = ", ".join(sorted(installed)) or "(none)"
+    if disabled:
+        return (
+            f"{kind} {name!r} is not available (installed: {names}): the plugin {name!r} is disabled "
+            "by [plugins] disable; remove it from that list to use it"
+        )
     if kind == "Cache validator":  # validators are named after what they compare, not their plugin
         hint = "Install the plugin that registers it"
     else:
