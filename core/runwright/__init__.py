@@ -54,4 +54,4 @@ def read_uri(uri: str) -> object:
     """Read a stored result knowing only its URI (``file://...``, ``gs://bucket/key``, ...)."""
     from runwright.plugins import get_plugin_manager
 
-    return get_plugin_manager().read_result(uri, None)
+    return get_plugin_manager().results.read(uri)

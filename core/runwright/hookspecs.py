@@ -67,7 +67,9 @@ def runwright_register_result_handlers(register: Callable[..., None]) -> None:
     :param register: call ``register(handler_class, name=None)``; the name defaults to the
         class's ``handler_name``. Registering a name twice is an error naming both classes.
 
-    Called once per process, the first time a handler is looked up by name or serialized.
+    Called once per plugin manager, the first time a registered name is looked up (all
+    registration hooks together), and again only after a plugin implementing one of them is
+    registered or unregistered.
     """
 
 

@@ -341,3 +341,250 @@ def test_flow_run_keeps_the_backend_run_id_across_long_retries(plugin_manager):
     with temporary_config({"engine.inprocess_retry_limit": 0.0}):
         assert flow.run().is_successful()
     assert seen == [None, "run-1"]
+
+
+# -- the plugin host's dispatcher and registries (issue 12) ---------------------------------
+class _Watcher:
+    @hookimpl
+    def runwright_task_state_change(self, new_state):
+        pass
+
+
+def test_undoing_a_recorder_twice_leaves_later_recorders_recording(plugin_manager):
+    from runwright.testing import HookRecorder
+
+    first = HookRecorder(plugin_manager)
+    first.close()
+    first.close()
+    second = HookRecorder(plugin_manager)
+    with Flow("f") as flow:
+        one()
+    flow.run()
+    second.close()
+    assert "runwright_task_run_initialize" in second.names()
+    assert first.names() == []
+
+
+def test_the_hook_recorder_observes_the_production_dispatch_loop(hook_recorder, plugin_manager):
+    with Flow("f") as flow:
+        one()
+    flow.run()
+    assert "runwright_task_state_change" in hook_recorder.names()
+    # recording wraps the tight loop used without a recorder; it does not switch to another
+    assert plugin_manager._dispatch["runwright_task_state_change"].fast
+
+
+def test_calls_through_pluggys_hook_relay_take_the_dispatcher_and_are_recorded(hook_recorder, plugin_manager):
+    import click
+
+    plugin_manager.hook.runwright_register_commands(cli=click.Group())
+    assert hook_recorder.names() == ["runwright_register_commands"]
+
+
+def test_a_plugin_registered_during_a_registry_build_is_not_lost(plugin_manager):
+    import threading
+
+    from runwright import JSONResultHandler
+
+    class LateHandler(JSONResultHandler):
+        pass
+
+    class Late:
+        @hookimpl
+        def runwright_register_result_handlers(self, register):
+            register(LateHandler, name="late")
+
+    started = []
+
+    class RegistersAnotherPluginMidBuild:
+        @hookimpl
+        def runwright_register_result_handlers(self, register):
+            if not started:
+                started.append(True)
+                other = threading.Thread(target=plugin_manager.register, args=(Late(),), kwargs={"name": "late"})
+                other.start()
+                other.join()
+
+    plugin_manager.register(RegistersAnotherPluginMidBuild(), name="mid-build")
+
+    @task(checkpoint=True, result_handler="late")
+    def produce():
+        return 7
+
+    with Flow("f") as flow:
+        p = produce()
+    state = flow.run().result[p]
+    assert state.is_successful(), state.message
+    assert isinstance(state._result.result_handler, LateHandler)
+
+
+def test_a_missing_hook_argument_is_the_callers_error_not_the_plugins(plugin_manager):
+    from pluggy import HookCallError
+
+    from runwright.plugins import PluginError
+
+    plugin_manager.register(_Watcher(), name="watcher")
+    with pytest.raises(HookCallError, match="'new_state'") as raised:
+        plugin_manager.call_attributed("runwright_task_state_change", runner=None, task=None, old_state=None)
+    assert not isinstance(raised.value, PluginError)
+    assert "not of the plugin" in str(raised.value)
+
+
+def test_registration_hooks_run_once_until_a_registering_plugin_comes_or_goes(plugin_manager):
+    from runwright.engine.executors import LocalExecutor
+
+    calls = []
+
+    class Registrar:
+        @hookimpl
+        def runwright_register_executors(self, register):
+            calls.append("registrar")
+            register("mine", LocalExecutor)
+
+    plugin_manager.register(Registrar(), name="registrar")
+    assert plugin_manager.executor_class("mine") is LocalExecutor
+    plugin_manager.register(_Watcher(), name="watcher")  # implements no registration hook
+    plugin_manager.unregister(name="watcher")
+    with Flow("f") as flow:
+        one()
+    assert flow.run(executor="mine").is_successful()
+    assert calls == ["registrar"]
+
+    class Another:
+        @hookimpl
+        def runwright_register_executors(self, register):
+            register("another", LocalExecutor)
+
+    plugin_manager.register(Another(), name="another")
+    assert plugin_manager.executor_class("another") is LocalExecutor
+    assert calls == ["registrar", "registrar"]
+    plugin_manager.unregister(name="another")
+    with pytest.raises(LookupError, match="Executor 'another' is not installed"):
+        plugin_manager.executor_class("another")
+
+
+def test_on_plugin_error_reports_the_failing_plugin_and_runs_the_others(plugin_manager):
+    import click
+
+    class Broken:
+        @hookimpl(tryfirst=True)
+        def runwright_register_commands(self, cli):
+            raise RuntimeError("cannot build my command")
+
+    class Good:
+        @hookimpl
+        def runwright_register_commands(self, cli):
+            cli.add_command(click.Command("good"))
+
+    plugin_manager.register(Good(), name="good")
+    plugin_manager.register(Broken(), name="broken")
+    cli = click.Group()
+    errors = []
+    plugin_manager.call_attributed("runwright_register_commands", on_plugin_error=errors.append, cli=cli)
+    assert [(e.plugin, e.hook, str(e.error)) for e in errors] == [
+        ("broken", "runwright_register_commands", "cannot build my command")
+    ]
+    assert {"good", "run", "plugins"} <= set(cli.commands)
+
+
+def test_hook_calls_during_concurrent_register_and_unregister_settle_on_the_registered_plugins(plugin_manager):
+    import threading
+
+    seen = []
+
+    def make(index):
+        class Counter:
+            @hookimpl
+            def runwright_task_run_end(self, task):
+                seen.append(index)
+
+        return Counter()
+
+    plugins = [make(i) for i in range(8)]
+    stop = threading.Event()
+
+    def churn(plugin, name):
+        for _ in range(50):
+            plugin_manager.register(plugin, name=name)
+            plugin_manager.unregister(name=name)
+        plugin_manager.register(plugin, name=name)
+
+    def call():
+        while not stop.is_set():
+            plugin_manager.call_attributed("runwright_task_run_end", runner=None, task=None, state=None)
+
+    callers = [threading.Thread(target=call) for _ in range(2)]
+    churners = [threading.Thread(target=churn, args=(p, f"counter-{i}")) for i, p in enumerate(plugins)]
+    for thread in callers + churners:
+        thread.start()
+    for thread in churners:
+        thread.join()
+    stop.set()
+    for thread in callers:
+        thread.join()
+    del seen[:]
+    plugin_manager.call_attributed("runwright_task_run_end", runner=None, task=None, state=None)
+    assert sorted(seen) == list(range(8))
+
+
+def test_a_plugin_writes_and_reads_results_through_the_runners_store(plugin_manager):
+    from runwright import JSONResultHandler, SafeResult
+    from runwright.engine.result import Result
+
+    writes, loaded = [], []
+
+    class Audit:
+        @hookimpl
+        def runwright_result_write(self, value, handler):
+            writes.append(value)
+
+    class Archiver:
+        @hookimpl
+        def runwright_task_state_change(self, runner, new_state):
+            if new_state.is_successful():
+                safe = runner.results.store(new_state._result)
+                loaded.append(runner.results.load(SafeResult(safe.value, safe.result_handler)))
+
+    plugin_manager.register(Audit(), name="audit")
+    plugin_manager.register(Archiver(), name="archiver")
+
+    @task(result_handler=JSONResultHandler())
+    def produce():
+        return {"rows": 2}
+
+    with Flow("f") as flow:
+        produce()
+    assert flow.run().is_successful()
+    assert writes == [{"rows": 2}]
+    assert isinstance(loaded[0], Result) and loaded[0].value == {"rows": 2}
+
+
+def test_the_engine_reaches_the_plugin_host_only_through_module_imports():
+    """Results and serialization get their store passed (or the default one the plugin
+    host installs); nothing in engine/ imports runwright.plugins inside a function."""
+    import ast
+    from pathlib import Path
+
+    import runwright.engine
+
+    offenders = []
+    for path in Path(runwright.engine.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("runwright.plugins"):
+                        offenders.append(f"{path.name}:{inner.lineno}")
+                    if isinstance(inner, ast.Import) and any(a.name.startswith("runwright.plugins") for a in inner.names):
+                        offenders.append(f"{path.name}:{inner.lineno}")
+    assert offenders == []
+
+
+def test_a_name_whose_plugin_is_disabled_says_so(plugin_manager):
+    from runwright.plugins import UnknownNameError
+
+    plugin_manager.set_blocked("warp")  # what [plugins] disable = ["warp"] does to an entry point
+    with pytest.raises(UnknownNameError) as raised:
+        plugin_manager.executor_class("warp")
+    message = str(raised.value)
+    assert message.startswith("Executor 'warp' is not available (installed: ")
+    assert "local" in message and "the plugin 'warp' is disabled by [plugins] disable" in message

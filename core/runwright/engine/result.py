@@ -7,30 +7,37 @@
 * :data:`NoResult` means "no computation happened", which is different from a result of
   ``None``.
 
-Writing and reading go through the ``runwright_result_write`` / ``runwright_result_read``
-hooks, so plugins can observe or redirect storage.
+Results are plain data. Writing and reading are a service's job: a :class:`ResultStore`
+(``runner.results``, ``pm.results``) writes and reads through the ``runwright_result_write``
+/ ``runwright_result_read`` hooks, so plugins can observe or redirect storage. The runners
+and plugins always pass theirs; ``to_result()`` and ``store_safe_value()`` without a store
+(the seed's API, for user code and tests) use the process-wide plugin manager's store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runwright.engine.result_handlers import ResultHandler
-    from runwright.plugins import RunwrightPluginManager
+    from runwright.plugins.results import ResultStore
 
-_plugins_module: Any = None
+_default_store: Callable[[], ResultStore] | None = None
 
 
-def _plugin_manager() -> RunwrightPluginManager:
-    """The process-wide plugin manager (``runwright.plugins`` imports this module, so it is
-    imported on first use; a function-level import would cost a microsecond per result)."""
-    global _plugins_module
-    if _plugins_module is None:
-        import runwright.plugins
+def set_default_result_store(provider: Callable[[], ResultStore]) -> None:
+    """Name the function that returns the process-wide store (``runwright.plugins`` does,
+    on import; the engine never imports the plugin host)."""
+    global _default_store
+    _default_store = provider
 
-        _plugins_module = runwright.plugins
-    return _plugins_module.get_plugin_manager()  # type: ignore[no-any-return]
+
+def default_result_store() -> ResultStore:
+    """The process-wide result store, for callers that were given none."""
+    if _default_store is None:
+        raise RuntimeError("No result store: import runwright (which sets up the plugin host) first")
+    return _default_store()
 
 
 class ResultInterface:
@@ -39,10 +46,10 @@ class ResultInterface:
     value: Any
     result_handler: ResultHandler | None
 
-    def to_result(self) -> ResultInterface:
+    def to_result(self, store: ResultStore | None = None) -> ResultInterface:
         return self
 
-    def store_safe_value(self) -> None:
+    def store_safe_value(self, store: ResultStore | None = None) -> None:
         return None
 
     def __eq__(self, other: object) -> bool:
@@ -81,22 +88,11 @@ class Result(ResultInterface):
     def __repr__(self) -> str:
         return f"<Result: {self.value!r}>"
 
-    def store_safe_value(self) -> None:
-        """Write the value with its handler once; later calls do nothing."""
-        if self.safe_value is not NoResult:
-            return
-        if self.result_handler is None:
-            from runwright.config import get_config
-
-            name = get_config().get_nested("engine.result_handler")
-            if name:
-                _plugin_manager().result_handler_class(name)  # raises "not installed: pip install ..."
-            raise ValueError(
-                "This result has no result handler, so it cannot be stored: give the task or the "
-                "flow a result_handler, or set [engine] result_handler in the config."
-            )
-        location = _plugin_manager().write_result(self.value, self.result_handler)
-        self.safe_value = SafeResult(location, self.result_handler)
+    def store_safe_value(self, store: ResultStore | None = None) -> None:
+        """Write the value with its handler once (through ``store``, default: the
+        process-wide one); later calls do nothing."""
+        if self.safe_value is NoResult:
+            (store or default_result_store()).store(self)
 
 
 class SafeResult(ResultInterface):
@@ -113,12 +109,10 @@ class SafeResult(ResultInterface):
     def __repr__(self) -> str:
         return f"<SafeResult: {self.value!r}>"
 
-    def to_result(self) -> ResultInterface:
-        """Read the value back through the result-read hook; the Result keeps this location."""
-        value = _plugin_manager().read_result(self.value, self.result_handler)
-        result = Result(value, self.result_handler)
-        result.safe_value = self
-        return result
+    def to_result(self, store: ResultStore | None = None) -> ResultInterface:
+        """The value read back (through ``store``, default: the process-wide one) as a
+        Result that keeps this location."""
+        return (store or default_result_store()).load(self)
 
 
 class NoResultType(SafeResult):
@@ -157,7 +151,7 @@ class NoResultType(SafeResult):
     def __reduce__(self) -> str:
         return "NoResult"
 
-    def to_result(self) -> NoResultType:
+    def to_result(self, store: ResultStore | None = None) -> NoResultType:
         return self
 
 

@@ -12,6 +12,7 @@ from runwright.context import context
 from runwright.engine import signals
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Pending, State
+from runwright.plugins.errors import PluginError
 
 F = TypeVar("F", bound=Callable[..., State])
 
@@ -76,8 +77,6 @@ class Runner:
                 raise
             return signal.state
         except Exception as exc:
-            from runwright.plugins import PluginError
-
             if isinstance(exc, PluginError):
                 self.logger.error("%s", exc)
                 raise ENDRUN(Failed(str(exc), result=exc)) from exc

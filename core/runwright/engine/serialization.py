@@ -5,17 +5,21 @@ A result is always sent in its *safe* form: a value that was never stored by a h
 out as ``{"type": "NoResultType"}``, so raw values never leave the process. Result handlers
 serialize as ``{"type": "<registered name>", ...constructor fields}``; a class that was never
 registered travels as ``{"type": "module:QualName", ...}`` and is imported on the other side.
+Handler names resolve through a result store (default: the process-wide one).
 """
 
 from __future__ import annotations
 
 import datetime
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runwright.engine import state as st
-from runwright.engine.result import NoResult, Result, ResultInterface, SafeResult
+from runwright.engine.result import NoResult, Result, ResultInterface, SafeResult, default_result_store
 from runwright.engine.result_handlers import ResultHandler
+
+if TYPE_CHECKING:
+    from runwright.plugins.results import ResultStore
 
 
 class SerializationError(ValueError):
@@ -31,28 +35,24 @@ def _parse_dt(value: str | None) -> datetime.datetime | None:
 
 
 # -- handlers ------------------------------------------------------------------------------
-def serialize_handler(handler: ResultHandler | None) -> dict[str, Any] | None:
+def serialize_handler(handler: ResultHandler | None, store: ResultStore | None = None) -> dict[str, Any] | None:
     if handler is None:
         return None
-    from runwright.plugins import get_plugin_manager
-
-    name = get_plugin_manager().result_handler_name(type(handler))
+    name = (store or default_result_store()).handler_name(type(handler))
     if name is None:
         cls = type(handler)
         name = f"{cls.__module__}:{cls.__qualname__}"
     return {"type": name, **handler.serialize_fields()}
 
 
-def deserialize_handler(data: dict[str, Any] | None) -> ResultHandler | None:
+def deserialize_handler(data: dict[str, Any] | None, store: ResultStore | None = None) -> ResultHandler | None:
     if data is None:
         return None
     data = dict(data)
     kind = data.pop("type", None)
     if not isinstance(kind, str):
         raise SerializationError(f"A result handler needs a string 'type'; got {kind!r}")
-    from runwright.plugins import get_plugin_manager
-
-    cls = get_plugin_manager().result_handler_class(kind, missing_ok=True)
+    cls = (store or default_result_store()).handler_class(kind)
     if cls is None and ":" in kind:
         module, _, qualname = kind.partition(":")
         try:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from runwright.edge import Edge
     from runwright.engine.executors import Executor
     from runwright.engine.result_handlers import ResultHandler
+    from runwright.plugins.results import ResultStore
     from runwright.task import Task
 
 
@@ -102,6 +103,12 @@ class TaskRunner(Runner):
             spec = self._result_handler_spec
             self._result_handler = pm.make_result_handler(spec) if spec is not None else pm.default_result_handler()
         return self._result_handler
+
+    @property
+    def results(self) -> ResultStore:
+        """The store this run reads its inputs and writes its results through (the plugin
+        manager's); plugins given the runner use it too."""
+        return get_plugin_manager().results
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.task.name}>"
@@ -286,14 +293,15 @@ class TaskRunner(Runner):
     def get_task_inputs(self, state: State, upstream_states: dict[Edge, State]) -> dict[str, ResultInterface]:
         """The task's arguments as Results: upstream results, then cached inputs for gaps."""
         inputs: dict[str, ResultInterface] = {}
+        load = self.results.load
         for edge, upstream in upstream_states.items():
             if edge.key is not None:
-                inputs[edge.key] = upstream._result.to_result()
+                inputs[edge.key] = load(upstream._result)
         cached = getattr(state, "cached_inputs", None) if state.is_pending() else None
         if cached:
             for key, value in cached.items():
                 if inputs.get(key, NoResult) is NoResult:
-                    inputs[key] = value.to_result() if isinstance(value, ResultInterface) else Result(value)
+                    inputs[key] = load(value) if isinstance(value, ResultInterface) else Result(value)
         return inputs
 
     @call_state_handlers
@@ -309,7 +317,7 @@ class TaskRunner(Runner):
         if isinstance(state, Cached):
             raw = {k: v.value for k, v in inputs.items()}
             if task.cache_validator(state, raw, runtime_context.get("parameters") or {}):
-                state._result = state._result.to_result()
+                state._result = self.results.load(state._result)
                 return state
             self.logger.warning("Task '%s': cache was invalid; ready to run.", task.name)
             return Pending("Cache was invalid; ready to run.", cached_inputs=inputs)
@@ -331,7 +339,7 @@ class TaskRunner(Runner):
         if not isinstance(candidate, Cached):
             return state
         try:
-            candidate._result = candidate._result.to_result()
+            candidate._result = self.results.load(candidate._result)
         except Exception as exc:  # noqa: BLE001 - an unreadable cache is a miss, never a failure
             self.logger.warning("Task '%s': cached result could not be read (%s); running the task.", task.name, exc)
             return state
@@ -387,7 +395,7 @@ class TaskRunner(Runner):
             return TimedOut("Task timed out during execution.", result=exc, cached_inputs=inputs)
         result = Result(value, self.result_handler)
         if self._should_checkpoint():
-            result.store_safe_value()
+            self.results.store(result)
         return Success(result=result, message="Task run succeeded.")
 
     def _should_checkpoint(self) -> bool:

@@ -1,4 +1,8 @@
-"""Record hook calls, for tests that assert which hooks fired and in what order."""
+"""Record hook calls, for tests that assert which hooks fired and in what order.
+
+The recorder is a call monitor of the manager's dispatcher, the one code path of every hook
+call: recording wraps the same loop that runs when nothing records.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ class HookCall:
 
 
 class HookRecorder:
-    """Records every hook call made through ``pm`` until :meth:`close` (thread-safe)."""
+    """Records every hook call made through ``pm`` until :meth:`close` (thread-safe; closing
+    twice is harmless)."""
 
     def __init__(self, pm: RunwrightPluginManager) -> None:
         self.calls: list[HookCall] = []

@@ -20,6 +20,7 @@ from typing import Any
 from runwright.engine.cache_validators import duration_only, never_use
 from runwright.engine.result import NoResult, ResultInterface
 from runwright.engine.state import Cached
+from runwright.plugins import get_plugin_manager
 
 __all__ = [
     "Validator",
@@ -46,7 +47,7 @@ def raw_value(value: Any) -> Any:
     if not isinstance(value, ResultInterface) or value is NoResult:
         return value
     try:
-        return value.to_result().value
+        return get_plugin_manager().results.load(value).value
     except Exception as exc:
         raise _Unreadable(str(exc)) from exc
 

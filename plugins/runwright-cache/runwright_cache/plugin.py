@@ -30,6 +30,7 @@ from runwright.context import context
 from runwright.engine.result import Result
 from runwright.engine.state import Cached, Running, State, Success
 from runwright.hookspecs import hookimpl
+from runwright.plugins import get_plugin_manager
 from runwright_cache.cache_validators import VALIDATORS
 from runwright_cache.identity import TaskIdentity
 from runwright_cache.policies import POLICIES, CachePolicy
@@ -152,7 +153,7 @@ def _read_result(store: CacheStore, entry: CacheEntry, candidate: Cached) -> boo
     """Read the cached result back now, so a missing or corrupt result file is a miss (and
     the entry is dropped) and an older entry can still be tried."""
     try:
-        candidate._result = candidate._result.to_result()
+        candidate._result = get_plugin_manager().results.load(candidate._result)
     except Exception as exc:  # noqa: BLE001 - an unreadable result is a miss, never a failure
         logger.warning(
             "Task '%s': the cached result could not be read (%s); the entry is removed and the task runs.",
@@ -190,13 +191,14 @@ def runwright_task_state_change(task: Task, old_state: State, new_state: State) 
 
 def store_cached_state(task: Task, identity: TaskIdentity, state: Cached) -> CacheEntry:
     """Write ``state``'s result and inputs with their result handlers, then store the state."""
-    state._result.store_safe_value()
+    results = get_plugin_manager().results
+    results.store(state._result)
     raw_inputs: dict[str, Any] = {}
     for name, result in (state.cached_inputs or {}).items():
         if isinstance(result, Result):
             raw_inputs[name] = result.value
             try:
-                result.store_safe_value()
+                results.store(result)
             except Exception as exc:  # noqa: BLE001 - the input is then stored as "no result"
                 logger.debug("Task '%s': input %r not stored (%s)", identity, name, exc)
         else:

@@ -60,17 +60,19 @@ def store_results(state: State, checkpoint: bool) -> None:
     """
     from runwright.engine.result import Result
     from runwright.engine.state import Cached, Mapped, Success
+    from runwright.plugins import get_plugin_manager
 
+    results = get_plugin_manager().results
     result = state._result
     if isinstance(result, Result) and (
         isinstance(state, Cached) or (checkpoint and isinstance(state, Success) and not isinstance(state, Mapped))
     ):
-        result.store_safe_value()
+        results.store(result)
     inputs = getattr(state, "cached_inputs", None)
     if inputs:
         for value in inputs.values():
             if isinstance(value, Result):
-                value.store_safe_value()
+                results.store(value)
 
 
 def serialize_for_server(state: State, checkpoint: bool, what: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ plugins' backends (``dask`` from runwright-dask). Choose one by instance or regi
 from runwright.engine.executors.base import Executor, run_with_timeout
 from runwright.engine.executors.local import LocalExecutor
 from runwright.engine.executors.threads import ThreadExecutor
+from runwright.plugins import get_plugin_manager
 
 __all__ = ["Executor", "LocalExecutor", "ThreadExecutor", "run_with_timeout", "resolve_executor"]
 
@@ -13,7 +14,6 @@ def resolve_executor(executor: "Executor | str | None") -> Executor:
     if isinstance(executor, Executor):
         return executor
     from runwright.config import get_config
-    from runwright.plugins import get_plugin_manager
 
     name = executor or get_config().get_nested("engine.executor", "local")
     if not isinstance(name, str):
