@@ -176,7 +176,8 @@ class TaskRunner(Runner):
         task does not run: the run is initialized (``runwright_task_run_initialize``, with
         ``setup.lost`` set), becomes Failed with the reason (handlers and
         ``runwright_task_state_change``), goes through ``check_for_retry`` and ends
-        (``runwright_task_run_end``), in the calling process. The caller submits a Retrying
+        (``runwright_task_run_end``), in the calling process. A run the executor does not
+        blame (``lost.blamed`` False) becomes Retrying at once instead, counting no attempt. The caller submits a Retrying
         result again as :func:`in_process_retry_delay` allows.
         """
         if lost is not None:
@@ -216,8 +217,11 @@ class TaskRunner(Runner):
         try:
             state, context = self.initialize_run(state, context)
             with runtime_context(context):
-                state = self.fail_lost_run(state, lost)
-                state = self.check_for_retry(state, {})
+                if lost.blamed:
+                    state = self.fail_lost_run(state, lost)
+                    state = self.check_for_retry(state, {})
+                else:
+                    state = self.retry_lost_bystander(state, lost)
         except ENDRUN as exc:
             state = exc.state
         except Exception as exc:
@@ -470,6 +474,16 @@ class TaskRunner(Runner):
         """Failed: the executor lost this run's work (``lost.reason`` says how)."""
         name = runtime_context.get("task_full_name") or self.task.name
         return Failed(f"Task '{name}': {lost.reason}", result=lost.error)
+
+    @call_state_handlers
+    def retry_lost_bystander(self, state: State, lost: LostRun) -> State:
+        """Retrying now, counting no attempt: the executor lost this run's work with a worker
+        that something else may have killed, and runs it again."""
+        name = runtime_context.get("task_full_name") or self.task.name
+        return Retrying(
+            f"Task '{name}': {lost.reason}; running it again",
+            run_count=max(int(runtime_context.get("task_run_count", 1)) - 1, 0),
+        )
 
     @call_state_handlers
     def check_for_retry(self, state: State, inputs: dict[str, ResultInterface]) -> State:

@@ -230,6 +230,8 @@ class DaskExecutor(Executor):
         if future is not run.future or self._client is None:
             return  # a superseded attempt, or the session is over
         if future.status == "finished":
+            if run.suspect:
+                self._failures.release(run)
             if run.maps_children:
                 state = future.result()
                 if is_plan(state):
@@ -280,6 +282,8 @@ class DaskExecutor(Executor):
         if future is not chunk.future or self._client is None:
             return
         if future.status == "finished":
+            if chunk.suspect:
+                self._failures.release(chunk)
             self._chunk_settled(chunk)
             return
         self._failures.chunk_lost(chunk, lost_run_of(exception_of(future)), self._replace_chunk)

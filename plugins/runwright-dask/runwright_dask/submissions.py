@@ -29,6 +29,11 @@ class Submission:
         self.future: Future | None = None
         #: set when the outcome is known on the client (an infrastructure failure)
         self.states: list[State] | None = None
+        #: running again after it was lost with a worker that other work may have killed:
+        #: lost again, it is to blame (see ``failures.py``)
+        self.suspect = False
+        #: lost with its worker while it was a suspect: every later loss is its own
+        self.blamed = False
 
 
 class TaskRun(Submission):

@@ -23,9 +23,10 @@ and ``wait(...)`` for the states it needs. The contract (checked by
   task-run path: the executor calls ``fn(*args, upstream_states=..., lost=LostRun(...), **kwargs)``
   in the submitting process (for a mapped child, the planned call with ``lost=``). ``fn`` (the
   task runner) then fires the usual task-run hooks and returns a Failed state, or a
-  Retrying one as the task's retries allow: the executor submits it again with that state
-  when :func:`runwright.engine.task_runner.in_process_retry_delay` says it runs again in
-  this flow run, and otherwise keeps it as the final state.
+  Retrying one as the task's retries allow (or, not ``blamed``, a Retrying state that counts
+  no attempt): the executor submits it again with that state (the ``state`` keyword) when
+  :func:`runwright.engine.task_runner.in_process_retry_delay` says it runs again in this
+  flow run, and otherwise keeps it as the final state.
 """
 
 from __future__ import annotations
@@ -73,12 +74,16 @@ class LostRun:
     """Why a task run's work was lost outside the task runner (its worker process died, or
     its executor task failed before the task runner could return a state).
 
-    ``reason`` completes "Task 'name': ..." in the Failed state's message; ``error`` is the
-    executor's exception, kept as the Failed state's result.
+    ``reason`` completes "Task 'name': ..." in the recorded state's message; ``error`` is the
+    executor's exception, kept as the Failed state's result. ``blamed`` is False when the run
+    may only have shared its worker with the work that killed it: the task runner then
+    records a Retrying state that counts no attempt (the executor runs it again, alone),
+    instead of Failed and the task's retry rule.
     """
 
     reason: str
     error: BaseException | None = None
+    blamed: bool = True
 
 
 class Executor:
