@@ -24,3 +24,23 @@ class TestThreadExecutorWithOneThread(ExecutorContract):
     @pytest.fixture
     def executor(self) -> ThreadExecutor:
         return ThreadExecutor(max_workers=1)
+
+
+def _documented_executor_class() -> type:
+    """The example executor of docs/writing-plugins.md, executed from the page itself."""
+    from pathlib import Path
+
+    page = (Path(__file__).parents[2] / "docs" / "writing-plugins.md").read_text()
+    section = page.split("## Writing an executor", 1)[1]
+    source = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(source, "docs/writing-plugins.md", "exec"), namespace)
+    return namespace["EagerFutures"]  # type: ignore[return-value]
+
+
+class TestTheDocumentedExampleExecutor(ExecutorContract):
+    """The executor shown in docs/writing-plugins.md keeps the contract it explains."""
+
+    @pytest.fixture
+    def executor(self) -> object:
+        return _documented_executor_class()()

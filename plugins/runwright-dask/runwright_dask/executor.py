@@ -40,7 +40,7 @@ from runwright_dask.chunking import children_states, chunk_size, cut_into_chunks
 from runwright_dask.failures import FailurePolicy, exception_of, lost_run_of
 from runwright_dask.session import cluster_session, connection_is_usable, inside_dask_task, plugin_config
 from runwright_dask.submissions import Chunk, TaskRun, input_of
-from runwright_dask.worker import ChildCall, Slot, is_plan, run_child_calls, run_task_run
+from runwright_dask.worker import ChildCall, Slot, call_method, identity, is_plan, run_child_calls, run_task_run
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -187,9 +187,9 @@ class DaskExecutor(Executor):
         with self._lock:
             entry = self._shared.get(id(owner))
             if entry is None:
-                future = self.client.submit(_identity, owner, key=self._next_key("runner"), pure=False)
+                future = self.client.submit(identity, owner, key=self._next_key("runner"), pure=False)
                 entry = self._shared[id(owner)] = (owner, future)
-        return _call_method, (entry[1], fn.__name__)
+        return call_method, (entry[1], fn.__name__)
 
     def _dispatch(self, run: TaskRun) -> None:
         """Submit ``run`` to Dask with the upstream runs of its ``upstream_states`` as inputs."""
@@ -386,10 +386,3 @@ class DaskExecutor(Executor):
                     out.append(Failed(f"The result of Dask task {future.key} was lost: {exc!r}", result=exc))
             return out
 
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _call_method(owner: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-    return getattr(owner, name)(*args, **kwargs)

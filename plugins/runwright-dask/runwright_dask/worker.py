@@ -103,3 +103,13 @@ def run_task_run(
             key: values[value.index] if isinstance(value, Slot) else value for key, value in upstream_states.items()
         }
     return fn(*args, upstream_states=upstream_states, **kwargs)
+
+
+def identity(value: Any) -> Any:
+    """The Dask task that holds the flow runner on the cluster (sent once per session)."""
+    return value
+
+
+def call_method(owner: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``owner.name(...)``: a bound method whose owner travelled once, as a future."""
+    return getattr(owner, name)(*args, **kwargs)
