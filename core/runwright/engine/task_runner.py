@@ -10,7 +10,9 @@ The steps, in order (see docs/hooks.md for where hooks fire):
 10. ``get_task_run_state``  11. ``cache_result``  12. ``check_for_retry``
 
 A Retrying state due within ``[engine] inprocess_retry_limit`` seconds is waited for and run
-again in the same call, so short retries need no new flow run.
+again in the same call, so short retries need no new flow run (:func:`in_process_retry_delay`).
+A run whose work an executor lost is recorded by ``run(..., lost=...)``: initialize,
+``fail_lost_run`` (or ``retry_lost_bystander``), ``check_for_retry``, end.
 """
 
 from __future__ import annotations
@@ -177,8 +179,8 @@ class TaskRunner(Runner):
         ``setup.lost`` set), becomes Failed with the reason (handlers and
         ``runwright_task_state_change``), goes through ``check_for_retry`` and ends
         (``runwright_task_run_end``), in the calling process. A run the executor does not
-        blame (``lost.blamed`` False) becomes Retrying at once instead, counting no attempt. The caller submits a Retrying
-        result again as :func:`in_process_retry_delay` allows.
+        blame (``lost.blamed`` False) becomes Retrying at once instead, counting no attempt.
+        The caller submits a Retrying result again as :func:`in_process_retry_delay` allows.
         """
         if lost is not None:
             return self._record_lost(state, dict(context or {}), lost)

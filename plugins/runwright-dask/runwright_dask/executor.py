@@ -243,7 +243,9 @@ class DaskExecutor(Executor):
         failed_upstream = [up for up, bound in run.bound if bound.status in ("error", "cancelled")]
         if failed_upstream:
             # the Dask task never ran: an upstream run's task failed; go again once every
-            # upstream run has its final (client-side) state
+            # upstream run has its final (client-side) state (a suspect gives up its turn)
+            if run.suspect:
+                self._failures.release(run)
             run.bound = []
             with self._lock:
                 waiting = [up for up in failed_upstream if not up.done.is_set()]
