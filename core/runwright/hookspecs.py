@@ -150,7 +150,10 @@ def runwright_task_run_initialize(runner: TaskRunner, task: Task, setup: TaskRun
         ``state`` and ``context``. Raise ``ENDRUN(state)`` to end the run at once.
 
     Called at the start of ``TaskRunner.run``, where the task runs (an executor worker on
-    Dask), before the meta states are unwrapped and ``task_run_count`` is set.
+    Dask), before the meta states are unwrapped and ``task_run_count`` is set. For a run
+    whose work an executor lost (a dead worker), it is called in the submitting process with
+    ``setup.lost`` set (a :class:`~runwright.engine.executors.LostRun`): the run is only
+    recorded, and a backend's record of it may be newer than ``setup.state``.
     """
 
 

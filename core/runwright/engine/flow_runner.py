@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runwright.context import context as runtime_context
 from runwright.engine import signals
-from runwright.engine.executors import Executor, resolve_executor
+from runwright.engine.executors import Executor, LostRun, resolve_executor
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Mapped, Pending, Running, Scheduled, State, Success, utcnow
@@ -261,6 +261,7 @@ class FlowRunner(Runner):
                 task_context = task_contexts[task]
                 if flow_context is not None:
                     task_context = {**flow_context, **task_context}
+                # upstream_states is the submission's one argument that holds futures
                 task_states[task] = executor.submit(
                     run_task,
                     task=task,
@@ -275,8 +276,7 @@ class FlowRunner(Runner):
                 {t: task_states.get(t, Pending("Task not evaluated by FlowRunner.")) for t in final_tasks}
             )
             for final_state in final_states.values():
-                if isinstance(final_state, Mapped):
-                    final_state.map_states = executor.wait(final_state.map_states)
+                if isinstance(final_state, Mapped):  # its children are final states (the contract)
                     final_state.result = [child.result if child is not None else None for child in final_state.map_states]
         key_states = set(_flatten(final_states[t] for t in flow.reference_tasks()))
         terminal_states = set(_flatten(final_states[t] for t in flow.terminal_tasks()))
@@ -314,15 +314,17 @@ class FlowRunner(Runner):
         context: dict[str, Any],
         task_runner_state_handlers: list[Callable[..., Any]] | None,
         executor: Executor,
+        lost: LostRun | None = None,
     ) -> State:
         """Run one task (on the executor). A non-mapped edge from a Mapped upstream receives
-        the list of its children's results."""
-        for edge, upstream in upstream_states.items():
-            if not edge.mapped and isinstance(upstream, Mapped):
-                upstream.map_states = executor.wait(upstream.map_states)
-                upstream.result = [child.result for child in upstream.map_states]
+        the list of its children's results. With ``lost``, record instead that the executor
+        lost this run's work (see :meth:`TaskRunner.run`)."""
+        if lost is None:
+            for edge, upstream in upstream_states.items():
+                if not edge.mapped and isinstance(upstream, Mapped):
+                    upstream.result = [child.result for child in upstream.map_states]
         handler = task.result_handler or self.flow.result_handler
         if handler is None:
             handler = self._default_result_handler
         task_runner = self.task_runner_cls(task=task, state_handlers=task_runner_state_handlers, result_handler=handler)
-        return task_runner.run(state=state, upstream_states=upstream_states, context=context, executor=executor)
+        return task_runner.run(state=state, upstream_states=upstream_states, context=context, executor=executor, lost=lost)

@@ -10,7 +10,9 @@ The steps, in order (see docs/hooks.md for where hooks fire):
 10. ``get_task_run_state``  11. ``cache_result``  12. ``check_for_retry``
 
 A Retrying state due within ``[engine] inprocess_retry_limit`` seconds is waited for and run
-again in the same call, so short retries need no new flow run.
+again in the same call, so short retries need no new flow run (:func:`in_process_retry_delay`).
+A run whose work an executor lost is recorded by ``run(..., lost=...)``: initialize,
+``fail_lost_run`` (or ``retry_lost_bystander``), ``check_for_retry``, end.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from runwright.plugins import PluginError, get_plugin_manager
 
 if TYPE_CHECKING:
     from runwright.edge import Edge
-    from runwright.engine.executors import Executor
+    from runwright.engine.executors import Executor, LostRun
     from runwright.engine.result_handlers import ResultHandler
     from runwright.plugins.results import ResultStore
     from runwright.task import Task
@@ -61,10 +63,36 @@ class TaskRunnerInitializeResult(NamedTuple):
 
 @dataclass
 class TaskRunSetup:
-    """What ``runwright_task_run_initialize`` implementations may change."""
+    """What ``runwright_task_run_initialize`` implementations may change.
+
+    ``lost`` is set (read-only) when this run only records that an executor lost the run's
+    work (its worker process died): what a backend holds for the run may then be newer
+    than ``state``, which is the last state this process knew.
+    """
 
     state: State | None
     context: dict[str, Any]
+    lost: LostRun | None = None
+
+
+#: The run context key under which :meth:`TaskRunner.run` hands ``lost`` to ``initialize_run``.
+_LOST_KEY = "_runwright_lost_run"
+
+
+def in_process_retry_delay(state: State, limit: float | None = None) -> float | None:
+    """Seconds to wait before running a Retrying ``state`` again in this flow run (0 when it
+    is due), or None when it is due later than ``[engine] inprocess_retry_limit``: the flow
+    run then ends with the task Retrying, for a later run to pick up.
+
+    The one rule for "retry now or later", used by the task runner's loop and by executors
+    that submit a lost task run again.
+    """
+    if limit is None:
+        from runwright.config import get_config
+
+        limit = float(get_config().get_nested("engine.inprocess_retry_limit", 60.0))
+    delay = (state.start_time - utcnow()).total_seconds() if isinstance(state, Scheduled) and state.start_time else 0.0
+    return None if delay > limit else max(delay, 0.0)
 
 
 @functools.cache
@@ -134,7 +162,7 @@ class TaskRunner(Runner):
         )
 
     def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:  # type: ignore[override]
-        setup = TaskRunSetup(state=state, context=context)
+        setup = TaskRunSetup(state=state, context=context, lost=context.pop(_LOST_KEY, None))
         get_plugin_manager().call_attributed(
             "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
         )
@@ -152,8 +180,20 @@ class TaskRunner(Runner):
         upstream_states: dict[Edge, State] | None = None,
         context: dict[str, Any] | None = None,
         executor: Executor | None = None,
+        lost: LostRun | None = None,
     ) -> State:
-        """Run the task; return its final state. Never raises for task errors."""
+        """Run the task; return its final state. Never raises for task errors.
+
+        With ``lost`` (an executor lost this run's work, e.g. its worker process died), the
+        task does not run: the run is initialized (``runwright_task_run_initialize``, with
+        ``setup.lost`` set), becomes Failed with the reason (handlers and
+        ``runwright_task_state_change``), goes through ``check_for_retry`` and ends
+        (``runwright_task_run_end``), in the calling process. A run the executor does not
+        blame (``lost.blamed`` False) becomes Retrying at once instead, counting no attempt.
+        The caller submits a Retrying result again as :func:`in_process_retry_delay` allows.
+        """
+        if lost is not None:
+            return self._record_lost(state, dict(context or {}), lost)
         upstream_states = upstream_states or {}
         context = context if context is not None else {}
         if executor is None:
@@ -166,23 +206,45 @@ class TaskRunner(Runner):
         task = self.task
         context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
         mapped = map_index is None and any(edge.mapped for edge in upstream_states)
-        limit = None
         try:
             while True:
                 state = self._run_once(state, upstream_states, context, executor, mapped)
                 if mapped or not isinstance(state, Retrying):
                     return state
-                if limit is None:
-                    from runwright.config import get_config
-
-                    limit = float(get_config().get_nested("engine.inprocess_retry_limit", 60.0))
-                delay = (state.start_time - utcnow()).total_seconds()
-                if delay > limit:
+                delay = in_process_retry_delay(state)
+                if delay is None:
                     return state
                 if delay > 0:
                     time.sleep(delay)
         finally:
             self._end(state)
+
+    def _record_lost(self, state: State | None, context: dict[str, Any], lost: LostRun) -> State:
+        """The ``lost`` pipeline of :meth:`run` (on a copy of the submitted context: the
+        executor may submit it again)."""
+        map_index = context.setdefault("map_index", None)
+        task = self.task
+        context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
+        context[_LOST_KEY] = lost
+        try:
+            state, context = self.initialize_run(state, context)
+            with runtime_context(context):
+                if lost.blamed:
+                    state = self.fail_lost_run(state, lost)
+                    state = self.check_for_retry(state, {})
+                else:
+                    state = self.retry_lost_bystander(state, lost)
+        except ENDRUN as exc:
+            state = exc.state
+        except Exception as exc:
+            message = f"Task '{context.get('task_full_name', task.name)}': unexpected error while recording a lost run: {exc!r}"
+            self.logger.error(message)
+            if raise_on_exception():
+                raise
+            state = Failed(message, result=exc)
+        finally:
+            self._end(state)
+        return state  # type: ignore[return-value]
 
     def _end(self, state: State | None) -> None:
         try:
@@ -421,6 +483,22 @@ class TaskRunner(Runner):
         return state
 
     @call_state_handlers
+    def fail_lost_run(self, state: State, lost: LostRun) -> State:
+        """Failed: the executor lost this run's work (``lost.reason`` says how)."""
+        name = runtime_context.get("task_full_name") or self.task.name
+        return Failed(f"Task '{name}': {lost.reason}", result=lost.error)
+
+    @call_state_handlers
+    def retry_lost_bystander(self, state: State, lost: LostRun) -> State:
+        """Retrying now, counting no attempt: the executor lost this run's work with a worker
+        that something else may have killed, and runs it again."""
+        name = runtime_context.get("task_full_name") or self.task.name
+        return Retrying(
+            f"Task '{name}': {lost.reason}; running it again",
+            run_count=max(int(runtime_context.get("task_run_count", 1)) - 1, 0),
+        )
+
+    @call_state_handlers
     def check_for_retry(self, state: State, inputs: dict[str, ResultInterface]) -> State:
         if isinstance(state, Failed) and not isinstance(state, Retrying):
             run_count = runtime_context.get("task_run_count", 1)
@@ -490,12 +568,15 @@ class TaskRunner(Runner):
                     item._result = Result(values[i], handler)  # keep the handler (seed bug #1096)
                     child[edge] = item
 
-        def run_child(child_state: State | None, index: int, child_upstream: dict[Edge, Any]) -> State:
+        def run_child(
+            child_state: State | None, index: int, child_upstream: dict[Edge, Any], lost: LostRun | None = None
+        ) -> State:
             return self.run(
                 state=child_state,
                 upstream_states=child_upstream,
                 context=dict(context, map_index=index),
                 executor=executor,
+                lost=lost,
             )
 
         state.map_states = executor.map(run_child, state.map_states, range(count), per_child)

@@ -10,10 +10,11 @@ Fixtures:
 
 Contract tests: subclass :class:`ResultHandlerContract` and provide a ``handler`` fixture
 (and optionally ``corrupt``) to check a result-handler backend against every rule a handler
-must follow.
+must follow; subclass :class:`ExecutorContract` and provide an ``executor`` fixture to check
+an executor against the executor contract (``runwright.engine.executors.base``).
 """
 
-from runwright.testing.contracts import ResultHandlerContract
+from runwright.testing.contracts import ExecutorContract, ResultHandlerContract
 from runwright.testing.recorder import HookCall, HookRecorder
 
-__all__ = ["HookCall", "HookRecorder", "ResultHandlerContract"]
+__all__ = ["ExecutorContract", "HookCall", "HookRecorder", "ResultHandlerContract"]

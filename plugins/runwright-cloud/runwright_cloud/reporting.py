@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from runwright.context import context as runtime_context
 from runwright.engine.signals import ENDRUN
-from runwright.engine.state import ClientFailed, Failed, Running, State, utcnow
+from runwright.engine.state import ClientFailed, Failed, Retrying, Running, State, utcnow
 from runwright_cloud.cloud_settings import CloudSettings
 from runwright_cloud.connection import shared_client
 from runwright_cloud.errors import ClientError, VersionConflict
@@ -100,6 +100,8 @@ class TaskRunReport:
     context: dict[str, Any] = field(default_factory=dict, repr=False)
     #: the flow run's lease token: claims to Running are queued (``task_claims = "lease"``)
     lease: str | None = None
+    #: wait for the queued writes at the end of the run (a lost run, recorded by the client)
+    flush_at_end: bool = False
     #: the process's client and writer, looked up once (a copy looks them up again)
     _client: Client | None = field(default=None, repr=False)
     _writer: StateWriter | None = field(default=None, repr=False)
@@ -367,9 +369,12 @@ def initialize_task_run(runner: TaskRunner, task: Task, setup: TaskRunSetup) -> 
     children = context.pop(CHILDREN_KEY, None)
     task_run_id: str | None
     version: int | None
-    if map_index is not None:
+    # A run recorded after its worker was lost, or run again from Retrying in another
+    # process (an executor resubmitting it), may be newer on the server than in the context.
+    refresh = setup.lost is not None or isinstance(setup.state, Retrying)
+    if map_index is not None or refresh:
         try:
-            info = children.get(map_index) if isinstance(children, ChildRuns) and children.slug == slug else None
+            info = children.get(map_index) if not refresh and isinstance(children, ChildRuns) and children.slug == slug else None
             if info is None:
                 info = shared_client(settings.api, settings.api_token).get_task_run_info(flow_run_id, slug, map_index)
             restored = restore_task_state(info.state, info.heartbeat, settings.zombie_timeout)
@@ -394,6 +399,7 @@ def initialize_task_run(runner: TaskRunner, task: Task, setup: TaskRunSetup) -> 
         runner_id=id(runner),
         context=context,
         lease=(context.get(LEASE_KEY) or runtime_context.get(LEASE_KEY)) if settings.leased else None,
+        flush_at_end=setup.lost is not None,
     )
     context.update(task_run_id=task_run_id, task_run_version=version, task_id=slug, cloud=True)
     context[TASK_REPORT_KEY] = report
@@ -473,8 +479,8 @@ def end_task_run(runner: TaskRunner, state: State | None) -> None:
     if state is not None and state is not report.last_reported and state.is_finished() and not report.refused:
         report.writer.enqueue(report, state, report.settings.checkpointing)
         report.last_reported = state
-    if report.settings.owner_pid != os.getpid():
-        report.writer.wait_for(report)
+    if report.flush_at_end or report.settings.owner_pid != os.getpid():
+        report.writer.wait_for(report)  # a lost run's states land before it is submitted again
 
 
 def check_cached(task: Task, inputs: dict[str, Any], parameters: dict[str, Any]) -> Cached | None:

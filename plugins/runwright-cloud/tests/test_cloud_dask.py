@@ -6,6 +6,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import cloudpickle
 import pytest
@@ -80,3 +81,98 @@ def test_the_children_runs_fetched_by_the_parent_travel_to_the_workers() -> None
     runs = {i: TaskRunInfo(f"id-{i}", "square-1", i, 1, {"type": "Pending"}) for i in range(3)}
     travelled = cloudpickle.loads(cloudpickle.dumps(ChildRuns("square-1", runs)))
     assert isinstance(travelled, ChildRuns) and travelled.slug == "square-1" and travelled == runs
+
+
+@pytest.fixture(scope="module")
+def fragile_cluster() -> Iterator[str]:
+    """Two worker processes; a task whose worker dies is KilledWorker at once (no Dask
+    retries), so runwright's own retry decision applies."""
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        local = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=logging.CRITICAL,
+        )
+    try:
+        yield local.scheduler_address
+    finally:
+        local.close()
+
+
+def test_task_runs_lost_with_their_worker_are_reported(server: TestServer, fragile_cluster: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A task that kills its worker process (os._exit) is recorded by the client through the
+    normal task-run path (initialize, state change, end hooks): the server gets its Retrying
+    and Failed states, and the retried attempt's own states."""
+    import datetime
+
+    from runwright import triggers
+
+    marker = str(tmp_path / "died-once")
+
+    @task(max_retries=1, retry_delay=datetime.timedelta(seconds=0))
+    def dies_once() -> int:
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        return 5
+
+    @task
+    def always_dies(x: int) -> int:
+        os._exit(1)
+
+    @task
+    def items(x: int) -> list[int]:
+        return [0, 1, 2]
+
+    @task
+    def child(x: int) -> int:
+        if x == 1:
+            os._exit(1)
+        return x
+
+    @task(trigger=triggers.always_run)
+    def cleanup(x: object, xs: object) -> str:
+        return "cleaned"
+
+    with Flow(unique()) as flow:
+        first = dies_once()
+        dead = always_dies(first)
+        children = child.map(items(first))
+        cleaned = cleanup(dead, children)
+    client = Client(server.url, server.token_a)
+    structure = flow.structure()
+    run_id = client.create_flow_run(client.register_flow(structure["name"], structure["tasks"], structure["edges"]))
+    with temporary_config({"cloud.api": server.url, "cloud.api_token": server.token_a, "cloud.auto_start": False}):
+        state = flow.run(
+            runner_cls=CloudFlowRunner,
+            context={"flow_run_id": run_id},
+            executor=runwright_dask.DaskExecutor(fragile_cluster, map_chunk_size=1),
+        )
+    assert state.result[first].result == 5
+    assert "worker died" in state.result[dead].message
+    assert [type(s).__name__ for s in state.result[children].map_states] == ["Success", "Failed", "Success"]
+    assert state.result[cleaned].result == "cleaned"
+
+    runs = {(t.task_slug, t.map_index): t for t in client.get_flow_run_task_runs(run_id)}
+
+    def history(slug: str, map_index: int = -1) -> list[dict[str, Any]]:
+        return [r["state"] for r in client.get_task_run_states(runs[(slug, map_index)].id)]
+
+    def kinds(slug: str, map_index: int = -1) -> list[str]:
+        # a worker's queued claim to Running may die with it: only the client's records count here
+        return [s["type"] for s in history(slug, map_index) if s["type"] != "Running"]
+
+    # A first loss is recorded as Retrying (it counts no attempt: the task may only have
+    # shared the worker); lost again when run alone, the task run is Failed.
+    assert kinds(dead.slug) == ["Pending", "Retrying", "Failed"]
+    assert kinds(children.slug, 1) == ["Pending", "Retrying", "Failed"]
+    for state in (history(dead.slug)[-1], history(children.slug, 1)[-1]):
+        assert "worker died" in state["message"], state
+    assert "always_dies" in history(dead.slug)[-1]["message"]
+    assert "worker died" in next(s for s in history(first.slug) if s["type"] == "Retrying")["message"]
+    # the others end as they would have without the deaths
+    assert kinds(first.slug)[-1] == kinds(children.slug, 0)[-1] == kinds(children.slug, 2)[-1] == "Success"
+    assert kinds(children.slug)[-1] == "Mapped" and kinds(cleaned.slug)[-1] == "Success"
+    assert client.get_flow_run_info(run_id).state["type"] == "Success"

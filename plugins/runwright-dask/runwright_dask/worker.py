@@ -2,10 +2,12 @@
 
 The client (``executor.py``) never hands a worker a runwright State that holds futures:
 distributed resolves futures only inside plain tuples, lists and dicts. An upstream task run
-therefore travels as an *input*, ``("value", state_or_future)`` or, for a mapped parent,
+named in a submission's ``upstream_states`` therefore travels as an *input*,
+``("value", state_or_future)`` or, for a mapped parent,
 ``("mapped", (parent_state_without_children, parts))`` where each part is a future of a
-chunk of children (resolving to a list of states) or a list of states. The argument that
-referred to it holds a :class:`Slot` with the input's position.
+chunk of children (resolving to a list of states) or a list of states. Its entry in
+``upstream_states`` holds a :class:`Slot` with the input's position. Nothing else in the
+arguments is looked into.
 """
 
 from __future__ import annotations
@@ -14,15 +16,12 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from runwright.engine.executors import LostRun
 from runwright.engine.state import Mapped, State
-
-#: How deep arguments are searched for upstream task runs: args -> kwargs -> upstream_states
-#: dict -> state. Deeper values are user data and are never rewritten.
-MAX_DEPTH = 4
 
 
 class Slot:
-    """Marks where the input number ``index`` goes back into a task run's arguments."""
+    """Marks where the input number ``index`` goes back into a task run's ``upstream_states``."""
 
     __slots__ = ("index",)
 
@@ -62,6 +61,10 @@ class ChildCall:
     def run(self) -> State:
         return self.fn(*self.args)
 
+    def record_lost(self, lost: LostRun) -> State:
+        """In the client: record through the task runner that this child's work was lost."""
+        return self.fn(*self.args, lost=lost)
+
 
 def is_plan(state: Any) -> bool:
     """True for a Mapped state whose children are planned calls not yet run."""
@@ -83,26 +86,30 @@ def materialize(kind: str, payload: Any) -> Any:
     return payload
 
 
-def fill_slots(obj: Any, values: list[Any], depth: int = 0) -> Any:
-    """``obj`` with every :class:`Slot` replaced by its value (containers are copied)."""
-    if isinstance(obj, Slot):
-        return values[obj.index]
-    if depth >= MAX_DEPTH:
-        return obj
-    if isinstance(obj, dict):
-        return {key: fill_slots(value, values, depth + 1) for key, value in obj.items()}
-    if isinstance(obj, list):
-        return [fill_slots(value, values, depth + 1) for value in obj]
-    if isinstance(obj, tuple):
-        return tuple(fill_slots(value, values, depth + 1) for value in obj)
-    return obj
-
-
-def run_task_run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *inputs: tuple[str, Any]) -> Any:
+def run_task_run(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    upstream_states: dict[Any, Any] | None,
+    *inputs: tuple[str, Any],
+) -> Any:
     """The function every top-level task run is submitted as: put the (resolved) upstream
-    inputs back into the arguments, then call ``fn`` (normally ``FlowRunner.run_task``)."""
+    inputs back into ``upstream_states``, then call ``fn`` (normally ``FlowRunner.run_task``)."""
+    if upstream_states is None:
+        return fn(*args, **kwargs)
     if inputs:
         values = [materialize(kind, payload) for kind, payload in inputs]
-        args = fill_slots(args, values, 1)
-        kwargs = fill_slots(kwargs, values, 1)
-    return fn(*args, **kwargs)
+        upstream_states = {
+            key: values[value.index] if isinstance(value, Slot) else value for key, value in upstream_states.items()
+        }
+    return fn(*args, upstream_states=upstream_states, **kwargs)
+
+
+def identity(value: Any) -> Any:
+    """The Dask task that holds the flow runner on the cluster (sent once per session)."""
+    return value
+
+
+def call_method(owner: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``owner.name(...)``: a bound method whose owner travelled once, as a future."""
+    return getattr(owner, name)(*args, **kwargs)

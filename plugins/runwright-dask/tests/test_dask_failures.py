@@ -173,3 +173,30 @@ def test_killed_mapped_child_fails_alone(process_cluster: str, marker_dir: Path)
     assert "child[3]" in mapped.map_states[3].message and "worker died" in mapped.map_states[3].message
     assert state.result[out].result == 0 + 1 + 2 + 4 + 5
     assert state.is_successful()  # the reference (terminal) task is the always_run reducer
+
+
+def test_only_the_task_that_kills_its_worker_fails(process_cluster: str, marker_dir: Path) -> None:
+    """Independent tasks share the workers with one that kills its worker: every task lost
+    with that worker runs again and keeps its own outcome; only the culprit fails."""
+
+    @task
+    def killer() -> int:
+        time.sleep(0.2)  # the others are queued or running on the workers by now
+        _die()
+        return 1
+
+    @task
+    def innocent(x: int) -> int:
+        _attempt(marker_dir, f"innocent{x}")
+        time.sleep(0.3)
+        return x
+
+    with Flow("dask-culprit") as flow:
+        k = killer()
+        others = [innocent(i) for i in range(4)]
+
+    state = flow.run(executor=DaskExecutor(process_cluster))
+
+    assert isinstance(state.result[k], Failed) and "worker died" in state.result[k].message
+    assert [state.result[o].result for o in others] == [0, 1, 2, 3]
+    assert all(state.result[o].is_successful() for o in others)

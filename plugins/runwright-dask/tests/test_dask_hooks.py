@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Callable
+from typing import Any
 
 from runwright import Flow, task
 from runwright_dask import DaskExecutor
@@ -60,3 +61,31 @@ def test_state_change_hooks_fire_in_worker_threads(thread_cluster: str, hook_lin
     lines = hook_lines("hooks-thread-")
     assert {name for _, _, name, _, _ in lines} == _expected_names("hooks-thread-", 6)
     assert all("Dask-Default-Threads" in thread for _, thread, *_ in lines)
+
+
+def test_a_task_run_lost_with_its_worker_is_recorded_through_the_task_run_hooks(
+    process_cluster: str, hook_recorder: Any
+) -> None:
+    """The client records a killed worker's task run through the normal task-run path:
+    initialize, state change(s) and end fire in this process, ending Failed."""
+
+    @task(name="hooks-lost-killer")
+    def killer() -> int:
+        os._exit(1)
+
+    with Flow("hooks-lost") as flow:
+        killed = killer()
+    state = flow.run(executor=DaskExecutor(process_cluster))
+
+    assert state.result[killed].is_failed() and "worker died" in state.result[killed].message
+
+    def of(name: str) -> list[Any]:
+        return [c for c in hook_recorder.calls_of(name) if c.kwargs["task"].name == "hooks-lost-killer"]
+
+    # twice: the first loss (it might have been another task's doing), then alone
+    initialized = of("runwright_task_run_initialize")
+    assert len(initialized) == 2 and all(c.kwargs["setup"].lost is not None for c in initialized)
+    changes = [(type(c.kwargs["old_state"]).__name__, type(c.kwargs["new_state"]).__name__) for c in of("runwright_task_state_change")]
+    assert changes == [("Pending", "Retrying"), ("Retrying", "Failed")]
+    ends = [type(c.kwargs["state"]).__name__ for c in of("runwright_task_run_end")]
+    assert ends == ["Retrying", "Failed"]

@@ -1,12 +1,12 @@
 """Executors run task runs: in-process (``local``), on a thread pool (``threads``), or on
 plugins' backends (``dask`` from runwright-dask). Choose one by instance or registered name."""
 
-from runwright.engine.executors.base import Executor, run_with_timeout
+from runwright.engine.executors.base import Executor, LostRun, run_with_timeout
 from runwright.engine.executors.local import LocalExecutor
 from runwright.engine.executors.threads import ThreadExecutor
 from runwright.plugins import get_plugin_manager
 
-__all__ = ["Executor", "LocalExecutor", "ThreadExecutor", "run_with_timeout", "resolve_executor"]
+__all__ = ["Executor", "LostRun", "LocalExecutor", "ThreadExecutor", "run_with_timeout", "resolve_executor"]
 
 
 def resolve_executor(executor: "Executor | str | None") -> Executor:

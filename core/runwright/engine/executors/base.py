@@ -1,11 +1,41 @@
-"""The executor interface."""
+"""The executor interface: what the flow runner asks of an executor, and what it promises.
+
+A flow run hands an executor *task runs*: ``submit(fn, *args, upstream_states=..., **kwargs)``
+for each task in topological order, ``map(fn, *iterables)`` for a mapped parent's children,
+and ``wait(...)`` for the states it needs. The contract (checked by
+:class:`runwright.testing.ExecutorContract`):
+
+* **Upstream futures are named, never searched for.** ``upstream_states`` is the only
+  argument that may hold futures of this executor: a mapping whose values are futures
+  returned by this executor's ``submit`` or plain states. ``fn`` runs once every one of them
+  is done, and receives ``upstream_states`` as a new dict with the same keys (same order)
+  where each future is replaced by its final state (without ``upstream_states``, ``fn`` is
+  called without it). Every other argument reaches ``fn`` as given: an executor never walks
+  argument trees.
+* **A future is done when its state is final.** When ``fn`` returns a ``Mapped`` state whose
+  children are futures of this executor (a mapped parent run on a pool), its future is done
+  only once every child is, and resolves to that Mapped state holding the children's states.
+* **map's items hold no futures** (a mapped parent runs once its upstream is final), and
+  ``map`` returns one future (or, for ``returns_futures = False``, one value) per item, in order.
+* **wait** takes one future, a list/tuple of them, or a dict whose values are futures (one
+  level, values that are not futures pass through) and returns the same shape with final states.
+* **Work lost outside fn** (the process running it died) is recorded through the normal
+  task-run path: the executor calls ``fn(*args, upstream_states=..., lost=LostRun(...), **kwargs)``
+  in the submitting process (for a mapped child, the planned call with ``lost=``). ``fn`` (the
+  task runner) then fires the usual task-run hooks and returns a Failed state, or a
+  Retrying one as the task's retries allow (or, not ``blamed``, a Retrying state that counts
+  no attempt): the executor submits it again with that state (the ``state`` keyword) when
+  :func:`runwright.engine.task_runner.in_process_retry_delay` says it runs again in this
+  flow run, and otherwise keeps it as the final state.
+"""
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -39,8 +69,28 @@ def run_with_timeout(fn: Callable[..., Any], *args: Any, timeout: float | None =
     return outcome.get("value")
 
 
+@dataclass(frozen=True)
+class LostRun:
+    """Why a task run's work was lost outside the task runner (its worker process died, or
+    its executor task failed before the task runner could return a state).
+
+    ``reason`` completes "Task 'name': ..." in the recorded state's message; ``error`` is the
+    executor's exception, kept as the Failed state's result. ``blamed`` is False when the run
+    may only have shared its worker with the work that killed it: the task runner then
+    records a Retrying state that counts no attempt (the executor runs it again, alone),
+    instead of Failed and the task's retry rule.
+    """
+
+    reason: str
+    error: BaseException | None = None
+    blamed: bool = True
+
+
 class Executor:
-    """Base class: ``start()`` a session, ``submit``/``map`` work, ``wait`` for results."""
+    """Base class: ``start()`` a session, ``submit``/``map`` work, ``wait`` for results.
+
+    See the module docstring for the contract every executor keeps.
+    """
 
     #: True when ``submit`` returns futures rather than values. A task runner then leaves a
     #: mapped parent's children as futures (the flow runner waits for them) instead of
@@ -52,15 +102,22 @@ class Executor:
 
     @contextmanager
     def start(self) -> Iterator[None]:
+        """The executor's session (a pool, a cluster connection); submit only inside it."""
         yield
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, upstream_states: Mapping[Any, Any] | None = None, **kwargs: Any
+    ) -> Any:
+        """Run ``fn(*args, upstream_states=<final states>, **kwargs)`` once every future in
+        ``upstream_states`` is done; return its future (or its value)."""
         raise NotImplementedError
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
+        """``fn(*items)`` for each tuple of items (mapped children), in order."""
         raise NotImplementedError
 
     def wait(self, futures: Any) -> Any:
+        """``futures`` (one, a list/tuple, or a dict's values) replaced by final states."""
         raise NotImplementedError
 
     timeout_handler = staticmethod(run_with_timeout)

@@ -1,0 +1,97 @@
+"""Client-side bookkeeping: one record per Dask task, a task run or a chunk of mapped children.
+
+A :class:`TaskRun` is what :meth:`DaskExecutor.submit` returns (the flow runner's "future").
+It knows the upstream runs named in its ``upstream_states``, the runs waiting for it, and,
+for a mapped parent, the plan its worker returned and the chunks running its children.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from runwright.engine.state import Mapped, State
+
+if TYPE_CHECKING:
+    from distributed import Future
+
+    from runwright.task import Task
+    from runwright_dask.worker import ChildCall
+
+
+class Submission:
+    """Client-side record of one Dask task: a task run, or a chunk of mapped children."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.future: Future | None = None
+        #: set when the outcome is known on the client (an infrastructure failure)
+        self.states: list[State] | None = None
+        #: running again after it was lost with a worker that other work may have killed:
+        #: lost again, it is to blame (see ``failures.py``)
+        self.suspect = False
+        #: lost with its worker while it was a suspect: every later loss is its own
+        self.blamed = False
+
+
+class TaskRun(Submission):
+    """A task run submitted by the flow runner."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        upstream_states: Mapping[Any, Any] | None,
+    ) -> None:
+        task = kwargs.get("task")
+        super().__init__(str(getattr(task, "name", None) or getattr(fn, "__name__", "task-run")))
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.upstream_states = upstream_states
+        self.task: Task | None = task
+        self.maps_children = any(getattr(edge, "mapped", False) for edge in upstream_states or ())
+        self.done = threading.Event()
+        self.waiters: list[Callable[[], None]] = []
+        self.blockers = 0
+        #: upstream runs passed by their (then unfinished) future, and that future
+        self.bound: list[tuple[TaskRun, Future]] = []
+        #: a mapped parent's returned Mapped state, children stripped, and its chunks
+        self.plan: Mapped | None = None
+        self.chunks: list[Chunk] = []
+        self.open_chunks = 0
+
+    def upstream_runs(self) -> list[TaskRun]:
+        """The runs named in ``upstream_states`` (one level: the contract's only futures)."""
+        return [value for value in (self.upstream_states or {}).values() if isinstance(value, TaskRun)]
+
+    def __repr__(self) -> str:
+        return f"<dask task run {self.name!r}{' (done)' if self.done.is_set() else ''}>"
+
+
+class Chunk(Submission):
+    """Consecutive mapped children run as one Dask task."""
+
+    def __init__(self, parent: TaskRun, calls: list[ChildCall]) -> None:
+        super().__init__(f"{parent.name}-children")
+        self.parent = parent
+        self.calls = calls
+        #: the next chunk to run once this one is settled (children of a lost chunk)
+        self.following: Chunk | None = None
+
+
+def input_of(run: TaskRun, bound: list[tuple[TaskRun, Future]]) -> tuple[str, Any]:
+    """How an upstream run reaches a worker: its client-side state, its future, or (mapped
+    parent) its state without children plus the children's futures or states."""
+    if run.states is not None:
+        return ("value", run.states[0])
+    if run.plan is not None:
+        parent = copy.copy(run.plan)
+        parent.map_states = []
+        parts = [chunk.states if chunk.states is not None else chunk.future for chunk in run.chunks]
+        return ("mapped", (parent, parts))
+    assert run.future is not None
+    if not run.done.is_set():
+        bound.append((run, run.future))
+    return ("value", run.future)
