@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -27,6 +27,9 @@ from runwright import hookspecs
 from runwright.config import get_config
 from runwright.engine.result import Result
 from runwright.engine.result_handlers import ResultHandler
+
+if TYPE_CHECKING:
+    from runwright.backends import Backend
 
 logger = logging.getLogger("runwright.plugins")
 
@@ -40,6 +43,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "runwright.result_io": "runwright.builtins.result_io",
     "runwright.cache_validators": "runwright.builtins.cache_validators",
     "runwright.commands": "runwright.builtins.commands",
+    "runwright.backends": "runwright.builtins.backends",
 }
 
 
@@ -71,6 +75,7 @@ class _Registry:
     result_handlers: dict[str, type[ResultHandler]] = field(default_factory=dict)
     cache_validators: dict[str, Callable[..., Any]] = field(default_factory=dict)
     executors: dict[str, type] = field(default_factory=dict)
+    backends: dict[str, Backend] = field(default_factory=dict)
 
 
 #: Names provided by runwright's own plugins, and the distribution to install for each.
@@ -170,9 +175,18 @@ class RunwrightPluginManager(pluggy.PluginManager):
                 return impl.plugin_name
         return "<unknown plugin>"
 
-    def call_attributed(self, hook_name: str, passthrough: tuple[type[BaseException], ...] = (), **kwargs: Any) -> Any:
+    def call_attributed(
+        self,
+        hook_name: str,
+        passthrough: tuple[type[BaseException], ...] = (),
+        on_plugin_error: Callable[[PluginError], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Call a hook; an exception (other than ``passthrough``) becomes :class:`PluginError`
         naming the plugin, except from runwright's own built-in plugins.
+
+        With ``on_plugin_error``, a failing implementation's error (as PluginError naming the
+        plugin) is passed to the callback and the remaining implementations still run.
 
         Runners call hooks through here several times per task, so plain implementations are
         called directly (no per-call argument checks or result objects); hooks with wrapper
@@ -188,6 +202,9 @@ class RunwrightPluginManager(pluggy.PluginManager):
                 raise
             except Exception as exc:
                 plugin = self.plugin_name_for_error(hook_name, exc.__traceback__)
+                if on_plugin_error is not None:
+                    on_plugin_error(PluginError(plugin, hook_name, exc))
+                    return None  # (pluggy's path: the remaining implementations are skipped)
                 if plugin in BUILTIN_PLUGINS:
                     raise  # runwright's own defaults raise errors that already say what is wrong
                 raise PluginError(plugin, hook_name, exc) from exc
@@ -199,6 +216,9 @@ class RunwrightPluginManager(pluggy.PluginManager):
             except passthrough:
                 raise
             except Exception as exc:
+                if on_plugin_error is not None:
+                    on_plugin_error(PluginError(plugin, hook_name, exc))
+                    continue
                 if plugin in BUILTIN_PLUGINS:
                     raise
                 raise PluginError(plugin, hook_name, exc) from exc
@@ -262,9 +282,20 @@ class RunwrightPluginManager(pluggy.PluginManager):
         def register_executor(name: str, cls: type) -> None:
             registry.executors[name] = cls
 
+        def register_backend(backend: Backend) -> None:
+            from runwright.backends import Backend
+
+            if not isinstance(backend, Backend) or not backend.name:
+                raise TypeError(f"register() takes a named runwright.backends.Backend instance, not {backend!r}")
+            existing = registry.backends.get(backend.name)
+            if existing is not None and existing is not backend:
+                raise ValueError(f"Backend name {backend.name!r} is registered twice: {existing!r} and {backend!r}")
+            registry.backends[backend.name] = backend
+
         self.call_attributed("runwright_register_result_handlers", register=register_handler)
         self.call_attributed("runwright_register_cache_validators", register=register_validator)
         self.call_attributed("runwright_register_executors", register=register_executor)
+        self.call_attributed("runwright_register_backends", register=register_backend)
         return registry
 
     def _lookup(self, kind: str, table: dict[str, Any], name: str) -> Any:
@@ -324,6 +355,14 @@ class RunwrightPluginManager(pluggy.PluginManager):
 
     def executor_class(self, name: str) -> type:
         return self._lookup("Executor", self.registry.executors, name)  # type: ignore[no-any-return]
+
+    def backend(self, name: str) -> Backend:
+        """The backend registered as ``name`` (``--backend``, ``[engine] backend``)."""
+        backend = self.registry.backends.get(name)
+        if backend is None:
+            installed = ", ".join(sorted(self.registry.backends)) or "(none)"
+            raise UnknownNameError(f"Unknown backend {name!r} (installed: {installed}). {_known_dist_hint('Backend', name)}")
+        return backend
 
     # -- results ---------------------------------------------------------------------------
     def write_result(self, value: Any, handler: ResultHandler) -> str:

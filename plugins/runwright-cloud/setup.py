@@ -35,5 +35,5 @@ setup(
         ],
         "test": ["pytest", "schemathesis", "psycopg[binary]>=3.1"],
     },
-    entry_points={"runwright": ["cloud = runwright_cloud.plugin"]},
+    entry_points={"runwright": ["cloud = runwright_cloud.plugin:plugin"]},
 )

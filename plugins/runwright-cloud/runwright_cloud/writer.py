@@ -37,7 +37,7 @@ from runwright_cloud.errors import ClientError, LeaseLost
 if TYPE_CHECKING:
     from runwright.engine.state import State
     from runwright_cloud.client import Client
-    from runwright_cloud.reporting import TaskRunReport
+    from runwright_cloud.reporting.reports import TaskRunReport
 
 logger = logging.getLogger("runwright.cloud.writer")
 
@@ -241,16 +241,19 @@ class StateWriter:
                 )
 
 
-_writers: dict[int, StateWriter] = {}
-_writers_lock = threading.Lock()
+class WriterPool:
+    """The process's writer per client (owned by the cloud backend)."""
 
+    def __init__(self) -> None:
+        self._writers: dict[int, StateWriter] = {}
+        self._lock = threading.Lock()
 
-def writer_for(client: Client, batch_size: int, linger: float = 0.002) -> StateWriter:
-    """The process's writer for ``client``."""
-    writer = _writers.get(id(client))
-    if writer is None:
-        with _writers_lock:
-            writer = _writers.get(id(client))
-            if writer is None:
-                writer = _writers[id(client)] = StateWriter(client, batch_size, linger)
-    return writer
+    def get(self, client: Client, batch_size: int, linger: float = 0.002) -> StateWriter:
+        """The writer for ``client`` (created with ``batch_size`` and ``linger`` on first use)."""
+        writer = self._writers.get(id(client))
+        if writer is None:
+            with self._lock:
+                writer = self._writers.get(id(client))
+                if writer is None:
+                    writer = self._writers[id(client)] = StateWriter(client, batch_size, linger)
+        return writer
