@@ -51,6 +51,13 @@ class Runner:
         #: ``active_backend`` when it records runs, else None: the runners call it directly
         self._recording: Backend | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Dask pickles runners (a flow runner's ``run_task``): a backend object stays in its
+        # process; a task run on a worker resolves the run's backend name there.
+        state = self.__dict__.copy()
+        state["active_backend"] = state["_recording"] = None
+        return state
+
     def _use_backend(self, backend: Backend) -> Backend:
         self.active_backend = backend
         self._recording = backend if backend.records_runs else None
