@@ -33,7 +33,7 @@ def _modules(package: str, exclude: tuple[str, ...]) -> dict[str, Path]:
 
 
 def _imports(path: Path, modules: dict[str, Path], own: str) -> set[str]:
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         names: list[str] = []
         if isinstance(node, ast.Import):
