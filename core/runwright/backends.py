@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from runwright.context import context as runtime_context
-from runwright.plugins import PluginError
+from runwright.plugins import PluginError, get_plugin_manager
 
 if TYPE_CHECKING:
     from runwright.engine.flow_runner import FlowRunner, FlowRunSetup
@@ -144,6 +144,4 @@ def active_backend() -> Backend:
     Resolved by the calling process's plugin manager: on a Dask worker, the worker's own
     backend object.
     """
-    from runwright.plugins import get_plugin_manager
-
-    return get_plugin_manager().backend(backend_name())
+    return get_plugin_manager().backend(runtime_context.get("backend") or DEFAULT_BACKEND)

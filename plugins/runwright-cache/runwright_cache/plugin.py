@@ -40,6 +40,7 @@ from runwright_cache.store import CacheEntry, CacheStore, CacheStoreError
 if TYPE_CHECKING:
     import click
 
+    from runwright.engine.task_runner import TaskRunner
     from runwright.task import Task
 
 logger = logging.getLogger("runwright.cache")
@@ -99,9 +100,9 @@ class CachePlugin:
     # -- lookups ---------------------------------------------------------------------------
     @hookimpl
     def runwright_check_task_is_cached(
-        self, task: Task, inputs: dict[str, Any], parameters: dict[str, Any]
+        self, runner: TaskRunner, task: Task, inputs: dict[str, Any], parameters: dict[str, Any]
     ) -> Cached | None:
-        if task.cache_for is None or active_backend().answers_cache_checks:
+        if task.cache_for is None or _backend_answers_cache_checks(runner):
             return None
         store = self.store()
         identity = TaskIdentity.of_current_run(task)
@@ -167,11 +168,11 @@ class CachePlugin:
 
     # -- storing ---------------------------------------------------------------------------
     @hookimpl
-    def runwright_task_state_change(self, task: Task, old_state: State, new_state: State) -> None:
+    def runwright_task_state_change(self, runner: TaskRunner, task: Task, old_state: State, new_state: State) -> None:
         # Only a Cached state made by ``cache_result`` after a run; a cache hit comes from Pending.
         if not isinstance(new_state, Cached) or not isinstance(old_state, (Running, Success)) or isinstance(old_state, Cached):
             return
-        if task.cache_for is None or active_backend().answers_cache_checks:
+        if task.cache_for is None or _backend_answers_cache_checks(runner):
             return
         identity = TaskIdentity.of_current_run(task)
         try:
@@ -204,6 +205,13 @@ class CachePlugin:
             cache_key=key,
             expires=expiration.timestamp() if expiration is not None else None,
         )
+
+
+def _backend_answers_cache_checks(runner: Any) -> bool:
+    """True when the run's backend keeps cached states itself (the runner knows its backend;
+    :func:`~runwright.backends.active_backend` is the slower way for any other caller)."""
+    backend = getattr(runner, "active_backend", None) or active_backend()
+    return backend.answers_cache_checks
 
 
 #: The plugin object the entry point names.
