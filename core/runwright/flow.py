@@ -364,8 +364,9 @@ class Flow:
                 time.sleep(delay)
             task_states = result
             kwargs.pop("state", None)
-            if runner.context.get("flow_run_id"):  # keep reporting to the same backend run
-                kwargs["context"] = {**(kwargs.get("context") or {}), "flow_run_id": runner.context["flow_run_id"]}
+            carry = runner.rerun_context() if hasattr(runner, "rerun_context") else {}
+            if carry:  # keep recording to the same backend run
+                kwargs["context"] = {**(kwargs.get("context") or {}), **carry}
         if isinstance(state._result.value, dict):
             for task in self.tasks:
                 state._result.value.setdefault(task, Pending("Task not run."))

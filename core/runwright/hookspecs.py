@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     import click
 
+    from runwright.backends import Backend
     from runwright.engine.flow_runner import FlowRunner, FlowRunSetup
     from runwright.engine.result import Result
     from runwright.engine.result_handlers import ResultHandler
@@ -98,7 +99,40 @@ def runwright_register_commands(cli: click.Group) -> None:
 
     :param cli: the root ``click.Group``; call ``cli.add_command(...)``.
 
-    Called once when the CLI starts, before arguments are parsed.
+    Called once when the CLI starts, before arguments are parsed. A plugin that raises here
+    loses its commands, with a one-line warning naming it; the CLI keeps working.
+    """
+
+
+@hookspec
+def runwright_register_backends(register: Callable[[Backend], None]) -> None:
+    """Register backends: where runs are recorded (``--backend NAME``, ``[engine] backend``).
+
+    :param register: call ``register(backend)`` with an instance of a
+        :class:`runwright.backends.Backend` subclass; its ``name`` is the registered name.
+        Registering a name twice is an error naming both backends.
+
+    Called once per process and plugin manager, the first time a backend is looked up. The
+    core registers ``local``; a backend plugin registers its own. The runners call the
+    active backend's methods directly (see :mod:`runwright.backends` for the order).
+    """
+
+
+@hookspec
+def runwright_add_options(command_name: str, add_option: Callable[..., None]) -> None:
+    """Add options to an existing command of the ``runwright`` command line.
+
+    :param command_name: the command being built (today ``"run"``).
+    :param add_option: call ``add_option(*param_decls, apply=fn, **click_option_kwargs)``,
+        the arguments of ``click.option`` plus ``apply``; when the user gives the option,
+        ``apply(request, value)`` is called before the command runs, with the command's
+        request object (for ``run``: a :class:`runwright.cli.options.RunRequest` whose
+        ``backend``, ``context`` and ``settings`` it may change). An option name the command
+        already has is an error.
+
+    Called once per command when the CLI starts, after ``runwright_register_commands``. A
+    plugin that raises here loses its options, with a one-line warning naming it; the CLI
+    keeps working.
     """
 
 
@@ -114,8 +148,9 @@ def runwright_flow_run_initialize(runner: FlowRunner, flow: Flow, setup: FlowRun
         or update its fields to change the run; raise ``ENDRUN(state)`` to end it at once.
 
     Called at the start of ``FlowRunner.run`` (main process), after the caller's arguments
-    were copied and before the date and parameter keys are filled in. The cloud plugin loads
-    the flow run's state, parameters, context and task runs from the backend here.
+    were copied, after the run's backend initialized the run (a recording backend loads the
+    flow run's state, parameters, context and task runs here), and before the date and
+    parameter keys are filled in.
     """
 
 
@@ -127,8 +162,8 @@ def runwright_flow_state_change(runner: FlowRunner, flow: Flow, old_state: State
     :param new_state: the state after the flow's and the runner's own state handlers ran.
 
     Called for every transition, after ``flow.state_handlers`` and the runner's handlers.
-    Raise ``ENDRUN(state)`` to stop the run with ``state`` (the cloud plugin does when the
-    backend refuses the write).
+    Raise ``ENDRUN(state)`` to stop the run with ``state``. The run's backend recorded the
+    state first: a state it refused is never seen here.
     """
 
 
@@ -179,8 +214,9 @@ def runwright_check_task_is_cached(
     :return: a ``Cached`` state whose result can be read, or None for a miss.
 
     Called only for tasks with ``cache_for`` set, once per task run, before the trigger is
-    checked. Stops at the first non-None result. A returned state's result is read back
-    before the task is considered cached.
+    checked, and only when the run's backend found nothing (a backend that
+    ``answers_cache_checks`` is asked first). Stops at the first non-None result. A returned
+    state's result is read back before the task is considered cached.
     """
 
 

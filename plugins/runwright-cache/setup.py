@@ -18,5 +18,5 @@ setup(
     python_requires=">=3.11",
     install_requires=["runwright>=0.1", "cloudpickle>=2.2"],
     extras_require={"test": ["pytest"]},
-    entry_points={"runwright": ["cache = runwright_cache.plugin"]},
+    entry_points={"runwright": ["cache = runwright_cache.plugin:plugin"]},
 )

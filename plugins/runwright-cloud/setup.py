@@ -29,5 +29,5 @@ setup(
         # The tests run a real server in a subprocess (runwright_server.testing).
         "test": ["pytest", "runwright-server[test]"],
     },
-    entry_points={"runwright": ["cloud = runwright_cloud.plugin"]},
+    entry_points={"runwright": ["cloud = runwright_cloud.plugin:plugin"]},
 )

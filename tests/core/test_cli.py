@@ -78,7 +78,7 @@ def test_run_json_output(flow_file):
         (["run", "{flow}", "--param", "n"], "--param expects KEY=VALUE"),
         (["run", "{flow}", "--param", "n=1", "--executor", "warp"], "Executor 'warp' is not installed"),
         (["run", "{flow}", "--param", "n=1", "--flow", "other"], "has no flow named 'other'"),
-        (["run", "{flow}", "--param", "n=1", "--backend", "mars"], "Unknown backend 'mars'"),
+        (["run", "{flow}", "--param", "n=1", "--backend", "mars"], "Backend 'mars' is not installed"),
     ],
 )
 def test_user_mistakes_get_one_line_errors(flow_file, args, message):
@@ -174,3 +174,98 @@ def test_progress_counts_each_task_once_and_shows_mapped_parents(tmp_path):
     lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
     assert [line.split("]")[0] for line in lines] == ["[1/3", "[2/3", "[3/3"], lines
     assert any(line.endswith("square: Mapped (3 children)") for line in lines), lines
+
+
+@pytest.mark.parametrize("hook_name", ["runwright_register_commands", "runwright_add_options"])
+def test_a_plugin_raising_in_a_cli_hook_is_named_and_the_cli_keeps_working(plugin_manager, capsys, flow_file, hook_name):
+    def broken(command_name=None, add_option=None, cli=None):
+        raise RuntimeError("broken on purpose")
+
+    class Broken:
+        pass
+
+    setattr(Broken, hook_name, hookimpl(specname=hook_name)(lambda self, **kwargs: broken(**kwargs)))
+    plugin_manager.register(Broken(), name="broken-plugin")
+    cli = build_cli()
+    warning = capsys.readouterr().err
+    assert warning.count("\n") == 1 and "broken-plugin" in warning and "broken on purpose" in warning
+    assert {"run", "plugins", "config"} <= set(cli.commands)
+    listing = CliRunner().invoke(cli, ["plugins"])
+    assert listing.exit_code == 0 and "broken-plugin" in listing.output
+    ran = CliRunner().invoke(cli, ["run", str(flow_file), "--param", "n=1"])
+    assert ran.exit_code == 0, ran.output
+
+
+def test_a_plugin_option_that_clashes_with_an_existing_one_is_a_warning_naming_the_plugin(plugin_manager, capsys):
+    class Clash:
+        @hookimpl
+        def runwright_add_options(self, command_name, add_option):
+            add_option("--backend", apply=lambda request, value: None)
+
+    plugin_manager.register(Clash(), name="clashing")
+    cli = build_cli()
+    warning = capsys.readouterr().err
+    assert "clashing" in warning and "already has the option --backend" in warning
+    assert CliRunner().invoke(cli, ["run", "--help"]).exit_code == 0
+
+
+def test_a_plugin_option_changes_the_run_through_the_request(plugin_manager, flow_file):
+    seen = []
+
+    class Tagging:
+        @hookimpl
+        def runwright_add_options(self, command_name, add_option):
+            if command_name == "run":
+                add_option("--tag", default=None, help="A tag.", apply=lambda request, value: request.context.update(tag=value))
+
+        @hookimpl
+        def runwright_flow_run_initialize(self, setup):
+            seen.append(setup.context.get("tag"))
+
+    plugin_manager.register(Tagging(), name="tagging")
+    cli = build_cli()
+    assert "--tag" in CliRunner().invoke(cli, ["run", "--help"]).output
+    assert CliRunner().invoke(cli, ["run", str(flow_file), "--param", "n=1", "--tag", "nightly"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["run", str(flow_file), "--param", "n=1"]).exit_code == 0
+    assert seen == ["nightly", None]  # not given: apply is not called
+
+
+def test_backend_choices_come_from_the_installed_backends(plugin_manager):
+    from runwright.backends import Backend
+
+    class Memory(Backend):
+        name = "memory"
+
+    class MemoryPlugin:
+        @hookimpl
+        def runwright_register_backends(self, register):
+            register(Memory())
+
+    plugin_manager.register(MemoryPlugin(), name="memory-plugin")
+    help_text = CliRunner().invoke(build_cli(), ["run", "--help"]).output
+    names = sorted(plugin_manager.registry.backends)
+    assert "memory" in names and "local" in names
+    assert "[" + "|".join(names) + "]" in help_text
+
+
+@pytest.mark.parametrize("how", ["option", "config"])
+def test_an_unknown_backend_is_a_one_line_error_listing_the_installed_ones(flow_file, how):
+    env = dict(os.environ, RUNWRIGHT_DISABLE_PLUGIN_AUTOLOAD="1")
+    args = ["run", str(flow_file), "--param", "n=1"]
+    if how == "option":
+        args += ["--backend", "nope"]
+    else:
+        env["RUNWRIGHT__ENGINE__BACKEND"] = "nope"
+    result = subprocess.run([*RUNWRIGHT, *args], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "Error: Backend 'nope' is not installed (installed: local). Install the plugin that provides it "
+        "(by convention: pip install runwright-nope); `runwright plugins` lists the loaded plugins"
+    ]
+
+
+def test_the_cloud_options_are_absent_without_the_cloud_plugin():
+    env = dict(os.environ, RUNWRIGHT_DISABLE_PLUGIN_AUTOLOAD="1")
+    result = subprocess.run([*RUNWRIGHT, "run", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and "--backend [local]" in result.stdout
+    assert "--flow-run-id" not in result.stdout

@@ -20,8 +20,23 @@ class RunwrightGroup(click.Group):
             raise click.ClickException(str(exc)) from exc
 
 
+def warn_plugin_error(error: Exception) -> None:
+    """A plugin broke while the CLI was being built: one line on stderr, the CLI goes on."""
+    plugin = getattr(error, "plugin", "?")
+    click.echo(
+        f"Warning: {error}; its commands or options are missing "
+        f'(disable it with [plugins] disable = ["{plugin}"])',
+        err=True,
+    )
+
+
 def build_cli() -> click.Group:
-    """The root group with every registered sub-command."""
+    """The root group with every registered sub-command and the options plugins add.
+
+    A plugin that raises in ``runwright_register_commands`` or ``runwright_add_options`` is
+    named in a one-line warning; the other plugins' commands and options are still there.
+    """
+    from runwright.cli.options import add_plugin_options
     from runwright.plugins import get_plugin_manager
 
     @click.group(cls=RunwrightGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +45,8 @@ def build_cli() -> click.Group:
         """runwright: build flows of tasks and run them locally, on threads, on Dask or
         against a runwright server."""
 
-    get_plugin_manager().hook.runwright_register_commands(cli=cli)
+    get_plugin_manager().call_attributed("runwright_register_commands", on_plugin_error=warn_plugin_error, cli=cli)
+    add_plugin_options(cli, "run", on_plugin_error=warn_plugin_error)
     return cli
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from runwright.cli.errors import FlowFileError
+from runwright.backends import DEFAULT_BACKEND, backend_name
+from runwright.cli.options import BackendName, RunRequest
+from runwright.hookspecs import hookimpl
 
 
 def _state_row(task: Any, state: Any) -> dict[str, Any]:
@@ -25,8 +27,7 @@ def _state_row(task: Any, state: Any) -> dict[str, Any]:
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A flow parameter (repeatable).")
 @click.option("--executor", default=None, help="A registered executor: local, threads, dask, ...")
 @click.option("--flow", "flow_name", default=None, help="The flow to run when the file defines several.")
-@click.option("--backend", default=None, help="Where the run is recorded: local (default) or cloud.")
-@click.option("--flow-run-id", default=None, help="Run (or resume) this existing flow run on the backend.")
+@click.option("--backend", type=BackendName(), default=None, help="Where the run is recorded (default: [engine] backend).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", "quiet", count=True, help="Log less: WARNING and above (-qq: ERROR).")
 @click.option("-v", "--verbose", "verbose", count=True, help="Log more: DEBUG (overrides [logging] level).")
@@ -36,65 +37,76 @@ def run_command(
     executor: str | None,
     flow_name: str | None,
     backend: str | None,
-    flow_run_id: str | None,
     as_json: bool,
     quiet: int,
     verbose: int,
+    request: RunRequest | None = None,
 ) -> None:
     """Run the flow defined in PATH and print a per-task summary.
 
     What tasks log is shown on standard error at ``[logging] level`` (INFO by default; -q,
     -v change it), a failed task with its traceback. Exits 1 when the flow run fails.
+    Plugins may add options (``runwright_add_options``).
     """
     from runwright.cli.loading import load_flow, parse_params
     from runwright.cli.progress import ProgressReporter
-    from runwright.config import temporary_config
+    from runwright.config import get_config, temporary_config
     from runwright.engine.executors import resolve_executor
     from runwright.plugins import get_plugin_manager
     from runwright.run_logging import configure_logging
 
+    request = request or RunRequest()
     flow = load_flow(path, flow_name)
     parameters = parse_params(params, flow)
     executor_instance = resolve_executor(executor)  # unknown names fail before anything runs
     pm = get_plugin_manager()
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = dict(request.settings)
     if quiet or verbose:
         settings["logging.level"] = "DEBUG" if verbose else ("WARNING" if quiet == 1 else "ERROR")
-    if backend is not None:
-        if backend not in ("local", "cloud"):
-            raise FlowFileError(f"Unknown backend {backend!r}: use local or cloud")
-        if backend == "cloud" and pm.get_plugin("cloud") is None:
-            raise FlowFileError("The cloud backend needs the runwright-cloud plugin: pip install runwright-cloud")
-        settings["engine.backend"] = backend
-    if flow_run_id is not None:
-        settings["engine.backend"] = "cloud"
-    context = {"flow_run_id": flow_run_id} if flow_run_id else {}
+    chosen = request.backend or backend
+    if chosen is not None:
+        settings["engine.backend"] = chosen
+    with temporary_config(settings):
+        run_backend = pm.backend(get_config().get_nested("engine.backend") or DEFAULT_BACKEND)  # a one-line error
     live = sys.stdout.isatty() and not as_json
     reporter = ProgressReporter(total=len(flow.tasks), live=live)
+    ended = _FinalContext()
+    pm.register(ended, name="runwright.cli-final-context")
     if not as_json:
         pm.register(reporter, name="runwright.cli-progress")
     try:
         with temporary_config(settings):
             configure_logging()  # a bad [logging] level fails here, before anything runs
             with reporter:
-                state = flow.run(parameters=parameters, executor=executor_instance, context=context)
+                state = flow.run(parameters=parameters, executor=executor_instance, context=dict(request.context))
     finally:
+        pm.unregister(ended)
         if not as_json:
             pm.unregister(reporter)
-    _print_summary(flow, state, as_json)
+    final_context = ended.context or {"backend": run_backend.name}
+    summary = pm.backend(backend_name(final_context)).run_summary(final_context)
+    if summary.message and not as_json:
+        click.echo(summary.message, err=True)
+    _print_summary(flow, state, as_json, summary.fields)
     if not state.is_successful():
         sys.exit(1)
 
 
-def _print_summary(flow: Any, state: Any, as_json: bool) -> None:
+class _FinalContext:
+    """Keeps the run context of the flow run that ended last (its backend's summary needs it)."""
+
+    def __init__(self) -> None:
+        self.context: dict[str, Any] | None = None
+
+    @hookimpl
+    def runwright_flow_run_end(self, runner: Any) -> None:
+        self.context = dict(getattr(runner, "context", None) or {})
+
+
+def _print_summary(flow: Any, state: Any, as_json: bool, fields: dict[str, Any]) -> None:
     task_states = state.result if isinstance(state.result, dict) else {}
     rows = [_state_row(t, s) for t, s in sorted(task_states.items(), key=lambda kv: kv[0].slug or "")]
-    summary = {"flow": flow.name, "state": type(state).__name__, "message": state.message, "tasks": rows}
-    from runwright.context import context
-
-    for key in ("flow_run_id",):
-        if state.__dict__.get(key) or context.get(key):
-            summary[key] = state.__dict__.get(key) or context.get(key)
+    summary = {"flow": flow.name, "state": type(state).__name__, "message": state.message, "tasks": rows, **fields}
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from runwright.backends import DEFAULT_BACKEND, BackendError
 from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.executors import Executor, LostRun, resolve_executor
@@ -92,6 +93,14 @@ class FlowRunner(Runner):
         return new_state
 
     def notify_plugins(self, old_state: State, new_state: State) -> None:
+        backend = self._recording
+        if backend is not None:
+            try:
+                backend.flow_state_change(self, self.flow, old_state, new_state)
+            except (ENDRUN, signals.PAUSE):
+                raise
+            except Exception as exc:
+                raise BackendError(backend, "flow_state_change", exc) from exc
         get_plugin_manager().call_attributed(
             "runwright_flow_state_change",
             passthrough=(ENDRUN, signals.PAUSE),
@@ -111,10 +120,19 @@ class FlowRunner(Runner):
     ) -> FlowRunnerInitializeResult:
         from runwright.config import get_config
         config = get_config()
-        context.setdefault("backend", self.backend or config.get_nested("engine.backend", "local"))
+        name = context.setdefault("backend", self.backend or config.get_nested("engine.backend") or DEFAULT_BACKEND)
+        pm = get_plugin_manager()
+        backend = self._use_backend(pm.backend(str(name)))
         context.setdefault("checkpointing", bool(config.get_nested("engine.checkpointing", False)))
         setup = FlowRunSetup(state, task_states, context, task_contexts, parameters)
-        get_plugin_manager().call_attributed(
+        if self._recording is not None:
+            try:
+                backend.initialize_flow_run(self, self.flow, setup)
+            except ENDRUN:
+                raise
+            except Exception as exc:
+                raise BackendError(backend, "initialize_flow_run", exc) from exc
+        pm.call_attributed(
             "runwright_flow_run_initialize", passthrough=(ENDRUN,), runner=self, flow=self.flow, setup=setup
         )
         state, task_states, context, task_contexts = (
@@ -187,10 +205,22 @@ class FlowRunner(Runner):
         return state
 
     def _end(self, state: State | None) -> None:
+        backend = self._recording
+        if backend is not None:
+            try:
+                backend.flow_run_end(self, self.flow, state)
+            except Exception as exc:  # noqa: BLE001 - the run's state is kept
+                self.logger.error("%s", BackendError(backend, "flow_run_end", exc))
         try:
             get_plugin_manager().call_attributed("runwright_flow_run_end", runner=self, flow=self.flow, state=state)
         except PluginError as exc:
             self.logger.error("%s", exc)
+
+    def rerun_context(self) -> dict[str, Any]:
+        """Context keys a new run of this flow needs to continue the last run on its backend
+        (``flow.run()`` runs the flow again after a long retry)."""
+        backend = self.active_backend
+        return backend.rerun_context(self.context) if backend is not None else {}
 
     # -- steps -----------------------------------------------------------------------------
     @call_state_handlers
@@ -235,9 +265,11 @@ class FlowRunner(Runner):
         if not return_tasks <= flow.tasks:
             raise ValueError("Some tasks in return_tasks were not found in the flow.")
         edges_to = flow._edges_to
-        # once per run: a plugin may name the run's default (the cloud backend uses "cloud")
+        # once per run: the context, else the run's backend, may name the run's default
         pm = get_plugin_manager()
         default_name = runtime_context.get("default_result_handler")
+        if not default_name and self.active_backend is not None:
+            default_name = self.active_backend.default_result_handler(self.context)
         self._default_result_handler = (
             pm.make_result_handler(default_name) if default_name else pm.default_result_handler()
         )

@@ -6,13 +6,16 @@ import collections.abc
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runwright.context import context
 from runwright.engine import signals
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Pending, State
 from runwright.plugins.errors import PluginError
+
+if TYPE_CHECKING:
+    from runwright.backends import Backend
 
 F = TypeVar("F", bound=Callable[..., State])
 
@@ -35,7 +38,8 @@ class Runner:
     ``state_handlers``, then the plugins' state-change hook.
     """
 
-    #: "local" or "cloud"; None: from the run context, else ``[engine] backend``.
+    #: The registered name of the backend runs of this class use (see
+    #: :mod:`runwright.backends`); None: the run context's, else ``[engine] backend``.
     backend: str | None = None
 
     def __init__(self, state_handlers: list[Callable[..., Any]] | None = None) -> None:
@@ -43,6 +47,22 @@ class Runner:
             raise TypeError("state_handlers should be iterable.")
         self.state_handlers: list[Callable[..., Any]] = list(state_handlers or [])
         self.logger = _logger(type(self).__name__)
+        #: the backend object of the current run (set when the run starts)
+        self.active_backend: Backend | None = None
+        #: ``active_backend`` when it records runs, else None: the runners call it directly
+        self._recording: Backend | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Dask pickles runners (a flow runner's ``run_task``): a backend object stays in its
+        # process; a task run on a worker resolves the run's backend name there.
+        state = self.__dict__.copy()
+        state["active_backend"] = state["_recording"] = None
+        return state
+
+    def _use_backend(self, backend: Backend) -> Backend:
+        self.active_backend = backend
+        self._recording = backend if backend.records_runs else None
+        return backend
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from runwright.backends import DEFAULT_BACKEND, BackendError
 from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.result import NoResult, Result, ResultInterface
@@ -46,7 +47,7 @@ from runwright.engine.state import (
     TriggerFailed,
     utcnow,
 )
-from runwright.plugins import PluginError, get_plugin_manager
+from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
 
 if TYPE_CHECKING:
     from runwright.edge import Edge
@@ -152,6 +153,14 @@ class TaskRunner(Runner):
         return new_state
 
     def notify_plugins(self, old_state: State, new_state: State) -> None:
+        backend = self._recording
+        if backend is not None:
+            try:
+                backend.task_state_change(self, self.task, old_state, new_state)
+            except (ENDRUN, signals.PAUSE):
+                raise
+            except Exception as exc:
+                raise BackendError(backend, "task_state_change", exc) from exc
         get_plugin_manager().call_attributed(
             "runwright_task_state_change",
             passthrough=(ENDRUN, signals.PAUSE),
@@ -163,6 +172,14 @@ class TaskRunner(Runner):
 
     def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:  # type: ignore[override]
         setup = TaskRunSetup(state=state, context=context, lost=context.pop(_LOST_KEY, None))
+        backend = self._recording
+        if backend is not None:
+            try:
+                backend.initialize_task_run(self, self.task, setup)
+            except ENDRUN:
+                raise
+            except Exception as exc:
+                raise BackendError(backend, "initialize_task_run", exc) from exc
         get_plugin_manager().call_attributed(
             "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
         )
@@ -192,19 +209,26 @@ class TaskRunner(Runner):
         blame (``lost.blamed`` False) becomes Retrying at once instead, counting no attempt.
         The caller submits a Retrying result again as :func:`in_process_retry_delay` allows.
         """
-        if lost is not None:
-            return self._record_lost(state, dict(context or {}), lost)
-        upstream_states = upstream_states or {}
-        context = context if context is not None else {}
-        if executor is None:
-            from runwright.engine.executors import LocalExecutor
-
-            executor = LocalExecutor()
+        # a lost run works on a copy of the submitted context: the executor may submit it again
+        context = dict(context or {}) if lost is not None else (context if context is not None else {})
         if self.backend is not None:
             context["backend"] = self.backend
         map_index = context.setdefault("map_index", None)
         task = self.task
         context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
+        name = context.get("backend") or runtime_context.get("backend") or DEFAULT_BACKEND
+        try:
+            self._use_backend(get_plugin_manager().backend(name))
+        except UnknownNameError as exc:  # a worker without the backend's plugin, say
+            self.logger.error("Task '%s': %s", context["task_full_name"], exc)
+            return Failed(f"Task '{context['task_full_name']}': {exc}", result=exc)
+        if lost is not None:
+            return self._record_lost(state, context, lost)
+        upstream_states = upstream_states or {}
+        if executor is None:
+            from runwright.engine.executors import LocalExecutor
+
+            executor = LocalExecutor()
         mapped = map_index is None and any(edge.mapped for edge in upstream_states)
         try:
             while True:
@@ -220,11 +244,8 @@ class TaskRunner(Runner):
             self._end(state)
 
     def _record_lost(self, state: State | None, context: dict[str, Any], lost: LostRun) -> State:
-        """The ``lost`` pipeline of :meth:`run` (on a copy of the submitted context: the
-        executor may submit it again)."""
-        map_index = context.setdefault("map_index", None)
+        """The ``lost`` pipeline of :meth:`run` (``context`` is the run's own copy)."""
         task = self.task
-        context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
         context[_LOST_KEY] = lost
         try:
             state, context = self.initialize_run(state, context)
@@ -247,6 +268,12 @@ class TaskRunner(Runner):
         return state  # type: ignore[return-value]
 
     def _end(self, state: State | None) -> None:
+        backend = self._recording
+        if backend is not None:
+            try:
+                backend.task_run_end(self, self.task, state)
+            except Exception as exc:  # noqa: BLE001 - the run's state is kept
+                self.logger.error("%s", BackendError(backend, "task_run_end", exc))
         try:
             get_plugin_manager().call_attributed("runwright_task_run_end", runner=self, task=self.task, state=state)
         except PluginError as exc:
@@ -371,9 +398,10 @@ class TaskRunner(Runner):
         """Use a valid cached result instead of running the task.
 
         A Cached state passed in is validated with the task's cache validator. Otherwise,
-        for a task with ``cache_for``, the ``runwright_check_task_is_cached`` hook is asked
-        for a candidate (runwright-cache looks in its store, runwright-cloud on the server);
-        a candidate whose result cannot be read back is a miss, with a warning.
+        for a task with ``cache_for``, the run's backend is asked for a candidate when it
+        ``answers_cache_checks``, then (if it found none) the ``runwright_check_task_is_cached``
+        hook (runwright-cache looks in its store); a candidate whose result cannot be read
+        back is a miss, with a warning.
         """
         task = self.task
         if isinstance(state, Cached):
@@ -386,15 +414,19 @@ class TaskRunner(Runner):
         if task.cache_for is None:
             return state
         raw = {k: v.value for k, v in inputs.items()}
+        parameters = runtime_context.get("parameters") or {}
+        backend = self.active_backend
         try:
-            candidate = get_plugin_manager().call_attributed(
-                "runwright_check_task_is_cached",
-                runner=self,
-                task=task,
-                state=state,
-                inputs=raw,
-                parameters=runtime_context.get("parameters") or {},
-            )
+            candidate = None
+            if backend is not None and backend.answers_cache_checks:
+                try:
+                    candidate = backend.check_task_is_cached(self, task, state, raw, parameters)
+                except Exception as exc:
+                    raise BackendError(backend, "check_task_is_cached", exc) from exc
+            if candidate is None:
+                candidate = get_plugin_manager().call_attributed(
+                    "runwright_check_task_is_cached", runner=self, task=task, state=state, inputs=raw, parameters=parameters
+                )
         except PluginError as exc:
             self.logger.warning("Task '%s': cache check failed, running the task: %s", task.name, exc)
             return state
@@ -462,10 +494,12 @@ class TaskRunner(Runner):
 
     def _should_checkpoint(self) -> bool:
         """Checkpoint when the task asks, or ``[engine] checkpointing`` is on. Parameters are
-        checkpointed (as JSON) only when a backend records the run, where resume needs them."""
+        checkpointed (as JSON) only when the run's backend asks (``checkpoints_parameters``:
+        a backend that resumes runs needs them)."""
         task = self.task
         if task.__class__ is _parameter_class():
-            return runtime_context.get("backend", "local") != "local"
+            backend = self.active_backend
+            return backend is not None and backend.checkpoints_parameters
         return bool(task.checkpoint or runtime_context.get("checkpointing"))
 
     @call_state_handlers

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runwright import hookspecs
 from runwright.config import get_config
@@ -28,6 +28,9 @@ from runwright.plugins.dispatch import HookDispatcher
 from runwright.plugins.errors import UnknownNameError
 from runwright.plugins.registries import REGISTRATION_HOOKS, Registries, build_registries
 from runwright.plugins.results import ResultStore
+
+if TYPE_CHECKING:
+    from runwright.backends import Backend
 
 logger = logging.getLogger("runwright.plugins")
 
@@ -41,6 +44,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "runwright.result_io": "runwright.builtins.result_io",
     "runwright.cache_validators": "runwright.builtins.cache_validators",
     "runwright.commands": "runwright.builtins.commands",
+    "runwright.backends": "runwright.builtins.backends",
 }
 
 
@@ -213,6 +217,10 @@ class RunwrightPluginManager(HookDispatcher):
 
     def executor_class(self, name: str) -> type:
         return self.lookup("executors", name)  # type: ignore[no-any-return]
+
+    def backend(self, name: str) -> Backend:
+        """The backend registered as ``name`` (``--backend``, ``[engine] backend``)."""
+        return self.lookup("backends", name)  # type: ignore[no-any-return]
 
     # -- results (kept for code written against the manager; prefer ``pm.results``) -------
     def write_result(self, value: Any, handler: ResultHandler) -> str:

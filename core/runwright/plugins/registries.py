@@ -2,9 +2,10 @@
 
 Each registry is one :class:`RegistrySpec`: the hook that fills it, what its entries are
 called in messages, and how the ``register(...)`` callback handed to plugins stores an entry.
-Adding a registry is a spec in :data:`REGISTRIES` plus a lookup method on the manager, e.g.::
+Adding a registry is a spec in :data:`REGISTRIES` plus a lookup method on the manager, as
+the backends registry shows::
 
-    RegistrySpec("backends", "runwright_register_backends", "Backend", add_named)
+    RegistrySpec("backends", "runwright_register_backends", "Backend", add_backend)
     def backend(self, name): return self.lookup("backends", name)
 
 All registries are built together, by calling every registration hook once, the first time
@@ -63,10 +64,28 @@ def add_result_handler(table: dict[str, Any]) -> Callable[..., None]:
     return register
 
 
+def add_backend(table: dict[str, Any]) -> Callable[..., None]:
+    """``register(backend)``: a named :class:`runwright.backends.Backend` instance; a name
+    registered twice (by another object) is an error naming both."""
+
+    def register(backend: Any) -> None:
+        from runwright.backends import Backend  # (backends imports the engine, which imports this)
+
+        if not isinstance(backend, Backend) or not backend.name:
+            raise TypeError(f"register() takes a named runwright.backends.Backend instance, not {backend!r}")
+        existing = table.get(backend.name)
+        if existing is not None and existing is not backend:
+            raise ValueError(f"Backend name {backend.name!r} is registered twice: {existing!r} and {backend!r}")
+        table[backend.name] = backend
+
+    return register
+
+
 REGISTRIES: tuple[RegistrySpec, ...] = (
     RegistrySpec("result_handlers", "runwright_register_result_handlers", "Result handler", add_result_handler),
     RegistrySpec("cache_validators", "runwright_register_cache_validators", "Cache validator", add_named),
     RegistrySpec("executors", "runwright_register_executors", "Executor", add_named),
+    RegistrySpec("backends", "runwright_register_backends", "Backend", add_backend),
 )
 
 #: The registration hooks that fill registries (a plugin implementing one changes them).
@@ -93,6 +112,10 @@ class Registries:
     @property
     def executors(self) -> dict[str, type]:
         return self.tables["executors"]
+
+    @property
+    def backends(self) -> dict[str, Any]:
+        return self.tables["backends"]
 
     def lookup(self, registry: str, name: str, disabled: bool = False) -> Any:
         """The entry ``name`` of ``registry``; UnknownNameError listing the installed names

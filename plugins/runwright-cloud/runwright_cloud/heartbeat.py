@@ -1,4 +1,5 @@
-"""One heartbeat thread per process, beating for every running flow run and task run.
+"""One heartbeat thread per cloud backend (so per process), beating for every running flow
+run and task run.
 
 The thread starts when the first run is added and exits as soon as the last one is removed
 (an ``Event`` wakes it at once): the end of a run never waits for a heartbeat. It is a
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-from runwright_cloud.client import Client
 from runwright_cloud.errors import ClientError
+
+if TYPE_CHECKING:
+    from runwright_cloud.client import Client
 
 logger = logging.getLogger("runwright.cloud.heartbeat")
 
@@ -80,7 +84,3 @@ class Heartbeat:
             if run_id not in self._warned:
                 self._warned.add(run_id)
                 logger.warning("Heartbeat failed for %s %s: %s", what, run_id, exc)
-
-
-#: The process-wide heartbeat (each process, a Dask worker too, has its own).
-heartbeat = Heartbeat()

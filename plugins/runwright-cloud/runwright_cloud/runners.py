@@ -1,4 +1,5 @@
-"""The seed's cloud runners, as thin classes: the behaviour is in the plugin's hooks.
+"""The seed's cloud runners, as thin classes: the behaviour is in the ``cloud`` backend
+(:mod:`runwright_cloud.backend`), which the core runners call for every cloud run.
 
 ``CloudFlowRunner`` and ``CloudTaskRunner`` only choose the ``cloud`` backend, so
 ``FlowRunner`` with ``[engine] backend = "cloud"`` reports exactly the same way.
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from runwright.engine.flow_runner import FlowRunner
 from runwright.engine.task_runner import TaskRunner, TaskRunnerInitializeResult
+from runwright_cloud.keys import BACKEND_NAME
 
 if TYPE_CHECKING:
     from runwright.engine.state import State
@@ -23,11 +25,11 @@ class CloudTaskRunner(TaskRunner):
 
     ``initialize_run(state, context)`` gets or creates a mapped child's task run;
     ``call_runner_target_handlers(old, new)`` runs the task's handlers (the write to the
-    server follows, in the state-change hook); ``check_task_is_cached(state, inputs)``
+    server follows, by the cloud backend); ``check_task_is_cached(state, inputs)``
     looks for Cached states on the server.
     """
 
-    backend = "cloud"
+    backend = BACKEND_NAME
 
     def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:  # type: ignore[override]
         context["backend"] = self.backend
@@ -42,7 +44,7 @@ class CloudFlowRunner(FlowRunner):
     flow run unless ``context["flow_run_id"]`` names one, and loads it from the server.
     """
 
-    backend = "cloud"
+    backend = BACKEND_NAME
 
     def __init__(
         self,

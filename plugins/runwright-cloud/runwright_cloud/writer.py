@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runwright.context import context as runtime_context
 from runwright_cloud.errors import ClientError, LeaseLost
@@ -37,9 +37,26 @@ from runwright_cloud.errors import ClientError, LeaseLost
 if TYPE_CHECKING:
     from runwright.engine.state import State
     from runwright_cloud.client import Client
-    from runwright_cloud.reporting import TaskRunReport
+    from runwright_cloud.cloud_settings import CloudSettings
 
 logger = logging.getLogger("runwright.cloud.writer")
+
+
+class TaskRunReport(Protocol):
+    """What the writer needs of a task run's report
+    (:class:`runwright_cloud.reporting.reports.TaskRunReport`)."""
+
+    id: str
+    version: int
+    flow_run_id: str
+    lease: str | None
+    settings: CloudSettings
+    #: queued writes not sent yet (guarded by the writer's lock)
+    pending: int
+    #: the server refused (or never got) a queued write
+    refused: bool
+
+    def describe(self) -> str: ...
 
 
 @dataclass
@@ -243,16 +260,19 @@ class StateWriter:
                 )
 
 
-_writers: dict[int, StateWriter] = {}
-_writers_lock = threading.Lock()
+class WriterPool:
+    """The process's writer per client (owned by the cloud backend)."""
 
+    def __init__(self) -> None:
+        self._writers: dict[int, StateWriter] = {}
+        self._lock = threading.Lock()
 
-def writer_for(client: Client, batch_size: int, linger: float = 0.002) -> StateWriter:
-    """The process's writer for ``client``."""
-    writer = _writers.get(id(client))
-    if writer is None:
-        with _writers_lock:
-            writer = _writers.get(id(client))
-            if writer is None:
-                writer = _writers[id(client)] = StateWriter(client, batch_size, linger)
-    return writer
+    def get(self, client: Client, batch_size: int, linger: float = 0.002) -> StateWriter:
+        """The writer for ``client`` (created with ``batch_size`` and ``linger`` on first use)."""
+        writer = self._writers.get(id(client))
+        if writer is None:
+            with self._lock:
+                writer = self._writers.get(id(client))
+                if writer is None:
+                    writer = self._writers[id(client)] = StateWriter(client, batch_size, linger)
+        return writer

@@ -94,3 +94,13 @@ def test_user_errors_are_one_line(
     assert done.returncode == 1
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_cloud_plugin_adds_its_backend_and_the_flow_run_id_option_to_run(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWRIGHT")}
+    env["HOME"] = str(tmp_path)
+    help_text = runwright(env, "run", "--help").stdout
+    assert "--flow-run-id" in help_text and "implies --backend cloud" in help_text
+    assert "--backend [cloud|local]" in help_text
+    disabled = dict(env, RUNWRIGHT__PLUGINS__DISABLE='["cloud"]')
+    assert "--flow-run-id" not in runwright(disabled, "run", "--help").stdout

@@ -19,8 +19,10 @@ from runwright.engine.state import ClientFailed, Failed, Running, Success
 from runwright.testing.recorder import HookRecorder
 from runwright_cloud import CloudFlowRunner, CloudResultHandler
 from runwright_cloud.client import Client
-from runwright_cloud.heartbeat import heartbeat
+from runwright_cloud.plugin import plugin as cloud_plugin
 from runwright_server.testing import ServerProcess, TestServer, unique
+
+heartbeat = cloud_plugin.backend.services.heartbeat  # this process's heartbeat
 
 
 def create_run(client: Client, flow: Any, parameters: dict[str, Any] | None = None) -> str:

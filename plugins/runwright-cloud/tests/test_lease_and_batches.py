@@ -18,9 +18,11 @@ from runwright.config import temporary_config
 from runwright.engine.state import ClientFailed
 from runwright_cloud import CloudFlowRunner
 from runwright_cloud.client import Client
-from runwright_cloud.heartbeat import heartbeat
+from runwright_cloud.plugin import plugin as cloud_plugin
 from runwright_cloud.result_handler import CloudResultHandler
 from runwright_server.testing import TestServer, unique
+
+heartbeat = cloud_plugin.backend.services.heartbeat  # this process's heartbeat
 
 
 def key() -> str:

@@ -1,0 +1,198 @@
+"""Reporting task runs: attach a report to each task run, write its states, end it, and
+look up Cached states on the server.
+
+:class:`TaskRunReporter` belongs to the process's cloud backend. The reports of the task
+runs a thread is running are on a per-thread stack (a task run's own report is also in its
+context, which is how the state-change path finds it without a lookup).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from runwright.context import context as runtime_context
+from runwright.engine.signals import ENDRUN
+from runwright.engine.state import Cached, ClientFailed, Failed, Retrying, State, utcnow
+from runwright_cloud.errors import ClientError
+from runwright_cloud.keys import CHILDREN_KEY, LEASE_KEY, SETTINGS_KEY, TASK_REPORT_KEY
+from runwright_cloud.reporting.reports import ChildRuns, TaskRunReport
+from runwright_cloud.resume import restore_task_state
+
+if TYPE_CHECKING:
+    from runwright.engine.task_runner import TaskRunner, TaskRunSetup
+    from runwright.task import Task
+    from runwright_cloud.cloud_settings import CloudSettings
+    from runwright_cloud.reporting.services import Services
+
+logger = logging.getLogger("runwright.cloud")
+
+
+class TaskRunReporter:
+    """The task runs of one process being reported (see the module docstring)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._stacks = threading.local()
+
+    def _stack(self) -> list[TaskRunReport]:
+        stack: list[TaskRunReport] | None = getattr(self._stacks, "reports", None)
+        if stack is None:
+            stack = self._stacks.reports = []
+        return stack
+
+    def initialize(self, runner: TaskRunner, task: Task, setup: TaskRunSetup) -> None:
+        """Attach the task run's report to its context; a mapped child gets or creates its run."""
+        context = setup.context
+        map_index = context.get("map_index")
+        report: TaskRunReport | None = context.get(TASK_REPORT_KEY)
+        if report is not None and report.map_index == map_index and report.runner_id == id(runner):
+            report.last_reported = setup.state  # another attempt of the same run (in-process retry)
+            return
+        settings: CloudSettings | None = context.get(SETTINGS_KEY) or runtime_context.get(SETTINGS_KEY)
+        flow_run_id = context.get("flow_run_id") or runtime_context.get("flow_run_id")
+        context.pop(TASK_REPORT_KEY, None)  # a mapped child's context starts as a copy of its parent's
+        if settings is None or not flow_run_id:
+            return  # a task run outside a cloud flow run: nothing to report to
+        slug = str(task.slug)
+        children = context.pop(CHILDREN_KEY, None)
+        task_run_id: str | None
+        version: int | None
+        client = self.services.clients.get(settings.api, settings.api_token)
+        # A run recorded after its worker was lost, or run again from Retrying in another
+        # process (an executor resubmitting it), may be newer on the server than in the context.
+        refresh = setup.lost is not None or isinstance(setup.state, Retrying)
+        if map_index is not None or refresh:
+            try:
+                info = (
+                    children.get(map_index)
+                    if not refresh and isinstance(children, ChildRuns) and children.slug == slug
+                    else None
+                )
+                if info is None:
+                    info = client.get_task_run_info(flow_run_id, slug, map_index)
+                restored = restore_task_state(info.state, info.heartbeat, settings.zombie_timeout)
+            except Exception as exc:
+                logger.error("Could not load task run %s[%s] from the runwright server: %s", task.slug, map_index, exc)
+                raise ENDRUN(setup.state or Failed(f"Could not retrieve state from the runwright server: {exc}", result=exc)) from exc
+            if setup.state is None:
+                setup.state = restored
+            task_run_id, version = info.id, info.version
+        else:
+            task_run_id, version = context.get("task_run_id"), context.get("task_run_version")
+            if task_run_id is None or version is None:
+                return
+        report = TaskRunReport(
+            id=task_run_id,
+            version=version,
+            slug=slug,
+            map_index=map_index,
+            settings=settings,
+            flow_run_id=str(flow_run_id),
+            last_reported=setup.state,
+            runner_id=id(runner),
+            context=context,
+            lease=(context.get(LEASE_KEY) or runtime_context.get(LEASE_KEY)) if settings.leased else None,
+            flush_at_end=setup.lost is not None,
+            _client=client,
+            _writer=self.services.writers.get(client, settings.batch_size, settings.batch_linger),
+        )
+        context.update(task_run_id=task_run_id, task_run_version=version, task_id=slug, cloud=True)
+        context[TASK_REPORT_KEY] = report
+        self._stack().append(report)
+
+    def report_state(self, new_state: State) -> None:
+        """Record Mapped at once (and get or create the children's runs in one request); claim
+        Running at once (``task_claims = "sync"``) or queue the claim (``"lease"``); queue every
+        other state."""
+        report: TaskRunReport | None = runtime_context.get(TASK_REPORT_KEY)
+        if report is None:
+            return
+        if new_state.is_running() and report.lease is not None:
+            if report.refused or report.writer.lease_lost(report.flow_run_id):
+                self.services.heartbeat.remove("task", report.id)
+                reason = "an earlier state of this task run was refused" if report.refused else "another runner took the flow run over"
+                logger.error("The runwright server will not record %s as Running: %s", report.describe(), reason)
+                raise ENDRUN(ClientFailed(f"Could not record the Running state: {reason}", state=new_state))
+            report.writer.enqueue(report, new_state, report.settings.checkpointing)
+            self.services.heartbeat.add("task", report.id, report.client, report.settings.heartbeat_interval)
+        elif new_state.is_running() or new_state.is_mapped():
+            writer = report.writer
+            writer.wait_for(report)  # this run's earlier states land first
+            try:
+                if report.refused:
+                    raise ClientError("an earlier state of this task run was refused")
+                report.version = report.client.set_task_run_state(
+                    report.id,
+                    report.version,
+                    new_state.serialize(),
+                    lease=report.lease,
+                    retry_for=report.settings.outage_tolerance,
+                )
+            except ClientError as exc:
+                self.services.heartbeat.remove("task", report.id)
+                logger.error("The runwright server did not record %s as %s: %s", report.describe(), type(new_state).__name__, exc)
+                raise ENDRUN(ClientFailed(f"Could not record the {type(new_state).__name__} state: {exc}", state=new_state)) from exc
+            if new_state.is_running():
+                self.services.heartbeat.add("task", report.id, report.client, report.settings.heartbeat_interval)
+            else:
+                self._fetch_children(report, new_state)
+        else:
+            if report.last_reported is not None and report.last_reported.is_running():
+                self.services.heartbeat.remove("task", report.id)
+            report.writer.enqueue(report, new_state, report.settings.checkpointing)
+        report.last_reported = new_state
+        runtime_context["task_run_version"] = report.version
+
+    def _fetch_children(self, report: TaskRunReport, state: State) -> None:
+        """Get or create every child run of a Mapped parent in one request; the children's
+        contexts (copies of the parent's) carry them. On failure each child asks for its own."""
+        count = len(getattr(state, "map_states", ()) or ())
+        if not count:
+            return
+        try:
+            runs = report.client.get_task_runs(report.flow_run_id, report.slug, range(count))
+        except ClientError as exc:
+            logger.warning("Could not get the child task runs of %s in one request: %s", report.describe(), exc)
+            return
+        report.context[CHILDREN_KEY] = ChildRuns(report.slug, {run.map_index: run for run in runs})
+
+    def end(self, runner: TaskRunner, state: State | None) -> None:
+        """Record a final state no hook saw (a state handler's error); a task run on another
+        process than the flow run's waits for its queued writes."""
+        stack = self._stack()
+        report = None
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index].runner_id == id(runner):
+                report = stack.pop(index)
+                break
+        if report is None:
+            return
+        self.services.heartbeat.remove("task", report.id)
+        if state is not None and state is not report.last_reported and state.is_finished() and not report.refused:
+            report.writer.enqueue(report, state, report.settings.checkpointing)
+            report.last_reported = state
+        if report.flush_at_end or report.settings.owner_pid != os.getpid():
+            report.writer.wait_for(report)  # a lost run's states land before it is submitted again
+
+    def check_cached(self, task: Task, inputs: dict[str, Any], parameters: dict[str, Any]) -> Cached | None:
+        """The newest Cached state of this task (same flow name, slug and map index) on the
+        server, newer than ``now - cache_for``, that the task's cache validator accepts."""
+        report: TaskRunReport | None = runtime_context.get(TASK_REPORT_KEY)
+        if report is None or task.cache_for is None:
+            return None
+        flow_name = str(runtime_context.get("flow_name"))
+        rows = report.client.get_latest_cached_states(
+            flow_name, report.slug, utcnow() - task.cache_for, map_index=-1 if report.map_index is None else report.map_index
+        )
+        for data in rows:
+            try:
+                candidate = State.deserialize(data)
+            except Exception as exc:  # noqa: BLE001 - a candidate we cannot read is no candidate
+                logger.debug("Skipping a cached state of %s: %s", task.slug, exc)
+                continue
+            if isinstance(candidate, Cached) and task.cache_validator(candidate, inputs, parameters):
+                return candidate
+        return None

@@ -1,0 +1,7 @@
+"""The cloud plugin's modules import each other in one direction only."""
+
+from runwright.testing.structure import import_cycles
+
+
+def test_the_cloud_plugin_has_no_import_cycles() -> None:
+    assert import_cycles("runwright_cloud") == []
