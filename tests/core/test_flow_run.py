@@ -463,3 +463,41 @@ def test_class_based_tasks():
     with Flow("f") as flow:
         m = Multiply(name="multiply")(x=2)
     assert flow.run().result[m].result == 6
+
+
+def test_flow_runner_run_never_mutates_what_the_caller_passed():
+    import copy as _copy
+
+    from runwright.engine.flow_runner import FlowRunner
+    from runwright.engine.state import Pending, Running, Success
+
+    @task
+    def first():
+        return 1
+
+    @task
+    def second(x):
+        return x + 1
+
+    with Flow("no-mutation") as flow:
+        b = second(first())
+    a = next(t for t in flow.tasks if t is not b)
+    state = Running("resumed")
+    task_states = {a: Success(result=1), b: Pending("waiting")}
+    context = {"parameters": {"p": 1}, "custom": {"nested": [1, 2]}}
+    task_contexts = {a: {"mine": "a"}, b: {"mine": "b"}}
+    parameters = {"p": 2}
+    passed = (state, task_states, context, task_contexts, parameters)
+    snapshot = _copy.deepcopy(passed)
+    state_attrs = {name: dict(vars(s)) for name, s in (("flow", state), ("a", task_states[a]), ("b", task_states[b]))}
+
+    final = FlowRunner(flow).run(
+        state=state, task_states=task_states, context=context, task_contexts=task_contexts,
+        parameters=parameters, return_tasks=[b],
+    )
+
+    assert final.is_successful() and final.result[b].result == 2
+    assert context == snapshot[2] and task_contexts == {a: {"mine": "a"}, b: {"mine": "b"}} and parameters == snapshot[4]
+    assert set(task_states) == {a, b} and task_states[a] is passed[1][a] and task_states[b] is passed[1][b]
+    now = {name: dict(vars(s)) for name, s in (("flow", state), ("a", task_states[a]), ("b", task_states[b]))}
+    assert now == state_attrs  # no attribute of a state the caller passed was set or replaced

@@ -8,6 +8,7 @@ order, to the executor and waits for the terminal, reference and requested tasks
 
 from __future__ import annotations
 
+import copy
 import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -152,8 +153,8 @@ class FlowRunner(Runner):
             task_context = task_contexts.get(task)
             if task_context is None:
                 task_contexts[task] = {"task_name": task.name, "task_slug": task.slug}
-            else:
-                task_context.update(task_name=task.name, task_slug=task.slug)
+            else:  # a new dict: the caller's is never mutated
+                task_contexts[task] = {**task_context, "task_name": task.name, "task_slug": task.slug}
         state, context = super().initialize_run(state, context)
         return FlowRunnerInitializeResult(state, task_states, context, task_contexts)
 
@@ -172,7 +173,12 @@ class FlowRunner(Runner):
         """Run the flow; return its state, whose result maps each returned task to its state."""
         configure_logging()
         self.logger.info("Beginning Flow run for '%s'", self.flow.name)
-        task_states = dict(task_states or {})
+        # Nothing the caller passed is mutated: the dicts are copied, and so are the task
+        # states and a Running flow state (the runners set results and inputs on the states
+        # they continue from); any other flow state is returned as it is when the run ends.
+        task_states = {task: copy.copy(task_state) for task, task_state in task_states.items()} if task_states else {}
+        if state is not None and state.is_running():
+            state = copy.copy(state)
         context = dict(context or {})
         task_contexts = dict(task_contexts or {})
         parameters = dict(parameters or {})
