@@ -62,7 +62,8 @@ def server_group() -> None:
 @click.option("--db", default=None, help="SQLAlchemy URL (default sqlite:///~/.runwright/server.db).")
 @click.option("--zombie-timeout", type=float, default=None, help="Seconds without heartbeat before a run fails (120).")
 @click.option("--sweep-interval", type=float, default=None, help="Seconds between zombie sweeps (10).")
-@click.option("--max-body-bytes", type=int, default=None, help="Largest accepted request body (64 MiB).")
+@click.option("--max-body-bytes", type=int, default=None, help="Largest body of POST /results and /task_run_states (64 MiB).")
+@click.option("--max-json-body-bytes", type=int, default=None, help="Largest body of the other routes (4 MiB).")
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn log level.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 @_one_line_errors
@@ -73,6 +74,7 @@ def start(
     zombie_timeout: float | None,
     sweep_interval: float | None,
     max_body_bytes: int | None,
+    max_json_body_bytes: int | None,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -91,6 +93,7 @@ def start(
         zombie_timeout=zombie_timeout,
         sweep_interval=sweep_interval,
         max_body_bytes=max_body_bytes,
+        max_json_body_bytes=max_json_body_bytes,
     )
     sock = _bind(settings.host, settings.port)
     engine = make_engine(settings.db_url)

@@ -14,6 +14,7 @@ DEFAULT_PORT = 4200
 DEFAULT_ZOMBIE_TIMEOUT = 120.0
 DEFAULT_SWEEP_INTERVAL = 10.0
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_JSON_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_TOKEN_CACHE_SECONDS = 5.0
 
 
@@ -28,7 +29,9 @@ class Settings:
 
     Config keys (table ``[server]``, or ``RUNWRIGHT__SERVER__<KEY>``): ``db``, ``host``,
     ``port``, ``zombie_timeout`` (seconds without heartbeat before a Running run is marked
-    Failed), ``sweep_interval`` (seconds between zombie sweeps), ``max_body_bytes`` and
+    Failed), ``sweep_interval`` (seconds between zombie sweeps), ``max_body_bytes`` (the
+    body limit of the routes carrying results: ``POST /results`` and ``POST
+    /task_run_states``), ``max_json_body_bytes`` (every other route's) and
     ``token_cache_seconds`` (how long a valid API token is remembered in-process, hence the
     longest a revoked token keeps working; 0 checks the database on every request).
     """
@@ -39,6 +42,7 @@ class Settings:
     zombie_timeout: float = DEFAULT_ZOMBIE_TIMEOUT
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_json_body_bytes: int = DEFAULT_MAX_JSON_BODY_BYTES
     token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
 
     def __post_init__(self) -> None:
@@ -46,8 +50,8 @@ class Settings:
             raise ValueError(f"port must be between 1 and 65535, not {self.port}")
         if self.zombie_timeout <= 0 or self.sweep_interval <= 0:
             raise ValueError("zombie_timeout and sweep_interval must be positive")
-        if self.max_body_bytes <= 0:
-            raise ValueError("max_body_bytes must be positive")
+        if self.max_body_bytes <= 0 or self.max_json_body_bytes <= 0:
+            raise ValueError("max_body_bytes and max_json_body_bytes must be positive")
         if not 0 <= self.token_cache_seconds <= 3600:
             raise ValueError("token_cache_seconds must be between 0 and 3600")
 
@@ -61,6 +65,9 @@ class Settings:
             "zombie_timeout": float(config_value("server", "zombie_timeout", DEFAULT_ZOMBIE_TIMEOUT)),
             "sweep_interval": float(config_value("server", "sweep_interval", DEFAULT_SWEEP_INTERVAL)),
             "max_body_bytes": int(config_value("server", "max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+            "max_json_body_bytes": int(
+                config_value("server", "max_json_body_bytes", DEFAULT_MAX_JSON_BODY_BYTES)
+            ),
             "token_cache_seconds": float(
                 config_value("server", "token_cache_seconds", DEFAULT_TOKEN_CACHE_SECONDS)
             ),

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from runwright_server import models
 from runwright_server.auth import Principal, require_principal, utcnow
+from runwright_server.bodies import GuardedRoute
 from runwright_server.common import (
     AUTH_RESPONSES,
     CONFLICT,
@@ -49,7 +50,7 @@ from runwright_server.schemas import (
     to_json_text,
 )
 
-router = APIRouter(tags=["task runs"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["task runs"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
 Auth = Annotated[Principal, Depends(require_principal)]
 
 PENDING_TEXT = to_json_text({"type": "Pending", "message": None})
