@@ -292,7 +292,7 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
                 status: str = outcome.status
             elif refused and any(RESULT_URI_PREFIX + key in state_text for key in refused):
                 outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
-                status = "rejected" if outcome.status == "conflict" else outcome.status
+                status = "rejected" if outcome.status in ("conflict", "refused") else outcome.status
             else:
                 outcome = write_state(
                     conn,
@@ -306,7 +306,7 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
                     parent,
                     history=history,
                 )
-                status = outcome.status
+                status = "rejected" if outcome.status == "refused" else outcome.status
             if status != "ok":
                 failed.add(item.task_run_id)
             result: dict[str, Any] = {"task_run_id": item.task_run_id, "status": status, "version": outcome.version}
