@@ -248,7 +248,7 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
 
     With ``lease``: nothing is applied (409) unless the token is the flow run's current
     lease, and a write to a task run of another flow run is ``not_found``. An inline result
-    whose key already exists (or repeats in the batch) is not stored, and every write whose
+    whose key the tenant already stored (or that repeats in the batch) is not stored, and every write whose
     state names its URI is ``rejected``. Once a write of a task run is not applied, the
     later writes of that task run in the batch are not applied either.
     """
@@ -355,7 +355,8 @@ def _store_inline_results(conn: Connection, body: BatchWriteIn, tenant: str, now
     r = models.results
     keys = [row["id"] for row in rows]
     for start in range(0, len(keys), 500):
-        refused.update(conn.execute(select(r.c.id).where(r.c.id.in_(keys[start : start + 500]))).scalars())
+        chunk = keys[start : start + 500]
+        refused.update(conn.execute(select(r.c.id).where(r.c.tenant_id == tenant, r.c.id.in_(chunk))).scalars())
     for row in rows:
         if row["id"] in refused:
             continue
