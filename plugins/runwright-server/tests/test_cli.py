@@ -68,3 +68,28 @@ def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
         result = cli("--port", str(port), "--db", f"sqlite:///{tmp_path / 'x.db'}")  # "start" is implied
     _assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_a_new_database_and_its_wal_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """server.db holds tokens' hashes and results: 0600, its -wal/-shm too, a new directory 0700."""
+    import os
+
+    from runwright_server.testing import ServerProcess
+
+    db = tmp_path / "new" / "dir" / "server.db"
+    old = os.umask(0o022)  # a usual umask: what the code sets, not what the umask leaves
+    try:
+        created = cli("token", "create", "--name", "x", "--db", f"sqlite:///{db}")
+    finally:
+        os.umask(old)
+    assert created.returncode == 0, created.stderr
+    proc = ServerProcess(f"sqlite:///{db}").start()
+    try:
+        headers = {"Authorization": f"Bearer {created.stdout.strip()}"}
+        assert requests.post(proc.url + "/api/v1/flows", json={"name": "f"}, headers=headers).status_code == 201
+        for path in (db, db.with_name("server.db-wal"), db.with_name("server.db-shm")):
+            assert path.exists() and path.stat().st_mode & 0o777 == 0o600, (path, oct(path.stat().st_mode))
+        assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "new" / "dir").stat().st_mode & 0o777 == 0o700
+    finally:
+        proc.stop()
