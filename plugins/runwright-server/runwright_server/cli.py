@@ -83,6 +83,7 @@ def start(
 
     from runwright_server import migrate
     from runwright_server.app import create_app
+    from runwright_server.connections import protocol_class
     from runwright_server.db import make_engine
     from runwright_server.settings import Settings
 
@@ -99,7 +100,14 @@ def start(
     engine = make_engine(settings.db_url)
     migrate.upgrade(engine)
     app = create_app(settings, engine)
-    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        http=protocol_class(settings.header_timeout),
+        timeout_keep_alive=settings.keep_alive_timeout,
+    )
     server = uvicorn.Server(config)
     click.echo(f"runwright server on http://{settings.host}:{settings.port} (db {engine.url!r})", err=True)
     server.run(sockets=[sock])
@@ -153,17 +161,33 @@ def token_create(name: str, tenant: str, db: str | None) -> None:
 
 
 @token_group.command("revoke")
+@click.argument("token_arg", metavar="[TOKEN|-]", required=False)
 @click.option("--name", default=None, help="Revoke the tenant's active tokens with this name.")
 @click.option("--tenant", default="default", show_default=True)
-@click.option("--token", "token_value", default=None, help="Revoke this token.")
+@click.option("--token", "token_value", default=None, help="Revoke this token (visible to other users in ps: prefer stdin).")
 @click.option("--db", default=None, help="SQLAlchemy URL of the server database.")
 @_one_line_errors
-def token_revoke(name: str | None, tenant: str, token_value: str | None, db: str | None) -> None:
-    """Revoke tokens by name (within a tenant) or by value."""
+def token_revoke(token_arg: str | None, name: str | None, tenant: str, token_value: str | None, db: str | None) -> None:
+    """Revoke tokens by name (within a tenant) or one token by its value.
+
+    The token is read from standard input when the argument is ``-``, or when neither a
+    name nor a token is given (``echo "$TOKEN" | runwright server token revoke``), so that it
+    never appears on a command line.
+    """
     from runwright_server.auth import revoke_tokens
 
+    if token_arg is not None and token_arg != "-":
+        raise click.UsageError("give the token on standard input (argument '-') or with --token, not as an argument")
+    if token_arg == "-" or (name is None and token_value is None):
+        if token_value is not None or name is not None:
+            raise click.UsageError("give exactly one of --name, --token or the token on standard input")
+        if token_arg is None and sys.stdin.isatty():
+            raise click.UsageError("give --name, --token, or the token on standard input ('-')")
+        token_value = sys.stdin.readline().strip()
+        if not token_value:
+            raise click.UsageError("no token on standard input")
     if (name is None) == (token_value is None):
-        raise click.UsageError("give exactly one of --name or --token")
+        raise click.UsageError("give exactly one of --name, --token or the token on standard input")
     count = revoke_tokens(_migrated_engine(db), name=name, tenant=tenant, token=token_value)
     if count == 0:
         raise click.ClickException("no active token matched")

@@ -16,6 +16,8 @@ DEFAULT_SWEEP_INTERVAL = 10.0
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_JSON_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_TOKEN_CACHE_SECONDS = 5.0
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5
 
 
 def default_db_url() -> str:
@@ -33,7 +35,10 @@ class Settings:
     body limit of the routes carrying results: ``POST /results`` and ``POST
     /task_run_states``), ``max_json_body_bytes`` (every other route's) and
     ``token_cache_seconds`` (how long a valid API token is remembered in-process, hence the
-    longest a revoked token keeps working; 0 checks the database on every request).
+    longest a revoked token keeps working; 0 checks the database on every request),
+    ``header_timeout`` (seconds a connection has to send a whole request line and headers,
+    from its opening or its last answer) and ``keep_alive_timeout`` (seconds an idle
+    keep-alive connection stays open).
     """
 
     db_url: str
@@ -44,6 +49,8 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_json_body_bytes: int = DEFAULT_MAX_JSON_BODY_BYTES
     token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_TIMEOUT
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -54,6 +61,8 @@ class Settings:
             raise ValueError("max_body_bytes and max_json_body_bytes must be positive")
         if not 0 <= self.token_cache_seconds <= 3600:
             raise ValueError("token_cache_seconds must be between 0 and 3600")
+        if self.header_timeout <= 0 or self.keep_alive_timeout <= 0:
+            raise ValueError("header_timeout and keep_alive_timeout must be positive")
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -71,6 +80,8 @@ class Settings:
             "token_cache_seconds": float(
                 config_value("server", "token_cache_seconds", DEFAULT_TOKEN_CACHE_SECONDS)
             ),
+            "header_timeout": float(config_value("server", "header_timeout", DEFAULT_HEADER_TIMEOUT)),
+            "keep_alive_timeout": int(config_value("server", "keep_alive_timeout", DEFAULT_KEEP_ALIVE_TIMEOUT)),
         }
         known = {f.name for f in dataclasses.fields(cls)}
         for key, value in overrides.items():
