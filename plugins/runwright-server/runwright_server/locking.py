@@ -78,7 +78,7 @@ class RunKind:
                 or_(
                     bindparam("b_guard", type_=Integer) == 0,
                     text("state_type NOT IN (" + ", ".join(f"'{name}'" for name in FINISHED_TYPES) + ")"),
-                    runs.c.state.startswith(bindparam("b_swept", value=SWEPT_PREFIX), autoescape=False),
+                    runs.c.state.startswith(bindparam("b_swept"), autoescape=False),
                 ),
             )
             .values(
