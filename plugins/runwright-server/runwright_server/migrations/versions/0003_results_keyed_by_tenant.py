@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("results", schema=None, recreate="always") as batch_op:
+    with op.batch_alter_table("results", schema=None, recreate="auto") as batch_op:
         batch_op.drop_constraint("pk_results", type_="primary")
         batch_op.create_primary_key("pk_results", ["tenant_id", "id"])
 
@@ -27,6 +27,6 @@ def downgrade() -> None:
         "DELETE FROM results WHERE EXISTS (SELECT 1 FROM results AS older WHERE older.id = results.id "
         "AND (older.created < results.created OR (older.created = results.created AND older.tenant_id < results.tenant_id)))"
     )
-    with op.batch_alter_table("results", schema=None, recreate="always") as batch_op:
+    with op.batch_alter_table("results", schema=None, recreate="auto") as batch_op:
         batch_op.drop_constraint("pk_results", type_="primary")
         batch_op.create_primary_key("pk_results", ["id"])
