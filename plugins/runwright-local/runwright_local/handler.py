@@ -27,6 +27,7 @@ import functools
 import os
 import tempfile
 import uuid
+import weakref
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, ClassVar
@@ -103,6 +104,7 @@ class LocalResultHandler(ResultHandler):
     def __init__(self, dir: str | os.PathLike[str] | None = None, prefix: str | None = None) -> None:
         self.dir = os.path.abspath(os.path.expanduser(os.fspath(dir))) if dir is not None else None
         self.prefix = validate_prefix(prefix) if prefix is not None else None
+        self._read_root_memo: tuple[weakref.ref[Any], str] | None = None
 
     @classmethod
     def from_uri(cls, uri: str) -> LocalResultHandler:
@@ -162,11 +164,23 @@ class LocalResultHandler(ResultHandler):
 
     # -- reading ---------------------------------------------------------------------------
     def read_root(self) -> str:
-        """The directory this handler reads from: ``dir``, else ``[plugins.local] dir``."""
+        """The directory this handler reads from: ``dir``, else ``[plugins.local] dir``
+        (looked up once per configuration: a cached re-run reads a result per task)."""
         if self.dir is not None:
             return self.dir
-        settings = get_config().plugin_section("local", CONFIG_DEFAULTS)
-        return os.path.abspath(os.path.expanduser(str(settings["dir"])))
+        config = get_config()
+        memo = self._read_root_memo
+        if memo is not None and memo[0]() is config:
+            return memo[1]
+        settings = config.plugin_section("local", CONFIG_DEFAULTS)
+        root = os.path.abspath(os.path.expanduser(str(settings["dir"])))
+        self._read_root_memo = (weakref.ref(config), root)
+        return root
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(vars(self))
+        state["_read_root_memo"] = None  # a weak reference to this process's configuration
+        return state
 
     def read(self, loc: str) -> Any:
         """Load the result at ``loc`` (a ``file://`` URI); ResultHandlerError names ``loc``.
