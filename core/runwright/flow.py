@@ -53,6 +53,14 @@ class Flow:
         if not name:
             raise ValueError("A flow needs a name: Flow('my-flow')")
         self.name = name
+        if schedule is not None:
+            from runwright.schedules import BaseSchedule
+
+            if not isinstance(schedule, BaseSchedule):
+                raise TypeError(
+                    f"schedule must be a runwright.schedules IntervalSchedule, CronSchedule or Schedule, "
+                    f"got {type(schedule).__name__}: {schedule!r}"
+                )
         #: when ``flow.run()`` starts the flow: an IntervalSchedule, CronSchedule or Schedule
         self.schedule = schedule
         self.result_handler = result_handler

@@ -206,6 +206,8 @@ class IntervalSchedule(Clock):
         if start_date is None:
             raise ScheduleError("start_date is required: IntervalSchedule(start_date=..., interval=...)")
         super().__init__(start_date, end_date, parameter_defaults)
+        assert self.start_date is not None and self.start_date.tzinfo is not None
+        _timezone_name(self.start_date.tzinfo, "start_date")  # fail now, not when the server stores it
         if not isinstance(interval, datetime.timedelta):
             raise ScheduleError(f"interval must be a datetime.timedelta, got {type(interval).__name__}: {interval!r}")
         if interval <= datetime.timedelta(0):

@@ -173,3 +173,8 @@ def test_cached_mapped_children_are_carried_into_the_next_scheduled_run():
     state = flow.run()
     assert state.result[result].result == 12
     assert calls == [1, 2, 3]  # each child ran once, in the first of three runs
+
+
+def test_a_schedule_that_is_not_one_is_refused_when_the_flow_is_built():
+    with pytest.raises(TypeError, match="schedule must be a runwright.schedules IntervalSchedule"):
+        Flow("f", schedule="*/5 * * * *")
