@@ -434,7 +434,9 @@ class Flow:
         task_states = dict(kwargs.pop("task_states", None) or {})
         first_state = kwargs.pop("state", None)
         base_context = dict(kwargs.pop("context", None) or {})
-        logger = _flow_logger()
+        from runwright.run_logging import configure_logging
+
+        logger = configure_logging().getChild("flow")  # configured before the first wait is logged
         state: State | None = None
         while events:
             event = events[0]
@@ -463,12 +465,6 @@ class Flow:
             events = schedule.events(1, after=max(start_time, utcnow()))
         assert state is not None
         return state
-
-
-def _flow_logger() -> Any:
-    import logging
-
-    return logging.getLogger("runwright.flow")
 
 
 def _sleep_until(when: Any) -> bool:
