@@ -17,6 +17,7 @@ setup(
         "click>=8.1",
         "rich>=13.0",
         "cloudpickle>=2.2",
+        "cronsim>=2.8",
     ],
     entry_points={
         "console_scripts": ["runwright = runwright.cli:main"],

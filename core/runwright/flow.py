@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from runwright.engine.result_handlers import ResultHandler
     from runwright.engine.state import State
     from runwright.parameter import Parameter
+    from runwright.schedules import BaseSchedule
 
 
 @functools.cache
@@ -40,6 +41,7 @@ class Flow:
     def __init__(
         self,
         name: str,
+        schedule: BaseSchedule | None = None,
         tasks: Iterable[Task] | None = None,
         edges: Iterable[Edge] | None = None,
         reference_tasks: Iterable[Task] | None = None,
@@ -51,6 +53,16 @@ class Flow:
         if not name:
             raise ValueError("A flow needs a name: Flow('my-flow')")
         self.name = name
+        if schedule is not None:
+            from runwright.schedules import BaseSchedule
+
+            if not isinstance(schedule, BaseSchedule):
+                raise TypeError(
+                    f"schedule must be a runwright.schedules IntervalSchedule, CronSchedule or Schedule, "
+                    f"got {type(schedule).__name__}: {schedule!r}"
+                )
+        #: when ``flow.run()`` starts the flow: an IntervalSchedule, CronSchedule or Schedule
+        self.schedule = schedule
         self.result_handler = result_handler
         self.tasks: set[Task] = set()
         self.edges: set[Edge] = set()
@@ -314,6 +326,7 @@ class Flow:
     def run(
         self,
         parameters: dict[str, Any] | None = None,
+        run_on_schedule: bool | None = None,
         runner_cls: type | None = None,
         executor: Executor | str | None = None,
         **kwargs: Any,
@@ -323,9 +336,13 @@ class Flow:
         Keyword arguments named like the flow's parameters are parameters; others go to the
         runner's ``run``. Retries scheduled beyond ``[engine] inprocess_retry_limit`` are
         waited for here, re-running the flow with the states so far.
-        """
-        from runwright.engine.state import Pending, Retrying, utcnow
 
+        A flow with a ``schedule`` runs on it (unless ``run_on_schedule=False`` or
+        ``[flows] run_on_schedule = false``): it waits for each start, runs, carries its
+        Cached task states into the next run, and returns the last run's state once the
+        schedule has no more starts. Ctrl-C while waiting stops it and returns the last
+        run's state.
+        """
         if "return_tasks" in kwargs:
             raise ValueError("Flow.run returns the state of every task; return_tasks is not accepted here")
         parameters = dict(parameters or {})
@@ -333,18 +350,35 @@ class Flow:
         for key in list(kwargs):
             if key in names:
                 parameters[key] = kwargs.pop(key)
-        unexpected = sorted(set(parameters) - names)
-        if unexpected:
-            raise ValueError(f"Flow.run received the following unexpected parameters: {', '.join(unexpected)}")
-        missing = sorted(p.name for p in self.parameters() if p.required and p.name not in parameters)
-        if missing:
-            raise ValueError(f"Flow.run did not receive the following required parameters: {', '.join(missing)}")
         if runner_cls is None:
             from runwright.engine import get_default_flow_runner_class
 
             runner_cls = get_default_flow_runner_class()
-        self.validate()
+        schedule = self.schedule
+        if schedule is not None and run_on_schedule is None:
+            from runwright.config import get_config
+
+            run_on_schedule = bool(get_config().get_nested("flows.run_on_schedule", True))
+        if schedule is None or not run_on_schedule:
+            self._check_parameters(parameters, names)
+            self.validate()
+            return self._run_to_end(parameters, runner_cls, executor, kwargs)
+        return self._run_on_schedule(schedule, parameters, names, runner_cls, executor, kwargs)
+
+    def _check_parameters(self, parameters: dict[str, Any], names: set[str], where: str = "Flow.run") -> None:
+        unexpected = sorted(set(parameters) - names)
+        if unexpected:
+            raise ValueError(f"{where} received the following unexpected parameters: {', '.join(unexpected)}")
+        missing = sorted(p.name for p in self.parameters() if p.required and p.name not in parameters)
+        if missing:
+            raise ValueError(f"{where} did not receive the following required parameters: {', '.join(missing)}")
+
+    def _run_to_end(
+        self, parameters: dict[str, Any], runner_cls: type, executor: Executor | str | None, kwargs: dict[str, Any]
+    ) -> State:
+        """One flow run, re-run in-process while tasks wait for a retry (see ``run``)."""
         from runwright.engine.executors import resolve_executor
+        from runwright.engine.state import Pending, Retrying, utcnow
 
         executor = resolve_executor(executor)  # an unknown name is the caller's error, raised here
         task_states = dict(kwargs.pop("task_states", None) or {})
@@ -371,3 +405,94 @@ class Flow:
             for task in self.tasks:
                 state._result.value.setdefault(task, Pending("Task not run."))
         return state
+
+    def _run_on_schedule(
+        self,
+        schedule: BaseSchedule,
+        parameters: dict[str, Any],
+        names: set[str],
+        runner_cls: type,
+        executor: Executor | str | None,
+        kwargs: dict[str, Any],
+    ) -> State:
+        """Run once per start of ``schedule``; see ``run``.
+
+        A start that passes while the previous run is still going is skipped: runs never
+        overlap, and a slow run does not make the next ones pile up.
+        """
+        from runwright.engine.executors import resolve_executor
+        from runwright.engine.state import Pending, Scheduled, as_utc, utcnow
+
+        self.validate()
+        executor = resolve_executor(executor)
+        events = schedule.events(1)
+        if not events:
+            raise ValueError(
+                f"Flow {self.name!r} has no more scheduled runs: its schedule ended. "
+                "Run it once with flow.run(run_on_schedule=False), or give it a schedule with future starts."
+            )
+        task_states = dict(kwargs.pop("task_states", None) or {})
+        first_state = kwargs.pop("state", None)
+        base_context = dict(kwargs.pop("context", None) or {})
+        from runwright.run_logging import configure_logging
+
+        logger = configure_logging().getChild("flow")  # configured before the first wait is logged
+        state: State | None = None
+        while events:
+            event = events[0]
+            start_time = as_utc(event.start_time)
+            run_parameters = {**event.parameter_defaults, **parameters}
+            self._check_parameters(run_parameters, names, where=f"The run of flow {self.name!r} at {start_time.isoformat()}")
+            logger.info("Flow %r: next scheduled start at %s", self.name, start_time.isoformat())
+            if not _sleep_until(start_time):
+                logger.info("Flow %r: interrupted while waiting for its next start; stopping.", self.name)
+                if state is None:
+                    state = Scheduled("Interrupted before the first scheduled start.", result={}, start_time=start_time)
+                    for task in self.tasks:
+                        state._result.value.setdefault(task, Pending("Task not run."))
+                return state
+            run_state = first_state if first_state is not None else Scheduled(start_time=start_time)
+            first_state = None
+            context = {**base_context, "scheduled_start_time": start_time}
+            state = self._run_to_end(
+                run_parameters,
+                runner_cls,
+                executor,
+                {**kwargs, "state": run_state, "task_states": task_states, "context": context},
+            )
+            result = state._result.value
+            task_states = _carried_states(result) if isinstance(result, dict) else {}
+            events = schedule.events(1, after=max(start_time, utcnow()))
+        assert state is not None
+        return state
+
+
+def _sleep_until(when: Any) -> bool:
+    """Sleep until the UTC datetime ``when``; False when Ctrl-C interrupted the wait."""
+    from runwright.engine.state import utcnow
+
+    try:
+        while True:
+            delay = (when - utcnow()).total_seconds()
+            if delay <= 0:
+                return True
+            time.sleep(delay)
+    except KeyboardInterrupt:
+        return False
+
+
+def _carried_states(task_states: dict[Task, State]) -> dict[Task, State]:
+    """What the next scheduled run starts from: Cached task states, and Mapped parents with
+    their Cached children (the others run again)."""
+    from runwright.engine.state import Cached, Mapped
+
+    carried: dict[Task, State] = {}
+    for task, task_state in task_states.items():
+        if isinstance(task_state, Cached):
+            carried[task] = task_state
+        elif isinstance(task_state, Mapped) and any(isinstance(child, Cached) for child in task_state.map_states):
+            carried[task] = Mapped(
+                "Cached children carried from the previous scheduled run.",
+                map_states=[child if isinstance(child, Cached) else None for child in task_state.map_states],
+            )
+    return carried
