@@ -36,12 +36,14 @@ def _one_line_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _client() -> Any:
+def _client(start: bool = True) -> Any:
+    """The client of the configured server; ``start=False`` (read-only commands) never starts
+    the embedded server (a one-line error says how to start one)."""
     from runwright_cloud import embedded
     from runwright_cloud.cloud_settings import load_settings
     from runwright_cloud.connection import shared_client
 
-    settings = embedded.prepare(load_settings())
+    settings = embedded.prepare(load_settings(), start=start)
     return shared_client(settings.api, settings.api_token)
 
 
@@ -58,7 +60,7 @@ def runs_group(ctx: click.Context, limit: int, as_json: bool) -> None:
     """Flow runs on the runwright server: list (default), create, show."""
     if ctx.invoked_subcommand is not None:
         return
-    runs = _client().list_flow_runs(limit=limit)
+    runs = _client(start=False).list_flow_runs(limit=limit)
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))
         return
@@ -102,7 +104,7 @@ def runs_create(path: str, params: tuple[str, ...], flow_name: str | None, as_js
 @_one_line_errors
 def runs_show(flow_run_id: str, as_json: bool) -> None:
     """Show a flow run and its task runs (mapped children included)."""
-    client = _client()
+    client = _client(start=False)
     info = client.get_flow_run_info(flow_run_id)
     task_runs = client.get_flow_run_task_runs(flow_run_id)
     if as_json:

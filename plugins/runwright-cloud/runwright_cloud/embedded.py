@@ -12,6 +12,7 @@ with the database when no ``[cloud] api_token`` is configured.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 import requests
@@ -42,12 +43,49 @@ def answers(api: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def prepare(settings: CloudSettings) -> CloudSettings:
-    """Settings with a token, the embedded server started when it must be."""
+def listener_uid(port: int) -> int | None:
+    """The uid owning the socket listening on 127.0.0.1:``port`` (Linux ``/proc/net/tcp``), or None."""
+    wanted = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp", encoding="ascii") as table:
+            for line in table.readlines()[1:]:
+                fields = line.split()
+                if len(fields) > 7 and fields[1] == wanted and fields[3] == "0A":  # 0A: LISTEN
+                    return int(fields[7])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _check_owner(settings: CloudSettings) -> None:
+    """A one-line error when the server answering at the embedded address is another user's."""
+    port = urlsplit(settings.api).port or 4200
+    uid = listener_uid(port)
+    if uid is not None and uid != os.getuid():
+        raise EmbeddedServerError(
+            f"The runwright server at {settings.api} is another user's (uid {uid}), not yours: its tokens and runs "
+            f"are not yours. Give your embedded server another port with [server] port "
+            f"(e.g. RUNWRIGHT__SERVER__PORT={port + 1}), or set [cloud] api and api_token for a shared server"
+        )
+
+
+def prepare(settings: CloudSettings, start: bool = True) -> CloudSettings:
+    """Settings with a token, the embedded server started when it must be (and ``start``).
+
+    With ``start=False`` (read-only commands) a missing server is a one-line error saying how
+    to start one, not a start."""
     if not settings.embedded:
         return settings
-    if settings.auto_start and not answers(settings.api, timeout=0.5):
-        ensure_started(settings)
+    if not answers(settings.api, timeout=0.5):
+        if not start:
+            raise EmbeddedServerError(
+                f"No runwright server is running at {settings.api}: start one with `runwright server start` "
+                "(a `runwright run FLOW.py --backend cloud` starts the embedded server too)"
+            )
+        if settings.auto_start:
+            ensure_started(settings)
+    else:
+        _check_owner(settings)
     if settings.api_token is None:
         token = resolve_token()
         if token is not None:

@@ -105,9 +105,10 @@ def test_inline_results_belong_to_the_tenant_that_wrote_them(
             "writes": [{"task_run_id": run_b["task_runs"][0]["id"], "version": 0, "state": success_with(uri)}],
         },
     )
-    assert r.json()["results"][0]["status"] == "rejected"  # cannot overwrite, nor learn more
+    # keys are each tenant's own (issue 13 item 19): b's key is b's, a's stays a's
+    assert r.json()["results"][0]["status"] == "ok"  # neither refused nor told that a has that key
     assert sa.get(server.api + "/results", params={"uri": uri}).content == b"mine"
-    assert sb.get(server.api + "/results", params={"uri": uri}).status_code == 404
+    assert sb.get(server.api + "/results", params={"uri": uri}).content == b"theirs"
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 
 from runwright_server import __version__
 from runwright_server.allow import AllowHeaderMiddleware
 from runwright_server.auth import TokenCache
+from runwright_server.bodies import validation_error_handler
 from runwright_server.db import make_engine
+from runwright_server.gate import AuthGateMiddleware
 from runwright_server.limits import BodyLimitMiddleware
 from runwright_server.routes import all_routers
 from runwright_server.settings import Settings
@@ -46,8 +49,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.settings = settings
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     for router in all_routers():
         app.include_router(router, prefix=API_PREFIX)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # outermost last: the 405 Allow header, then the token (before any body byte), then the size
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        max_json_bytes=settings.max_json_body_bytes,
+        large_paths=frozenset({API_PREFIX + "/results", API_PREFIX + "/task_run_states"}),
+    )
+    app.add_middleware(AuthGateMiddleware, prefix=API_PREFIX + "/", public=frozenset({API_PREFIX + "/health"}))
     app.add_middleware(AllowHeaderMiddleware, paths=lambda: app.openapi()["paths"])
     return app

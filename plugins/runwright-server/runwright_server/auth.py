@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -137,6 +137,8 @@ class TokenCache:
 
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+#: where :class:`runwright_server.gate.AuthGateMiddleware` leaves the request's Principal
+PRINCIPAL_SCOPE_KEY = "runwright.principal"
 
 
 def _lookup_tenant(engine: Engine, digest: str) -> str | None:
@@ -148,23 +150,33 @@ def _lookup_tenant(engine: Engine, digest: str) -> str | None:
     return tenant_id
 
 
+async def authenticate(app: Any, token: str) -> str | None:
+    """The tenant id of a valid, unrevoked ``token`` (the app's token cache first), or None."""
+    digest = hash_token(token)
+    cache: TokenCache | None = getattr(app.state, "token_cache", None)
+    tenant_id = cache.get(digest) if cache is not None else None
+    if tenant_id is None:
+        tenant_id = await run_in_threadpool(_lookup_tenant, app.state.engine, digest)
+        if tenant_id is not None and cache is not None:
+            cache.put(digest, tenant_id)
+    return tenant_id
+
+
 async def require_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """FastAPI dependency: a valid, unrevoked bearer token, or 401.
 
-    Async so that a cache hit costs no trip through the threadpool; a miss queries the
-    database in the threadpool.
+    The gate middleware has usually authenticated the request already (it left the Principal
+    in the scope); otherwise the token is checked here (cache first, then the database in the
+    thread pool).
     """
+    principal: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if principal is not None:
+        return principal
     if credentials is None or not credentials.credentials:
         raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)", headers=_UNAUTHORIZED)
-    digest = hash_token(credentials.credentials)
-    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
-    tenant_id = cache.get(digest) if cache is not None else None
+    tenant_id = await authenticate(request.app, credentials.credentials)
     if tenant_id is None:
-        tenant_id = await run_in_threadpool(_lookup_tenant, request.app.state.engine, digest)
-        if tenant_id is None:
-            raise HTTPException(401, "invalid or revoked API token", headers=_UNAUTHORIZED)
-        if cache is not None:
-            cache.put(digest, tenant_id)
+        raise HTTPException(401, "invalid or revoked API token", headers=_UNAUTHORIZED)
     return Principal(tenant_id=tenant_id)

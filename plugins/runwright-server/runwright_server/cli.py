@@ -62,7 +62,8 @@ def server_group() -> None:
 @click.option("--db", default=None, help="SQLAlchemy URL (default sqlite:///~/.runwright/server.db).")
 @click.option("--zombie-timeout", type=float, default=None, help="Seconds without heartbeat before a run fails (120).")
 @click.option("--sweep-interval", type=float, default=None, help="Seconds between zombie sweeps (10).")
-@click.option("--max-body-bytes", type=int, default=None, help="Largest accepted request body (64 MiB).")
+@click.option("--max-body-bytes", type=int, default=None, help="Largest body of POST /results and /task_run_states (64 MiB).")
+@click.option("--max-json-body-bytes", type=int, default=None, help="Largest body of the other routes (4 MiB).")
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn log level.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 @_one_line_errors
@@ -73,6 +74,7 @@ def start(
     zombie_timeout: float | None,
     sweep_interval: float | None,
     max_body_bytes: int | None,
+    max_json_body_bytes: int | None,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -81,6 +83,7 @@ def start(
 
     from runwright_server import migrate
     from runwright_server.app import create_app
+    from runwright_server.connections import protocol_class
     from runwright_server.db import make_engine
     from runwright_server.settings import Settings
 
@@ -91,12 +94,20 @@ def start(
         zombie_timeout=zombie_timeout,
         sweep_interval=sweep_interval,
         max_body_bytes=max_body_bytes,
+        max_json_body_bytes=max_json_body_bytes,
     )
     sock = _bind(settings.host, settings.port)
     engine = make_engine(settings.db_url)
     migrate.upgrade(engine)
     app = create_app(settings, engine)
-    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        http=protocol_class(settings.header_timeout),
+        timeout_keep_alive=settings.keep_alive_timeout,
+    )
     server = uvicorn.Server(config)
     click.echo(f"runwright server on http://{settings.host}:{settings.port} (db {engine.url!r})", err=True)
     server.run(sockets=[sock])
@@ -150,17 +161,33 @@ def token_create(name: str, tenant: str, db: str | None) -> None:
 
 
 @token_group.command("revoke")
+@click.argument("token_arg", metavar="[TOKEN|-]", required=False)
 @click.option("--name", default=None, help="Revoke the tenant's active tokens with this name.")
 @click.option("--tenant", default="default", show_default=True)
-@click.option("--token", "token_value", default=None, help="Revoke this token.")
+@click.option("--token", "token_value", default=None, help="Revoke this token (visible to other users in ps: prefer stdin).")
 @click.option("--db", default=None, help="SQLAlchemy URL of the server database.")
 @_one_line_errors
-def token_revoke(name: str | None, tenant: str, token_value: str | None, db: str | None) -> None:
-    """Revoke tokens by name (within a tenant) or by value."""
+def token_revoke(token_arg: str | None, name: str | None, tenant: str, token_value: str | None, db: str | None) -> None:
+    """Revoke tokens by name (within a tenant) or one token by its value.
+
+    The token is read from standard input when the argument is ``-``, or when neither a
+    name nor a token is given (``echo "$TOKEN" | runwright server token revoke``), so that it
+    never appears on a command line.
+    """
     from runwright_server.auth import revoke_tokens
 
+    if token_arg is not None and token_arg != "-":
+        raise click.UsageError("give the token on standard input (argument '-') or with --token, not as an argument")
+    if token_arg == "-" or (name is None and token_value is None):
+        if token_value is not None or name is not None:
+            raise click.UsageError("give exactly one of --name, --token or the token on standard input")
+        if token_arg is None and sys.stdin.isatty():
+            raise click.UsageError("give --name, --token, or the token on standard input ('-')")
+        token_value = sys.stdin.readline().strip()
+        if not token_value:
+            raise click.UsageError("no token on standard input")
     if (name is None) == (token_value is None):
-        raise click.UsageError("give exactly one of --name or --token")
+        raise click.UsageError("give exactly one of --name, --token or the token on standard input")
     count = revoke_tokens(_migrated_engine(db), name=name, tenant=tenant, token=token_value)
     if count == 0:
         raise click.ClickException("no active token matched")

@@ -1,6 +1,7 @@
 """Engine creation and transactions.
 
-SQLite gets WAL, ``synchronous=NORMAL`` and a busy timeout on every connection. Its
+A new SQLite database file is created 0600 (its new directories 0700). SQLite gets WAL,
+``synchronous=NORMAL`` and a busy timeout on every connection. Its
 transactions are begun by us, not by the driver: write transactions use ``BEGIN IMMEDIATE``
 so that a read-then-write transaction (get-or-create, the sweeper) takes the write lock up
 front and waits for it (busy_timeout) instead of failing with "database is locked" when it
@@ -15,6 +16,7 @@ arbitrates with other processes (the ``token`` commands, a second server).
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -36,8 +38,21 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+def _create_private_file(path: Path) -> None:
+    """Create a new SQLite file readable by its owner only (0600), and the directories
+    missing above it 0700. It holds tokens' hashes and results; SQLite gives its ``-wal``
+    and ``-shm`` files the database file's permissions. An existing file is left as it is."""
+    missing = [parent for parent in path.parents if not parent.exists()]
+    for parent in reversed(missing):
+        parent.mkdir(mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def make_engine(db_url: str) -> Engine:
-    """An engine for ``db_url``; creates the parent directory of a SQLite file."""
+    """An engine for ``db_url``; a new SQLite file (and its directory) is private to its owner."""
     url = make_url(db_url)
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False)
@@ -46,7 +61,7 @@ def make_engine(db_url: str) -> Engine:
     if url.database in (None, "", ":memory:"):
         kwargs["poolclass"] = StaticPool
     else:
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_private_file(Path(url.database).expanduser())
         kwargs.update(pool_size=16, max_overflow=32)
     engine = create_engine(url, **kwargs)
     _WRITE_LOCKS[engine] = threading.RLock()

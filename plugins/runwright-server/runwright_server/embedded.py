@@ -15,8 +15,10 @@ Files, all under ``~/.runwright/``:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,12 +87,25 @@ def _create_token_file(db_url: str, path: Path) -> None:
         handle.write(token + "\n")
 
 
-def start(port: int, token_file: Path | None = None, timeout: float = START_TIMEOUT) -> None:
+def port_taken(port: int) -> bool:
+    """True when something already listens on ``127.0.0.1:port`` (a bind fails: in use)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def start(port: int, token_file: Path | None = None, timeout: float = START_TIMEOUT) -> int | None:
     """Start the server on ``127.0.0.1:port`` in the background unless one answers there.
 
     With ``token_file`` and no such file yet, first create the database and a token of the
-    ``local`` tenant, written to ``token_file``. Returns once the server answers; raises
-    :class:`EmbeddedServerError` (naming the log) when it exits or does not answer in time.
+    ``local`` tenant, written to ``token_file``. Returns the new server's pid once it answers,
+    having said so in one line on stderr (address, pid, log, how to stop it), or None when a
+    server already answered; raises :class:`EmbeddedServerError` when the port is taken by
+    another program, or the server exits or does not answer in time (naming the log).
     """
     from runwright_server.settings import Settings
 
@@ -99,7 +114,13 @@ def start(port: int, token_file: Path | None = None, timeout: float = START_TIME
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     with _lock(home):
         if answers(url):
-            return  # another process started it while we waited
+            return None  # another process started it while we waited
+        if port_taken(port):
+            raise EmbeddedServerError(
+                f"Port {port} on 127.0.0.1 is taken by another program, which is not a runwright server: "
+                f"stop it, or give the embedded server another port with [server] port "
+                f"(e.g. RUNWRIGHT__SERVER__PORT={port + 1})"
+            )
         settings = Settings.load(host="127.0.0.1", port=port)
         if token_file is not None and not token_file.exists():
             _create_token_file(settings.db_url, token_file)
@@ -118,7 +139,13 @@ def start(port: int, token_file: Path | None = None, timeout: float = START_TIME
                     f"The embedded runwright server exited at start (code {process.returncode}); see {log_path()}"
                 )
             if answers(url):
-                return
+                print(
+                    f"Started the embedded runwright server on {url} (pid {process.pid}, log {log_path()}); "
+                    "stop it with `runwright server stop`",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return process.pid
             time.sleep(0.05)
         raise EmbeddedServerError(f"The embedded runwright server did not answer within {timeout:g} s; see {log_path()}")
 

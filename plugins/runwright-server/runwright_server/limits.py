@@ -1,4 +1,9 @@
-"""ASGI middleware that caps request bodies, by Content-Length and by the bytes streamed."""
+"""ASGI middleware that caps request bodies, by Content-Length and by the bytes streamed.
+
+Two limits: the JSON routes' (``[server] max_json_body_bytes``, 4 MiB by default) and the
+larger one of the routes that carry results (``[server] max_body_bytes``, 64 MiB): ``POST
+/results`` (raw bytes) and ``POST /task_run_states`` (a batch with its inline results).
+"""
 
 from __future__ import annotations
 
@@ -22,17 +27,21 @@ class BodyLimitMiddleware:
     parsing passes it through and it is rendered as a 413 JSON error).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_json_bytes: int | None = None, large_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        #: the limit of every path but ``large_paths``
+        self.max_json_bytes = max_bytes if max_json_bytes is None else max_json_bytes
+        self.large_paths = large_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes if scope["path"] in self.large_paths else self.max_json_bytes
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(send, limit)
                 return
         received = 0
 
@@ -41,14 +50,19 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body exceeds the limit of {self.max_bytes} bytes"}).encode()
-        headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    async def _refuse(self, send: Send, limit: int) -> None:
+        """A 413 before any of the body is read; the connection is closed after it."""
+        body = json.dumps({"detail": f"request body exceeds the limit of {limit} bytes"}).encode()
+        headers: list[Any] = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -18,6 +18,11 @@ write) is applied only while that token is the flow run's current lease, and onl
 runs of that flow run: :func:`lease_of` reads the lease ``FOR UPDATE`` (PostgreSQL), so a
 takeover and a batch of the runner it replaces are ordered. Writes naming no lease are not
 lease-checked (the per-task synchronous claim mode and API users).
+
+**Refused transitions** (:mod:`runwright_server.state_rules`): a write of Running or a meta
+state carries ``b_guard = 1``, and the same ``UPDATE`` then also requires that the run is not
+finished, or is in the sweeper's Failed state; a write that fails only that condition (the
+version matched) is ``refused``.
 """
 
 from __future__ import annotations
@@ -28,14 +33,15 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Insert, Table, Update, bindparam, select, update
+from sqlalchemy import Connection, Insert, Integer, Table, Update, bindparam, or_, select, text, update
 
 from runwright_server import models
+from runwright_server.state_rules import FINISHED_TYPES, REVIVING_TYPES, SWEPT_PREFIX, refused
 
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    status: Literal["ok", "conflict", "not_found"]
+    status: Literal["ok", "conflict", "not_found", "refused"]
     version: int | None = None
     current_state: dict[str, Any] | None = None
 
@@ -69,6 +75,11 @@ class RunKind:
                 runs.c.id == bindparam("b_id"),
                 runs.c.tenant_id == bindparam("b_tenant"),
                 runs.c.version == bindparam("b_version"),
+                or_(
+                    bindparam("b_guard", type_=Integer) == 0,
+                    text("state_type NOT IN (" + ", ".join(f"'{name}'" for name in FINISHED_TYPES) + ")"),
+                    runs.c.state.startswith(bindparam("b_swept"), autoescape=False),
+                ),
             )
             .values(
                 state=bindparam("b_state"),
@@ -130,6 +141,8 @@ def write_state(
         "b_state": state_text,
         "b_type": state_type,
         "b_now": now,
+        "b_guard": int(state_type in REVIVING_TYPES),
+        "b_swept": SWEPT_PREFIX,
     }
     bump = kind.bump
     if parent_id is not None and kind.bump_in_parent is not None:
@@ -141,7 +154,10 @@ def write_state(
         else:
             history.append(params)
         return WriteOutcome("ok", expected_version + 1)
-    return current(conn, kind, run_id, tenant_id, parent_id)
+    outcome = current(conn, kind, run_id, tenant_id, parent_id)
+    if outcome.status == "conflict" and outcome.version == expected_version:
+        return WriteOutcome("refused", outcome.version, outcome.current_state)
+    return outcome
 
 
 def write_states_at_once(
@@ -166,12 +182,14 @@ def write_states_at_once(
     if not writes or not conn.dialect.supports_sane_multi_rowcount:
         return False
     chains: dict[str, list[Any]] = {}  # run id -> [first expected version, last index in writes]
-    for index, (run_id, version, _text, _type) in enumerate(writes):
+    for index, (run_id, version, _text, state_type) in enumerate(writes):
         chain = chains.get(run_id)
         if chain is None:
-            chains[run_id] = [version, index]
+            chains[run_id] = [version, index, int(state_type in REVIVING_TYPES)]
         elif version != writes[chain[1]][1] + 1:
             return False  # not a chain: cannot all apply; the one-by-one path tells which
+        elif refused(writes[chain[1]][3], writes[chain[1]][2], state_type):
+            return False  # a refused transition inside the chain: the one-by-one path refuses it
         else:
             chain[1] = index
     dialect = conn.dialect
@@ -179,7 +197,7 @@ def write_states_at_once(
     append = driver_statement(kind.append, dialect)
     stamp = bump.process("b_now", now)
     bumps = []
-    for run_id, (first, last) in chains.items():
+    for run_id, (first, last, guard) in chains.items():
         _, version, text, state_type = writes[last]
         bumps.append(
             bump.row(
@@ -192,6 +210,8 @@ def write_states_at_once(
                     "b_type": state_type,
                     "b_now": stamp,
                     "b_parent": parent_id,
+                    "b_guard": guard,
+                    "b_swept": SWEPT_PREFIX,
                 }
             )
         )

@@ -1,6 +1,7 @@
 """The database schema (SQLAlchemy Core tables). Alembic migrations mirror these tables.
 
-Timestamps are naive UTC datetimes. Ids are UUID4 strings (results: 32 hex digits).
+Timestamps are naive UTC datetimes. Ids are UUID4 strings (results: 32 hex digits, unique
+within their tenant).
 States are stored as JSON text with their ``"type"`` copied into ``state_type``.
 """
 
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -134,11 +136,13 @@ task_run_states = Table(
 results = Table(
     "results",
     metadata,
-    Column("id", String(32), primary_key=True),
+    Column("id", String(32), nullable=False),
     Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
     Column("data", LargeBinary, nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("created", DateTime, nullable=False),
+    #: a key is the tenant's own: another tenant's key neither collides nor shows (migration 0003)
+    PrimaryKeyConstraint("tenant_id", "id", name="pk_results"),
 )
 
 logs = Table(

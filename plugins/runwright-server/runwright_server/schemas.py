@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from runwright_server.state_rules import MAX_STATE_CHARS, check_state
+
 MAX_INT64 = 2**63 - 1
 MAX_INT32 = 2**31 - 1
 MAX_BATCH = 10_000
@@ -77,16 +79,21 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _state_type(value: dict[str, Any]) -> dict[str, Any]:
-    kind = value.get("type")
-    if not isinstance(kind, str) or not 0 < len(kind) <= 100:
-        raise ValueError('a state must have a string "type" of 1 to 100 characters')
-    _clean_str(kind)
-    return value
+    """A runwright state type (see :mod:`runwright_server.state_rules`); a long message cut."""
+    return check_state(value)
+
+
+def state_text(value: dict[str, Any]) -> str:
+    """The state as strict JSON text, at most ``MAX_STATE_CHARS`` long (else ValueError)."""
+    text = to_json_text(value)
+    if len(text) > MAX_STATE_CHARS:
+        raise ValueError(f"a state must encode to at most {MAX_STATE_CHARS:,} characters of JSON, not {len(text):,}")
+    return text
 
 
 def _state(value: dict[str, Any]) -> dict[str, Any]:
-    _state_type(value)
-    to_json_text(value)
+    check_state(value)
+    state_text(value)
     return value
 
 
@@ -95,13 +102,13 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 StateDict = Annotated[
     dict[str, Any],
     AfterValidator(_state),
-    Field(description='A serialized state: a JSON object with a string "type" (e.g. "Running").'),
+    Field(description='A serialized runwright state: a JSON object whose "type" names a state class (e.g. "Running").'),
 ]
 #: a state checked for its "type" only; the model encodes it (once) and keeps the text
 _TypedStateDict = Annotated[
     dict[str, Any],
     AfterValidator(_state_type),
-    Field(description='A serialized state: a JSON object with a string "type" (e.g. "Running").'),
+    Field(description='A serialized runwright state: a JSON object whose "type" names a state class (e.g. "Running").'),
 ]
 Version = Annotated[int, Field(ge=0, le=MAX_INT64)]
 LeaseToken = Annotated[
@@ -151,7 +158,7 @@ class FlowIn(_In):
     name: Name
     version: ShortLabel | None = None
     tasks: list[TaskIn] = Field(default_factory=list, max_length=100_000)
-    edges: list[EdgeIn] = Field(default_factory=list, max_length=1_000_000)
+    edges: list[EdgeIn] = Field(default_factory=list, max_length=200_000)
 
     @model_validator(mode="after")
     def _check_graph(self) -> FlowIn:
@@ -294,7 +301,7 @@ class BatchWriteItem(_In):
 
     @model_validator(mode="after")
     def _encode_state(self) -> BatchWriteItem:
-        self._state_text = to_json_text(self.state)  # checked and encoded once, stored as is
+        self._state_text = state_text(self.state)  # checked and encoded once, stored as is
         return self
 
     @property

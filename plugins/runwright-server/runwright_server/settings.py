@@ -14,7 +14,10 @@ DEFAULT_PORT = 4200
 DEFAULT_ZOMBIE_TIMEOUT = 120.0
 DEFAULT_SWEEP_INTERVAL = 10.0
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_JSON_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_TOKEN_CACHE_SECONDS = 5.0
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5
 
 
 def default_db_url() -> str:
@@ -28,9 +31,14 @@ class Settings:
 
     Config keys (table ``[server]``, or ``RUNWRIGHT__SERVER__<KEY>``): ``db``, ``host``,
     ``port``, ``zombie_timeout`` (seconds without heartbeat before a Running run is marked
-    Failed), ``sweep_interval`` (seconds between zombie sweeps), ``max_body_bytes`` and
+    Failed), ``sweep_interval`` (seconds between zombie sweeps), ``max_body_bytes`` (the
+    body limit of the routes carrying results: ``POST /results`` and ``POST
+    /task_run_states``), ``max_json_body_bytes`` (every other route's) and
     ``token_cache_seconds`` (how long a valid API token is remembered in-process, hence the
-    longest a revoked token keeps working; 0 checks the database on every request).
+    longest a revoked token keeps working; 0 checks the database on every request),
+    ``header_timeout`` (seconds a connection has to send a whole request line and headers,
+    from its opening or its last answer) and ``keep_alive_timeout`` (seconds an idle
+    keep-alive connection stays open).
     """
 
     db_url: str
@@ -39,17 +47,22 @@ class Settings:
     zombie_timeout: float = DEFAULT_ZOMBIE_TIMEOUT
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_json_body_bytes: int = DEFAULT_MAX_JSON_BODY_BYTES
     token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_TIMEOUT
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be between 1 and 65535, not {self.port}")
         if self.zombie_timeout <= 0 or self.sweep_interval <= 0:
             raise ValueError("zombie_timeout and sweep_interval must be positive")
-        if self.max_body_bytes <= 0:
-            raise ValueError("max_body_bytes must be positive")
+        if self.max_body_bytes <= 0 or self.max_json_body_bytes <= 0:
+            raise ValueError("max_body_bytes and max_json_body_bytes must be positive")
         if not 0 <= self.token_cache_seconds <= 3600:
             raise ValueError("token_cache_seconds must be between 0 and 3600")
+        if self.header_timeout <= 0 or self.keep_alive_timeout <= 0:
+            raise ValueError("header_timeout and keep_alive_timeout must be positive")
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -61,9 +74,14 @@ class Settings:
             "zombie_timeout": float(config_value("server", "zombie_timeout", DEFAULT_ZOMBIE_TIMEOUT)),
             "sweep_interval": float(config_value("server", "sweep_interval", DEFAULT_SWEEP_INTERVAL)),
             "max_body_bytes": int(config_value("server", "max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+            "max_json_body_bytes": int(
+                config_value("server", "max_json_body_bytes", DEFAULT_MAX_JSON_BODY_BYTES)
+            ),
             "token_cache_seconds": float(
                 config_value("server", "token_cache_seconds", DEFAULT_TOKEN_CACHE_SECONDS)
             ),
+            "header_timeout": float(config_value("server", "header_timeout", DEFAULT_HEADER_TIMEOUT)),
+            "keep_alive_timeout": int(config_value("server", "keep_alive_timeout", DEFAULT_KEEP_ALIVE_TIMEOUT)),
         }
         known = {f.name for f in dataclasses.fields(cls)}
         for key, value in overrides.items():

@@ -140,3 +140,31 @@ def test_revocation_from_another_process_lands_within_the_cache_ttl(tmp_path: Pa
         assert requests.get(proc.url + "/api/v1/flows", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
     finally:
         proc.stop()
+
+
+def test_inline_result_keys_are_each_tenants_own(server: TestServer, sa: requests.Session, sb: requests.Session) -> None:
+    """Tenant b claiming a key first neither refuses tenant a's write nor tells a anything."""
+    import base64
+    import secrets
+
+    key = secrets.token_hex(16)
+    uri = "rwcloud://results/" + key
+
+    def batch(session: requests.Session, data: bytes) -> dict:
+        run = server.make_run(session)
+        task_run = run["task_runs"][0]["id"]
+        body = {
+            "writes": [{"task_run_id": task_run, "version": 0, "state": {"type": "Success", "uri": uri}}],
+            "results": [{"key": key, "data": base64.b64encode(data).decode()}],
+        }
+        r = session.post(server.api + "/task_run_states", json=body)
+        assert r.status_code == 200, r.text
+        result: dict = r.json()["results"][0]
+        return result
+
+    assert batch(sb, b"b's bytes")["status"] == "ok"
+    assert batch(sa, b"a's bytes")["status"] == "ok"  # not "rejected": b's key is not a's
+    assert sa.get(server.api + "/results", params={"uri": uri}).content == b"a's bytes"
+    assert sb.get(server.api + "/results", params={"uri": uri}).content == b"b's bytes"
+    assert batch(sa, b"again")["status"] == "rejected"  # a's own key is still a's once
+    assert sa.get(server.api + "/results", params={"uri": uri}).content == b"a's bytes"

@@ -68,3 +68,93 @@ def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
         result = cli("--port", str(port), "--db", f"sqlite:///{tmp_path / 'x.db'}")  # "start" is implied
     _assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_a_new_database_and_its_wal_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """server.db holds tokens' hashes and results: 0600, its -wal/-shm too, a new directory 0700."""
+    import os
+
+    from runwright_server.testing import ServerProcess
+
+    db = tmp_path / "new" / "dir" / "server.db"
+    old = os.umask(0o022)  # a usual umask: what the code sets, not what the umask leaves
+    try:
+        created = cli("token", "create", "--name", "x", "--db", f"sqlite:///{db}")
+    finally:
+        os.umask(old)
+    assert created.returncode == 0, created.stderr
+    proc = ServerProcess(f"sqlite:///{db}").start()
+    try:
+        headers = {"Authorization": f"Bearer {created.stdout.strip()}"}
+        assert requests.post(proc.url + "/api/v1/flows", json={"name": "f"}, headers=headers).status_code == 201
+        for path in (db, db.with_name("server.db-wal"), db.with_name("server.db-shm")):
+            assert path.exists() and path.stat().st_mode & 0o777 == 0o600, (path, oct(path.stat().st_mode))
+        assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "new" / "dir").stat().st_mode & 0o777 == 0o700
+    finally:
+        proc.stop()
+
+
+def test_token_revoke_reads_the_token_from_standard_input(server: TestServer) -> None:
+    for argv in (["-"], []):
+        token = cli("token", "create", "--name", "stdin", "--tenant", "a", "--db", server.db_url).stdout.strip()
+        done = subprocess.run(
+            [sys.executable, "-m", "runwright_server", "token", "revoke", *argv, "--db", server.db_url],
+            input=token + "\n", capture_output=True, text=True, timeout=30, check=False,
+        )
+        assert done.returncode == 0 and "revoked 1 token(s)" in done.stderr, (argv, done.stderr)
+        again = subprocess.run(
+            [sys.executable, "-m", "runwright_server", "token", "revoke", "-", "--db", server.db_url],
+            input=token + "\n", capture_output=True, text=True, timeout=30, check=False,
+        )
+        assert again.returncode == 1 and "no active token" in again.stderr
+    empty = subprocess.run(
+        [sys.executable, "-m", "runwright_server", "token", "revoke", "-", "--db", server.db_url],
+        input="", capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert empty.returncode == 2 and "no token on standard input" in empty.stderr
+    shown = cli("token", "revoke", "rw_on-the-command-line", "--db", server.db_url)
+    assert shown.returncode == 2 and "standard input" in shown.stderr
+
+
+def _closed_within(sock: socket.socket, seconds: float, drip: bytes = b"") -> float:
+    """Seconds until the server closes ``sock`` (sending ``drip`` a byte every 0.25 s)."""
+    started = time.monotonic()
+    sock.settimeout(0.25)
+    index = 0
+    while time.monotonic() - started < seconds:
+        try:
+            if index < len(drip):
+                sock.send(drip[index : index + 1])
+                index += 1
+            if sock.recv(1024) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except OSError:  # reset: closed
+            return time.monotonic() - started
+    raise AssertionError(f"the connection was still open after {seconds} s")
+
+
+def test_idle_and_slow_dripping_connections_are_closed(tmp_path: Path) -> None:
+    from runwright_server.testing import ServerProcess
+
+    proc = ServerProcess(f"sqlite:///{tmp_path / 'x.db'}", env={"RUNWRIGHT__SERVER__HEADER_TIMEOUT": "1"}).start()
+    try:
+        host, port = "127.0.0.1", proc.port
+        with socket.create_connection((host, port)) as idle:
+            assert _closed_within(idle, 5) < 2.5
+        with socket.create_connection((host, port)) as slow:  # slowloris: a byte of headers at a time
+            head = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 100
+            assert _closed_within(slow, 5, drip=head) < 2.5
+        # after an answer, the next head has the same time; a keep-alive client is served as usual
+        with socket.create_connection((host, port)) as alive:
+            alive.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert alive.recv(4096).startswith(b"HTTP/1.1 200")
+            assert _closed_within(alive, 5, drip=b"GET /api/v1/health HTTP/1.1\r\n" + b"X" * 50) < 2.5
+        with requests.Session() as session:
+            for _ in range(3):
+                assert session.get(proc.url + "/api/v1/health").status_code == 200
+                time.sleep(0.6)  # each request within the timeout on the same connection
+    finally:
+        proc.stop()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -11,6 +13,7 @@ from sqlalchemy import inspect
 from runwright_server import migrate
 from runwright_server.db import make_engine
 from runwright_server.models import metadata
+from runwright_server.testing.fixtures import PG_URL, _pg_database
 
 
 def test_upgrade_creates_every_table_and_matches_the_models(tmp_path: Path) -> None:
@@ -32,3 +35,60 @@ def test_migrations_ship_inside_the_package() -> None:
     versions = migrate.MIGRATIONS_DIR / "versions"
     assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
     assert any(p.suffix == ".py" for p in versions.iterdir())
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.skipif(not PG_URL, reason="set RUNWRIGHT_TEST_POSTGRES_URL"))]
+)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own, without any schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'upgrade.db'}"
+    else:
+        assert PG_URL
+        yield from _pg_database(PG_URL)
+
+
+def test_upgrade_from_0002_keeps_the_results_and_scopes_their_keys_by_tenant(empty_db_url: str) -> None:
+    """0002 -> head on a database with data (SQLite, and PostgreSQL when configured)."""
+    from datetime import datetime
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    engine = make_engine(empty_db_url)
+    try:
+        migrate.upgrade(engine, "0002")
+        now = datetime(2026, 1, 1)
+        with engine.begin() as conn:
+            for tenant in ("ta", "tb"):
+                conn.execute(
+                    text("INSERT INTO tenants (id, name, created) VALUES (:id, :id, :now)"), {"id": tenant, "now": now}
+                )
+            conn.execute(
+                text("INSERT INTO results (id, tenant_id, data, size, created) VALUES (:id, 'ta', :data, 3, :now)"),
+                {"id": "a" * 32, "data": b"old", "now": now},
+            )
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT tenant_id, data FROM results")).all() == [("ta", b"old")]
+            # the same key for another tenant is now its own row
+            conn.execute(
+                text("INSERT INTO results (id, tenant_id, data, size, created) VALUES (:id, 'tb', :data, 3, :now)"),
+                {"id": "a" * 32, "data": b"new", "now": now},
+            )
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        try:
+            with engine.begin() as conn:  # but one tenant still cannot store a key twice
+                conn.execute(
+                    text("INSERT INTO results (id, tenant_id, data, size, created) VALUES (:id, 'ta', :data, 1, :now)"),
+                    {"id": "a" * 32, "data": b"x", "now": now},
+                )
+            raise AssertionError("a tenant stored the same key twice")
+        except IntegrityError:
+            pass
+        migrate.upgrade(engine)  # idempotent at head
+    finally:
+        engine.dispose()

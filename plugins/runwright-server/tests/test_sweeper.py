@@ -61,3 +61,7 @@ def test_running_runs_without_heartbeat_fail(zombie_server: tuple[TestServer, re
     # the runner that comes back is told it lost the run
     late = s.post(f"{api}/flow_runs/{dead['id']}/state", json={"version": 1, "state": {"type": "Success"}})
     assert late.status_code == 409 and late.json()["current_state"]["type"] == "Failed"
+    # a resuming runner claims the swept runs straight back to Running (no other finished
+    # state allows that); the Running it writes is version-checked like any write
+    assert s.post(f"{api}/flow_runs/{dead['id']}/state", json={"version": 2, "state": {"type": "Running"}}).ok
+    assert s.post(f"{api}/task_runs/{dead_task}/state", json={"version": 2, "state": {"type": "Running"}}).ok

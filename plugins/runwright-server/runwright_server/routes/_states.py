@@ -21,14 +21,15 @@ from runwright_server.locking import (
     task_run_lease,
     write_state,
 )
-from runwright_server.schemas import StateWriteIn, to_json_text
+from runwright_server.schemas import StateWriteIn, state_text
+from runwright_server.state_rules import REFUSED_DETAIL
 
 
 def set_state(
     request: Request, principal: Principal, kind: RunKind, run_id: str, body: StateWriteIn, what: str
 ) -> dict[str, Any] | JSONResponse:
     check_id(run_id, what)
-    state_text = to_json_text(body.state)
+    text = state_text(body.state)
     tenant = principal.tenant_id
     lease_lost = False
     with write_tx(engine_of(request)) as conn:
@@ -39,7 +40,7 @@ def set_state(
         if lease_lost:
             outcome = current(conn, kind, run_id, tenant)
         else:
-            outcome = write_state(conn, kind, run_id, tenant, body.version, state_text, body.state["type"], utcnow())
+            outcome = write_state(conn, kind, run_id, tenant, body.version, text, body.state["type"], utcnow())
             if kind is FLOW_RUNS and outcome.status == "ok":
                 # the lease lives while the flow run is Running; any other state clears it
                 set_lease(conn, run_id, body.lease if body.state["type"] == "Running" else None)
@@ -49,6 +50,8 @@ def set_state(
         raise not_found(what)
     if outcome.status == "conflict":
         return _conflict(f"version conflict: expected {body.version}, current is {outcome.version}", outcome)
+    if outcome.status == "refused":
+        return _conflict(f"{body.state['type']} refused: {REFUSED_DETAIL}", outcome)
     return {"id": run_id, "version": outcome.version}
 
 

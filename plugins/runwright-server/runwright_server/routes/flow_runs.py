@@ -12,6 +12,7 @@ from sqlalchemy import Connection, RowMapping, select, update
 
 from runwright_server import models
 from runwright_server.auth import Principal, require_principal, utcnow
+from runwright_server.bodies import GuardedRoute
 from runwright_server.common import (
     AUTH_RESPONSES,
     CONFLICT,
@@ -42,7 +43,7 @@ from runwright_server.schemas import (
     to_json_text,
 )
 
-router = APIRouter(tags=["flow runs"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["flow runs"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
 Auth = Annotated[Principal, Depends(require_principal)]
 
 PENDING = {"type": "Pending", "message": None}

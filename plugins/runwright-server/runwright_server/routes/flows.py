@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from runwright_server import models
 from runwright_server.auth import Principal, require_principal, utcnow
+from runwright_server.bodies import GuardedRoute
 from runwright_server.common import (
     AUTH_RESPONSES,
     NOT_FOUND,
@@ -25,7 +26,7 @@ from runwright_server.common import (
 from runwright_server.db import read_tx, write_tx
 from runwright_server.schemas import FlowIn, FlowOut, Label, to_json_text
 
-router = APIRouter(tags=["flows"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["flows"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
 Auth = Annotated[Principal, Depends(require_principal)]
 
 

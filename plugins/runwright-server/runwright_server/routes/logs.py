@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from runwright_server import models
 from runwright_server.auth import Principal, require_principal
+from runwright_server.bodies import GuardedRoute
 from runwright_server.common import (
     AUTH_RESPONSES,
     NOT_FOUND,
@@ -20,7 +21,7 @@ from runwright_server.common import (
 from runwright_server.db import read_tx, write_tx
 from runwright_server.schemas import LogOut, LogsIn, LogsOut
 
-router = APIRouter(tags=["logs"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["logs"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
 Auth = Annotated[Principal, Depends(require_principal)]
 
 

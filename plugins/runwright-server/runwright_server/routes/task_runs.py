@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from runwright_server import models
 from runwright_server.auth import Principal, require_principal, utcnow
+from runwright_server.bodies import GuardedRoute
 from runwright_server.common import (
     AUTH_RESPONSES,
     CONFLICT,
@@ -49,7 +50,7 @@ from runwright_server.schemas import (
     to_json_text,
 )
 
-router = APIRouter(tags=["task runs"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["task runs"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
 Auth = Annotated[Principal, Depends(require_principal)]
 
 PENDING_TEXT = to_json_text({"type": "Pending", "message": None})
@@ -247,7 +248,7 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
 
     With ``lease``: nothing is applied (409) unless the token is the flow run's current
     lease, and a write to a task run of another flow run is ``not_found``. An inline result
-    whose key already exists (or repeats in the batch) is not stored, and every write whose
+    whose key the tenant already stored (or that repeats in the batch) is not stored, and every write whose
     state names its URI is ``rejected``. Once a write of a task run is not applied, the
     later writes of that task run in the batch are not applied either.
     """
@@ -291,7 +292,7 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
                 status: str = outcome.status
             elif refused and any(RESULT_URI_PREFIX + key in state_text for key in refused):
                 outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
-                status = "rejected" if outcome.status == "conflict" else outcome.status
+                status = "rejected" if outcome.status in ("conflict", "refused") else outcome.status
             else:
                 outcome = write_state(
                     conn,
@@ -305,7 +306,7 @@ def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -
                     parent,
                     history=history,
                 )
-                status = outcome.status
+                status = "rejected" if outcome.status == "refused" else outcome.status
             if status != "ok":
                 failed.add(item.task_run_id)
             result: dict[str, Any] = {"task_run_id": item.task_run_id, "status": status, "version": outcome.version}
@@ -354,7 +355,8 @@ def _store_inline_results(conn: Connection, body: BatchWriteIn, tenant: str, now
     r = models.results
     keys = [row["id"] for row in rows]
     for start in range(0, len(keys), 500):
-        refused.update(conn.execute(select(r.c.id).where(r.c.id.in_(keys[start : start + 500]))).scalars())
+        chunk = keys[start : start + 500]
+        refused.update(conn.execute(select(r.c.id).where(r.c.tenant_id == tenant, r.c.id.in_(chunk))).scalars())
     for row in rows:
         if row["id"] in refused:
             continue

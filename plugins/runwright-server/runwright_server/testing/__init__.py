@@ -110,6 +110,8 @@ class TestServer:
     revoked: str
     process: ServerProcess
     max_body: int
+    #: the body limit of the JSON routes (0: unknown)
+    max_json_body: int = 0
 
     __test__ = False  # not a pytest test class
 

@@ -24,7 +24,8 @@ import requests
 from runwright_server.testing import ServerProcess, TestServer
 
 PG_URL = os.environ.get("RUNWRIGHT_TEST_POSTGRES_URL")
-MAX_BODY = 1024 * 1024  # the test server's body limit
+MAX_BODY = 1024 * 1024  # the test server's body limit (results, batches)
+MAX_JSON_BODY = 512 * 1024  # the test server's body limit of the other JSON routes
 
 
 def _pg_database(base_url: str) -> Iterator[str]:
@@ -74,9 +75,9 @@ def server(db_url: str) -> Iterator[TestServer]:
     revoked = create_token(engine, "old", tenant="a")
     revoke_tokens(engine, token=revoked)
     engine.dispose()
-    proc = ServerProcess(db_url, extra_args=["--max-body-bytes", str(MAX_BODY)]).start()
+    proc = ServerProcess(db_url, extra_args=["--max-body-bytes", str(MAX_BODY), "--max-json-body-bytes", str(MAX_JSON_BODY)]).start()
     try:
-        yield TestServer(proc.url, db_url, token_a, token_b, revoked, proc, MAX_BODY)
+        yield TestServer(proc.url, db_url, token_a, token_b, revoked, proc, MAX_BODY, MAX_JSON_BODY)
     finally:
         proc.stop()
 
