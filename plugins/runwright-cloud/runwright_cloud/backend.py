@@ -12,7 +12,9 @@ never reach it, so installing the plugin changes nothing for local runs. What it
   is synchronous or queued under the flow run's lease, later states go to the batching
   writer; a refused claim ends the task run as ``ClientFailed``);
 * ``check_task_is_cached``: Cached states from the server (it answers cache checks, so
-  runwright-cache stays out of cloud runs);
+  runwright-cache stays out of cloud runs): one request for the candidates of all the flow
+  run's tasks, keys compared instead of inputs read back, small results inline
+  (:mod:`runwright_cloud.reporting.cached`);
 * ``*_run_end``: flush, stop heartbeats.
 
 The reporting code, and with it the HTTP client (requests), is imported by the first cloud
@@ -106,7 +108,9 @@ class CloudBackend(Backend):
     def flow_run_end(self, runner: FlowRunner, flow: Flow, state: State | None) -> None:
         flows = self._flows
         if flows is not None and flows.reports(runner):
-            flows.end(runner, state)
+            flow_run_id = flows.end(runner, state)
+            if flow_run_id is not None and self._tasks is not None:
+                self._tasks.cached.forget(flow_run_id)
 
     def initialize_task_run(self, runner: TaskRunner, task: Task, setup: TaskRunSetup) -> None:
         self.tasks.initialize(runner, task, setup)

@@ -461,6 +461,23 @@ class Client:
         rows = self._json("GET", "/cached_states", idempotent=True, params=params)
         return [row["state"] for row in rows]
 
+    def get_cached_candidates(
+        self, flow_name: str, *, limit: int = 20000, per_task: int = 5, inline_results: bool = True
+    ) -> list[dict[str, Any]]:
+        """The cache candidates of every task of flows named ``flow_name``, in one request:
+        rows ``{task_slug, map_index, state, cache_key, result, created, ...}``, newest first,
+        per task and map index the newest state of each distinct cache key (at most
+        ``per_task``), small results inline (base64) when ``inline_results``. Fewer than
+        ``limit`` rows means the answer is complete."""
+        params: dict[str, Any] = {
+            "flow_name": flow_name,
+            "limit": limit,
+            "per_task": per_task,
+            "inline_results": "true" if inline_results else "false",
+        }
+        rows: list[dict[str, Any]] = self._json("GET", "/cached_states", idempotent=True, params=params)
+        return rows
+
     def update_flow_run_heartbeat(self, flow_run_id: str) -> None:
         self._json("POST", f"/flow_runs/{flow_run_id}/heartbeat", idempotent=True)
 

@@ -55,6 +55,8 @@ class TaskRunReport(Protocol):
     pending: int
     #: the server refused (or never got) a queued write
     refused: bool
+    #: the run's cache key, stored with its Cached state (see reporting/cached.py)
+    cache_key: str | None
 
     def describe(self) -> str: ...
 
@@ -220,6 +222,8 @@ class StateWriter:
                     self._record_lost(report)
                     continue  # an earlier write of this task run was refused: later versions cannot match
                 state = serialize_for_server(write.state, write.checkpoint, report.describe())
+                if report.cache_key is not None and state["type"] == "Cached":
+                    state["cache_key"] = report.cache_key
                 items.append((write, {"task_run_id": report.id, "version": write.version, "state": state}))
         if not items:
             return

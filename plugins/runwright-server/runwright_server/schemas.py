@@ -349,8 +349,13 @@ class BatchWriteOut(BaseModel):
 class CachedStateOut(BaseModel):
     task_run_id: str
     flow_run_id: str
+    task_slug: str
     map_index: int
     state: dict[str, Any]
+    #: the cache key the client stored with the state (``state["cache_key"]``), if any
+    cache_key: str | None = None
+    #: the state's result bytes, base64 (``inline_results``, small results only)
+    result: str | None = None
     created: datetime
 
 

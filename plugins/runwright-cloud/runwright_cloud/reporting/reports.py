@@ -72,6 +72,8 @@ class TaskRunReport:
     lease: str | None = None
     #: wait for the queued writes at the end of the run (a lost run, recorded by the client)
     flush_at_end: bool = False
+    #: the cache key of this run (computed by its cache check), stored with its Cached state
+    cache_key: str | None = None
     #: this process's client and writer (None in a detached copy)
     _client: Client | None = field(default=None, repr=False)
     _writer: StateWriter | None = field(default=None, repr=False)
