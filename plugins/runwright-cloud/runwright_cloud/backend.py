@@ -109,8 +109,8 @@ class CloudBackend(Backend):
         flows = self._flows
         if flows is not None and flows.reports(runner):
             flow_run_id = flows.end(runner, state)
-            if flow_run_id is not None and self._tasks is not None:
-                self._tasks.cached.forget(flow_run_id)
+            if flow_run_id is not None:
+                self.services.cached.forget(flow_run_id)
 
     def initialize_task_run(self, runner: TaskRunner, task: Task, setup: TaskRunSetup) -> None:
         self.tasks.initialize(runner, task, setup)

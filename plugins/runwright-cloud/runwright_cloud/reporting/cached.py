@@ -1,8 +1,10 @@
 """Cache checks of cloud runs: one request for the candidates of every task of a flow run.
 
-The first cache check of a flow run in a process asks the server for the candidate Cached
-states of every task of flows with that name (``GET /cached_states`` without a task slug,
-small results inline); every later check of that flow run is answered from that answer.
+The candidate Cached states of every task of flows with the flow run's name come in one
+request (``GET /cached_states`` without a task slug, small results inline): started in a
+thread while the flow run is loaded (a flow with a ``cache_for`` task), or by the first cache
+check of the flow run in a process (a Dask worker); every later check of that flow run is
+answered from that answer.
 
 A candidate is valid when it has not expired (``cache_for`` and its own expiration) and:
 
@@ -56,6 +58,19 @@ class FlowRunCandidates:
         self._rows: dict[tuple[str, int], list[dict[str, Any]]] | None = None
         self.complete = True
 
+    def prefetch(self) -> None:
+        """Start fetching in a daemon thread (a failure there is retried by the first check)."""
+        self._lock.acquire()
+        threading.Thread(target=self._prefetch, name="runwright-cloud-cache", daemon=True).start()
+
+    def _prefetch(self) -> None:
+        try:
+            self._rows = self._fetch()
+        except Exception as exc:  # noqa: BLE001 - the first cache check asks again, and reports it
+            logger.debug("Could not prefetch the cached states of flow %r: %s", self.flow_name, exc)
+        finally:
+            self._lock.release()
+
     def rows_for(self, slug: str, map_index: int) -> list[dict[str, Any]] | None:
         """The candidate rows of a task run, newest first; None: ask the server for them."""
         rows = self._rows
@@ -95,6 +110,19 @@ class CachedStates:
                     self._runs.popitem(last=False)
             return candidates
 
+    def prefetch(self, client: Client, flow_name: str) -> FlowRunCandidates:
+        """Candidates being fetched now, for a flow run not known yet (see :meth:`add`)."""
+        candidates = FlowRunCandidates(client, flow_name)
+        candidates.prefetch()
+        return candidates
+
+    def add(self, client: Client, flow_run_id: str, candidates: FlowRunCandidates) -> None:
+        """Use ``candidates`` for the cache checks of that flow run."""
+        with self._lock:
+            self._runs[(id(client), flow_run_id)] = candidates
+            while len(self._runs) > _KEPT_RUNS:
+                self._runs.popitem(last=False)
+
     def forget(self, flow_run_id: str) -> None:
         """Drop a finished flow run's candidates."""
         with self._lock:
@@ -119,7 +147,9 @@ def pick(
     cache_for: timedelta = task.cache_for  # type: ignore[assignment]
     oldest = utcnow() - cache_for
     for row in rows:
-        if not _newer_than(row.get("created"), oldest):
+        stored_key = row.get("cache_key")
+        keyed = key is not None and isinstance(stored_key, str)
+        if (keyed and stored_key != key) or not _newer_than(row.get("created"), oldest):
             continue
         try:
             candidate = State.deserialize(row["state"])
@@ -128,9 +158,8 @@ def pick(
             continue
         if not isinstance(candidate, Cached):
             continue
-        stored_key = row.get("cache_key")
-        if key is not None and isinstance(stored_key, str):
-            if stored_key != key or not duration_only(candidate, inputs, parameters):
+        if keyed:
+            if not duration_only(candidate, inputs, parameters):
                 continue
         elif not task.cache_validator(candidate, inputs, parameters):
             continue

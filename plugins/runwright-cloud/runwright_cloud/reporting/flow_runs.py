@@ -61,6 +61,8 @@ class FlowRunReporter:
         try:
             settings = embedded.prepare(settings)
             client = self.services.clients.get(settings.api, settings.api_token)
+            # the cache candidates of every task come while the flow run is being loaded
+            candidates = self.services.cached.prefetch(client, flow.name) if _caches(flow) else None
             flow_run_id = context.get("flow_run_id")
             if not flow_run_id:
                 structure = flow.structure()
@@ -75,6 +77,8 @@ class FlowRunReporter:
         except Exception as exc:  # a state this process cannot deserialize, say
             raise ENDRUN(setup.state or Failed(f"Could not load flow run {flow_run_id}: {exc}", result=exc)) from exc
 
+        if candidates is not None:
+            self.services.cached.add(client, info.id, candidates)
         context.update(info.context or {})
         context.update(
             flow_run_id=info.id,
@@ -230,3 +234,8 @@ class FlowRunReporter:
         finally:
             self.services.heartbeat.remove("flow", report.id)
         return report.id
+
+
+def _caches(flow: Flow) -> bool:
+    """True when a task of the flow caches its results (``cache_for``)."""
+    return any(task.cache_for is not None for task in flow.tasks)

@@ -18,7 +18,7 @@ from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Cached, ClientFailed, Failed, Retrying, State, utcnow
 from runwright_cloud.errors import ClientError
 from runwright_cloud.keys import CHILDREN_KEY, LEASE_KEY, SETTINGS_KEY, TASK_REPORT_KEY
-from runwright_cloud.reporting.cached import CachedStates, current_key, pick
+from runwright_cloud.reporting.cached import current_key, pick
 from runwright_cloud.reporting.reports import ChildRuns, TaskRunReport
 from runwright_cloud.resume import restore_task_state
 
@@ -37,8 +37,6 @@ class TaskRunReporter:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._stacks = threading.local()
-        #: the candidates of cache checks, per flow run
-        self.cached = CachedStates()
 
     def _stack(self) -> list[TaskRunReport]:
         stack: list[TaskRunReport] | None = getattr(self._stacks, "reports", None)
@@ -191,7 +189,7 @@ class TaskRunReporter:
         key = report.cache_key = current_key(task, inputs, parameters)
         flow_name = str(runtime_context.get("flow_name"))
         map_index = -1 if report.map_index is None else report.map_index
-        rows = self.cached.for_run(report.client, report.flow_run_id, flow_name).rows_for(report.slug, map_index)
+        rows = self.services.cached.for_run(report.client, report.flow_run_id, flow_name).rows_for(report.slug, map_index)
         if rows is None:  # the flow run's answer was cut: ask for this task's own
             states = report.client.get_latest_cached_states(flow_name, report.slug, utcnow() - task.cache_for, map_index=map_index)
             rows = [{"state": state} for state in states]
