@@ -71,6 +71,8 @@ class FlowRunInfo:
     heartbeat: datetime | None = None
     #: some runner holds the flow run's lease (its last state write carried a runner token)
     leased: bool = False
+    #: who holds the lease, as its runner said (``"host:pid"``), when known
+    lease_holder: str | None = None
 
 
 def _task_run_info(data: Mapping[str, Any]) -> TaskRunInfo:
@@ -348,11 +350,19 @@ class Client:
     # ------------------------------------------------------------------ states
 
     def _set_state(
-        self, path: str, version: int, state: Mapping[str, Any], lease: str | None = None, retry_for: float = 0.0
+        self,
+        path: str,
+        version: int,
+        state: Mapping[str, Any],
+        lease: str | None = None,
+        retry_for: float = 0.0,
+        lease_holder: str | None = None,
     ) -> int:
         body: dict[str, Any] = {"state": dict(state), "version": version}
         if lease is not None:
             body["lease"] = lease
+            if lease_holder is not None:
+                body["lease_holder"] = lease_holder
         response, maybe_applied = self._request("POST", path, idempotent=True, json_body=body, retry_for=retry_for)
         if response.status_code == 409 and maybe_applied:
             current = response.json()
@@ -361,16 +371,23 @@ class Client:
         return int(self._check(response).json()["version"])
 
     def set_flow_run_state(
-        self, flow_run_id: str, version: int, state: Mapping[str, Any], lease: str | None = None, retry_for: float = 0.0
+        self,
+        flow_run_id: str,
+        version: int,
+        state: Mapping[str, Any],
+        lease: str | None = None,
+        retry_for: float = 0.0,
+        lease_holder: str | None = None,
     ) -> int:
         """Write the flow run's state if its version is ``version``; returns the new version.
 
-        A winning write stores ``lease`` as the flow run's lease (None clears it). Raises
+        A winning write stores ``lease`` as the flow run's lease (None clears it), and
+        ``lease_holder`` (``"host:pid"``, see :func:`runwright_cloud.resume.this_runner`) with it. Raises
         :class:`VersionConflict` (with the current version and state) otherwise. While the
         server is unreachable (or answers 5xx) the write is retried for ``retry_for`` seconds
         beyond the client's ``retries``.
         """
-        return self._set_state(f"/flow_runs/{flow_run_id}/state", version, state, lease, retry_for)
+        return self._set_state(f"/flow_runs/{flow_run_id}/state", version, state, lease, retry_for, lease_holder)
 
     def set_task_run_state(
         self,
@@ -526,4 +543,5 @@ def _flow_run_info(data: dict[str, Any]) -> FlowRunInfo:
         task_runs=[_task_run_info(tr) for tr in data["task_runs"]],
         heartbeat=_parse_optional(data.get("heartbeat")),
         leased=bool(data.get("leased")),
+        lease_holder=data.get("lease_holder"),
     )

@@ -49,6 +49,8 @@ class FlowRunReport:
     lease: str | None = None
     #: the server stored ``lease`` with a winning write: this runner holds the flow run
     holds_lease: bool = False
+    #: who this runner is (``"host:pid"``), stored with its lease
+    holder: str | None = None
 
 
 @dataclass(eq=False)
