@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runwright.context import context as runtime_context
-from runwright_cloud.errors import ClientError, LeaseLost
+from runwright_cloud.errors import ClientError, LeaseLost, ServerError, ServerUnreachable
 
 if TYPE_CHECKING:
     from runwright.engine.state import State
@@ -55,6 +55,8 @@ class TaskRunReport(Protocol):
     pending: int
     #: the server refused (or never got) a queued write
     refused: bool
+    #: a queued write could not be delivered (kept in the journal): later ones follow it there
+    undelivered: bool
     #: the run's cache key, stored with its Cached state (see reporting/cached.py)
     cache_key: str | None
 
@@ -213,18 +215,26 @@ class StateWriter:
         from runwright_cloud.result_handler import collect_inline
 
         items = []
+        held: list[dict[str, Any]] = []  # writes after an undelivered one of the same task run
         # Results are stored from this thread, whose run context is empty: the handler finds
         # the run's server and token here (a Dask worker may have no [cloud] config at all).
         with collect_inline(self.client) as inline, runtime_context(cloud_settings=batch[0].report.settings):
             for write in batch:
                 report = write.report
-                if report.refused or (lease is not None and flow_run_id in self._lease_lost):
+                if (report.refused and not report.undelivered) or (lease is not None and flow_run_id in self._lease_lost):
                     self._record_lost(report)
                     continue  # an earlier write of this task run was refused: later versions cannot match
                 state = serialize_for_server(write.state, write.checkpoint, report.describe())
                 if report.cache_key is not None and state["type"] == "Cached":
                     state["cache_key"] = report.cache_key
-                items.append((write, {"task_run_id": report.id, "version": write.version, "state": state}))
+                body = {"task_run_id": report.id, "version": write.version, "state": state}
+                if report.undelivered:
+                    held.append(body)  # journaled after the earlier ones, never sent ahead of them
+                    self._record_lost(report)
+                else:
+                    items.append((write, body))
+        if held:
+            self._journal(flow_run_id, held, inline.results)
         if not items:
             return
         try:
@@ -246,6 +256,15 @@ class StateWriter:
             for write, _ in items:
                 self._record_lost(write.report)
             return
+        except (ServerUnreachable, ServerError) as exc:
+            # not delivered: kept on local disk, replayed when the flow run is resumed
+            path = self._journal(flow_run_id, [body for _, body in items], inline.results)
+            kept = f"; they are kept in {path} and recorded when the flow run is resumed" if path else ""
+            logger.error("Could not record %d task run state(s) on the runwright server: %s%s", len(items), exc, kept)
+            for write, _ in items:
+                write.report.undelivered = True
+                self._record_lost(write.report)
+            return
         except ClientError as exc:
             logger.error("Could not record %d task run state(s) on the runwright server: %s", len(items), exc)
             for write, _ in items:
@@ -262,6 +281,17 @@ class StateWriter:
                     outcome.get("status"),
                     outcome.get("version"),
                 )
+
+
+    def _journal(self, flow_run_id: str, writes: list[dict[str, Any]], results: list[dict[str, str]]) -> Any:
+        """Append undelivered writes to the flow run's journal (fsync'd); None if that failed."""
+        from runwright_cloud import journal
+
+        try:
+            return journal.append(self.client.api, flow_run_id, writes, list(results))
+        except Exception as exc:  # noqa: BLE001 - a full disk must not break the run: they are lost
+            logger.error("Could not keep %d undelivered task run state(s) on local disk: %s", len(writes), exc)
+            return None
 
 
 class WriterPool:

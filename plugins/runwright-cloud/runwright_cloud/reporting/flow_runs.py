@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from runwright.context import context as runtime_context
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import ClientFailed, Failed, Running, State
-from runwright_cloud import embedded
+from runwright_cloud import embedded, journal
 from runwright_cloud.cloud_settings import load_settings
 from runwright_cloud.errors import ClientError, VersionConflict
 from runwright_cloud.keys import BACKEND_NAME, LEASE_KEY, SETTINGS_KEY, TAKE_OVER_KEY
@@ -69,6 +69,7 @@ class FlowRunReporter:
                 flow_id = client.register_flow(structure["name"], structure["tasks"], structure["edges"])
                 info = client.create_flow_run_info(flow_id, parameters=_json_parameters(setup.parameters))
             else:
+                journal.replay(client, str(flow_run_id))  # what an outage kept on this machine lands first
                 info = client.get_flow_run_info(flow_run_id)
             db_state = restore_flow_state(info.state)
         except ClientError as exc:
@@ -199,9 +200,14 @@ class FlowRunReporter:
                 # Recording the final state now would show a finished run whose task runs say
                 # otherwise. Leave the flow run Running on the server: resuming it re-runs them.
                 self.services.heartbeat.remove("flow", report.id)
+                kept = (
+                    " (the states it did not get are kept on this machine and recorded first)"
+                    if journal.pending(report.id)
+                    else ""
+                )
                 message = (
                     f"{lost} task run state(s) could not be recorded on the runwright server; flow run {report.id} "
-                    f"is left Running there: resume it with `runwright run FLOW_FILE --flow-run-id {report.id}`"
+                    f"is left Running there: resume it with `runwright run FLOW_FILE --flow-run-id {report.id}`{kept}"
                 )
                 logger.error("%s", message)
                 raise ENDRUN(ClientFailed(message, state=new_state))

@@ -74,6 +74,8 @@ class TaskRunReport:
     lease: str | None = None
     #: wait for the queued writes at the end of the run (a lost run, recorded by the client)
     flush_at_end: bool = False
+    #: a write could not be delivered and is in the flow run's journal (see journal.py)
+    undelivered: bool = False
     #: the cache key of this run (computed by its cache check), stored with its Cached state
     cache_key: str | None = None
     #: this process's client and writer (None in a detached copy)
