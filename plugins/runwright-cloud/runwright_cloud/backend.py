@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from runwright.backends import Backend, RunSummary
-from runwright_cloud.keys import BACKEND_NAME, SETTINGS_KEY
+from runwright_cloud.keys import BACKEND_NAME, FINISHED_KEY, SETTINGS_KEY
 
 if TYPE_CHECKING:
     from runwright.engine.flow_runner import FlowRunner, FlowRunSetup
@@ -134,6 +134,15 @@ class CloudBackend(Backend):
         flow_run_id = context.get("flow_run_id")
         if not flow_run_id or not context.get("cloud"):  # the run was never loaded from the server
             return RunSummary()
+        finished = context.get(FINISHED_KEY)
+        if finished:
+            return RunSummary(
+                fields={"flow_run_id": flow_run_id, "already_finished": True},
+                message=(
+                    f"Flow run {flow_run_id} had already finished ({finished}): nothing was run. Its recorded states "
+                    f"are below; `runwright runs show {flow_run_id}` shows them all"
+                ),
+            )
         return RunSummary(
             fields={"flow_run_id": flow_run_id},
             message=f"Flow run {flow_run_id}: see `runwright runs show {flow_run_id}`",

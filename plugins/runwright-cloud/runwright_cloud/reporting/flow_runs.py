@@ -19,7 +19,7 @@ from runwright.engine.state import ClientFailed, Failed, Running, State
 from runwright_cloud import embedded, journal
 from runwright_cloud.cloud_settings import load_settings
 from runwright_cloud.errors import ClientError, VersionConflict
-from runwright_cloud.keys import BACKEND_NAME, LEASE_KEY, SETTINGS_KEY, TAKE_OVER_KEY
+from runwright_cloud.keys import BACKEND_NAME, FINISHED_KEY, LEASE_KEY, SETTINGS_KEY, TAKE_OVER_KEY
 from runwright_cloud.reporting.reports import FlowRunReport
 from runwright_cloud.resume import holder_is_gone, is_stale, restore_flow_state, restore_task_state, this_runner
 from runwright_cloud.writer import serialize_for_server
@@ -136,6 +136,12 @@ class FlowRunReporter:
                 task_context = setup.task_contexts[task] = {}
             task_context.update(task_run_id=task_run.id, task_run_version=task_run.version, task_id=task_run.task_slug)
 
+        if setup.state is db_state and db_state.is_finished():
+            # nothing will run: the run ends with the recorded states, shown as its results
+            from runwright.engine.result import Result
+
+            db_state._result = Result({task: state for task, state in setup.task_states.items() if task in tasks_by_slug.values()})
+            context[FINISHED_KEY] = type(db_state).__name__
         report.last_reported = setup.state
         self._reports[runner] = report
 
