@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
@@ -35,6 +35,9 @@ from runwright_cloud.errors import (
     ServerUnreachable,
     VersionConflict,
 )
+
+if TYPE_CHECKING:
+    from runwright.engine.state import State
 
 DEFAULT_API = "http://127.0.0.1:4200"
 API_PREFIX = "/api/v1"
@@ -353,12 +356,13 @@ class Client:
         self,
         path: str,
         version: int,
-        state: Mapping[str, Any],
+        state: Mapping[str, Any] | State,
         lease: str | None = None,
         retry_for: float = 0.0,
         lease_holder: str | None = None,
     ) -> int:
-        body: dict[str, Any] = {"state": dict(state), "version": version}
+        data = _state_body(state)
+        body: dict[str, Any] = {"state": dict(data), "version": version}
         if lease is not None:
             body["lease"] = lease
             if lease_holder is not None:
@@ -366,7 +370,7 @@ class Client:
         response, maybe_applied = self._request("POST", path, idempotent=True, json_body=body, retry_for=retry_for)
         if response.status_code == 409 and maybe_applied:
             current = response.json()
-            if current.get("current_version") == version + 1 and current.get("current_state") == _normalised(state):
+            if current.get("current_version") == version + 1 and current.get("current_state") == _normalised(data):
                 return version + 1  # our earlier attempt was applied
         return int(self._check(response).json()["version"])
 
@@ -374,12 +378,13 @@ class Client:
         self,
         flow_run_id: str,
         version: int,
-        state: Mapping[str, Any],
+        state: Mapping[str, Any] | State,
         lease: str | None = None,
         retry_for: float = 0.0,
         lease_holder: str | None = None,
     ) -> int:
-        """Write the flow run's state if its version is ``version``; returns the new version.
+        """Write the flow run's state (a ``State``, or its serialized dict) if its version is
+        ``version``; returns the new version.
 
         A winning write stores ``lease`` as the flow run's lease (None clears it), and
         ``lease_holder`` (``"host:pid"``, see :func:`runwright_cloud.resume.this_runner`) with it. Raises
@@ -393,12 +398,13 @@ class Client:
         self,
         task_run_id: str,
         version: int,
-        state: Mapping[str, Any],
+        state: Mapping[str, Any] | State,
         cache_for: Any = None,
         lease: str | None = None,
         retry_for: float = 0.0,
     ) -> int:
-        """Write the task run's state if its version is ``version``; returns the new version.
+        """Write the task run's state (a ``State``, or its serialized dict) if its version is
+        ``version``; returns the new version.
 
         With ``lease``, only while it is the flow run's lease (else :class:`VersionConflict`).
         ``cache_for`` is accepted for the seed's signature and ignored (the server keeps every
@@ -527,6 +533,20 @@ class Client:
             "GET", f"/flow_runs/{flow_run_id}/logs", idempotent=True, params={"limit": limit, "offset": offset}
         )
         return result
+
+
+def _state_body(state: Any) -> Mapping[str, Any]:
+    """A state as the server stores it: a serialized dict as it is; a runwright ``State``
+    (the seed's client took those) serialized, its results stored first."""
+    if isinstance(state, Mapping):
+        return state
+    from runwright.engine.state import State
+
+    if not isinstance(state, State):
+        raise TypeError(f"a state must be a runwright State or its serialized dict, not {type(state).__name__}")
+    from runwright_cloud.writer import serialize_for_server
+
+    return serialize_for_server(state, True, "the state written through the client")
 
 
 def _flow_run_info(data: dict[str, Any]) -> FlowRunInfo:
