@@ -59,6 +59,8 @@ class TaskRunReport(Protocol):
     undelivered: bool
     #: the run's cache key, stored with its Cached state (see reporting/cached.py)
     cache_key: str | None
+    #: the Cached state its cache check found, and that state as the server sent it
+    cached_hit: tuple[State, dict[str, Any]] | None
 
     def describe(self) -> str: ...
 
@@ -224,7 +226,11 @@ class StateWriter:
                 if (report.refused and not report.undelivered) or (lease is not None and flow_run_id in self._lease_lost):
                     self._record_lost(report)
                     continue  # an earlier write of this task run was refused: later versions cannot match
-                state = serialize_for_server(write.state, write.checkpoint, report.describe())
+                hit = report.cached_hit
+                if hit is not None and hit[0] is write.state:
+                    state = dict(hit[1])  # a cache hit, recorded as the server sent it
+                else:
+                    state = serialize_for_server(write.state, write.checkpoint, report.describe())
                 if report.cache_key is not None and state["type"] == "Cached":
                     state["cache_key"] = report.cache_key
                 body = {"task_run_id": report.id, "version": write.version, "state": state}

@@ -142,8 +142,9 @@ def current_key(task: Task, inputs: dict[str, Any], parameters: dict[str, Any]) 
 
 def pick(
     task: Task, rows: list[dict[str, Any]], key: str | None, inputs: dict[str, Any], parameters: dict[str, Any]
-) -> Cached | None:
-    """The newest valid candidate among ``rows`` (see the module docstring)."""
+) -> tuple[Cached, dict[str, Any]] | None:
+    """The newest valid candidate among ``rows`` (see the module docstring), with its state as
+    the server sent it (the writer records the hit with that dict: no re-serializing)."""
     cache_for: timedelta = task.cache_for  # type: ignore[assignment]
     oldest = utcnow() - cache_for
     for row in rows:
@@ -166,7 +167,7 @@ def pick(
         inline = row.get("result")
         if isinstance(inline, str) and not _use_inline(task, candidate, inline):
             continue
-        return candidate
+        return candidate, row["state"]
     return None
 
 

@@ -76,6 +76,8 @@ class TaskRunReport:
     flush_at_end: bool = False
     #: a write could not be delivered and is in the flow run's journal (see journal.py)
     undelivered: bool = False
+    #: the Cached state its cache check found, and that state as the server sent it
+    cached_hit: tuple[State, dict[str, Any]] | None = field(default=None, repr=False)
     #: the cache key of this run (computed by its cache check), stored with its Cached state
     cache_key: str | None = None
     #: this process's client and writer (None in a detached copy)

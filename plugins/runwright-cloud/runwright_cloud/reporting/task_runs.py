@@ -193,4 +193,8 @@ class TaskRunReporter:
         if rows is None:  # the flow run's answer was cut: ask for this task's own
             states = report.client.get_latest_cached_states(flow_name, report.slug, utcnow() - task.cache_for, map_index=map_index)
             rows = [{"state": state} for state in states]
-        return pick(task, rows, key, inputs, parameters)
+        found = pick(task, rows, key, inputs, parameters)
+        if found is not None:
+            report.cached_hit = found
+            return found[0]
+        return None
