@@ -544,7 +544,7 @@ def _state_body(state: Any) -> Mapping[str, Any]:
 
     if not isinstance(state, State):
         raise TypeError(f"a state must be a runwright State or its serialized dict, not {type(state).__name__}")
-    from runwright_cloud.writer import serialize_for_server
+    from runwright_cloud.state_bodies import serialize_for_server
 
     return serialize_for_server(state, True, "the state written through the client")
 

@@ -33,6 +33,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from runwright.context import context as runtime_context
 from runwright_cloud.errors import ClientError, LeaseLost, ServerError, ServerUnreachable
+from runwright_cloud.state_bodies import serialize_for_server, store_results
+
+__all__ = ["StateWriter", "WriterPool", "serialize_for_server", "store_results"]
 
 if TYPE_CHECKING:
     from runwright.engine.state import State
@@ -71,41 +74,6 @@ class _Write:
     version: int
     state: State
     checkpoint: bool
-
-
-def store_results(state: State, checkpoint: bool) -> None:
-    """Store what a state needs on the server before it is serialized.
-
-    A Cached state's result and the ``cached_inputs`` of Pending, Retrying, TimedOut and
-    Cached states are always stored; a Success's result when ``checkpoint`` is set. Only the
-    :class:`~runwright.engine.result.Result` objects gain their stored location: the state
-    itself is never replaced or changed (unlike the seed's ``prepare_state_for_cloud``).
-    """
-    from runwright.engine.result import Result
-    from runwright.engine.state import Cached, Mapped, Success
-    from runwright.plugins import get_plugin_manager
-
-    results = get_plugin_manager().results
-    result = state._result
-    if isinstance(result, Result) and (
-        isinstance(state, Cached) or (checkpoint and isinstance(state, Success) and not isinstance(state, Mapped))
-    ):
-        results.store(result)
-    inputs = getattr(state, "cached_inputs", None)
-    if inputs:
-        for value in inputs.values():
-            if isinstance(value, Result):
-                results.store(value)
-
-
-def serialize_for_server(state: State, checkpoint: bool, what: str) -> dict[str, Any]:
-    """The state as the server stores it, its results stored first; a result that cannot be
-    stored is logged and the state goes without it (resume then re-runs the task)."""
-    try:
-        store_results(state, checkpoint)
-    except Exception as exc:  # noqa: BLE001 - reporting must not break the run
-        logger.warning("Could not store the result of %s (%s); its %s state is recorded without it", what, exc, type(state).__name__)
-    return state.serialize()
 
 
 class StateWriter:
