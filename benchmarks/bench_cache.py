@@ -1,12 +1,16 @@
 """Benchmark: a chain of N cached tasks, first run and fully cached re-run in a new process.
 
-    .venv/bin/python benchmarks/bench_cache.py                 # runwright, Prefect 1.4.1, Prefect 3
+    .venv/bin/python benchmarks/bench_cache.py                 # runwright, runwright-cloud, Prefect 1.4.1, Prefect 3
+    .venv/bin/python benchmarks/bench_cache.py --engines runwright,runwright-cloud
     .venv/bin/python benchmarks/bench_cache.py --engines runwright --profile
 
 Each engine runs the same flow (``x = step(x)`` N times, each task caching its result
 persistently, keyed on its inputs and its source) twice, each time in a fresh Python
 process: the first run computes and stores every result, the second must take every task
-from the cache. "Engine time" is measured inside the process around the flow run only
+from the cache. ``runwright-cloud`` is runwright with ``--backend cloud`` reporting to a
+runwright server (``python -m runwright_server`` on 127.0.0.1, a new SQLite file, started
+before the first run and stopped by its process id): the server keeps the cached states and
+results, as Prefect 3's server does. "Engine time" is measured inside the process around the flow run only
 (start-up, i.e. imports and loading plugins, and building the graph are reported apart;
 Prefect 3 starts its ephemeral server inside the flow run, so that counts as engine time). Every task appends a line to a file, so
 the table also shows how many task bodies ran: the cached run must show 0.
@@ -154,10 +158,63 @@ def run_engine(name: str, python: Path, source: str, n: int, env: dict[str, str]
     return out
 
 
+def start_server(work: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """A runwright server on a free port of 127.0.0.1 with a new SQLite database, and the
+    environment that makes runwright's runs cloud runs reporting to it."""
+    import socket
+    import urllib.request
+
+    from runwright_server import migrate
+    from runwright_server.auth import create_token
+    from runwright_server.db import make_engine
+
+    db = f"sqlite:///{work / 'server.db'}"
+    engine = make_engine(db)
+    migrate.upgrade(engine)
+    token = create_token(engine, "bench")
+    engine.dispose()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    command = [sys.executable, "-m", "runwright_server", "start", "--host", "127.0.0.1", "--port", str(port), "--db", db]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"the runwright server exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                stop_server(server)
+                raise RuntimeError("the runwright server did not answer within 120 s") from None
+            time.sleep(0.1)
+    env = {
+        "RUNWRIGHT__ENGINE__BACKEND": "cloud",
+        "RUNWRIGHT__CLOUD__API": f"http://127.0.0.1:{port}",
+        "RUNWRIGHT__CLOUD__API_TOKEN": token,
+    }
+    return server, env
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """Stop the server we started, by its process id (its own session: its children too)."""
+    import signal
+
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=1000, help="length of the chain (default 1000)")
-    parser.add_argument("--engines", default="runwright,prefect1,prefect3", help="comma-separated subset")
+    parser.add_argument("--engines", default="runwright,runwright-cloud,prefect1,prefect3", help="comma-separated subset")
     parser.add_argument("--profile", nargs="?", const="cumulative", default=None,
                         help="cProfile runwright's cached run (sort key, default cumulative)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
@@ -173,7 +230,8 @@ def main() -> None:
             work = root / engine
             work.mkdir()
             env = dict(base_env)
-            if engine == "runwright":
+            server = None
+            if engine in ("runwright", "runwright-cloud"):
                 config = work / "config.toml"
                 config.write_text("")
                 env.update(
@@ -184,6 +242,10 @@ def main() -> None:
                     RUNWRIGHT__LOGGING__LEVEL="WARNING",
                 )
                 python, source = Path(sys.executable), RUNWRIGHT_FLOW
+                if engine == "runwright-cloud":
+                    server, cloud_env = start_server(work)
+                    env.update(cloud_env, HOME=str(work))
+                    del env["RUNWRIGHT__ENGINE__RESULT_HANDLER"]  # the cloud backend's: results on the server
             elif engine == "prefect1":
                 python, why = ensure_venv("prefect1", "prefect==1.4.1")
                 env.update(
@@ -210,9 +272,13 @@ def main() -> None:
                 continue
             log(f"running {engine} ({args.tasks} tasks, first run then cached run) ...")
             try:
-                results[engine] = run_engine(engine, python, source, args.tasks, env, work, args.profile if engine == "runwright" else None)
+                profile = args.profile if engine.startswith("runwright") else None
+                results[engine] = run_engine(engine, python, source, args.tasks, env, work, profile)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 notes.append(f"{engine}: failed: {str(exc).strip()[:500]}")
+            finally:
+                if server is not None:
+                    stop_server(server)
             shutil.rmtree(work, ignore_errors=True)
 
     print_table(results, args.tasks)
@@ -224,8 +290,9 @@ def main() -> None:
 
 def print_table(results: dict[str, dict[str, object]], n: int) -> None:
     base = results.get("runwright")
+    width = max([11, *(len(engine) for engine in results)])
     print(f"\nchain of {n} cached tasks, each run in a new process (engine time = flow run only)\n")
-    header = f"{'engine':<11} {'run':<7} {'engine s':>9} {'vs ours':>8} {'build s':>8} {'startup s':>10} {'process s':>10} {'tasks run':>10}"
+    header = f"{'engine':<{width}} {'run':<7} {'engine s':>9} {'vs ours':>8} {'build s':>8} {'startup s':>10} {'process s':>10} {'tasks run':>10}"
     print(header)
     print("-" * len(header))
     for engine, runs in results.items():
@@ -237,7 +304,7 @@ def print_table(results: dict[str, dict[str, object]], n: int) -> None:
                 ours = base[label]["engine"]  # type: ignore[index]
                 ratio = f"{row['engine'] / ours:.1f}x" if ours else ""
             print(
-                f"{engine:<11} {label:<7} {row['engine']:>9.3f} {ratio:>8} {row['build']:>8.3f} "
+                f"{engine:<{width}} {label:<7} {row['engine']:>9.3f} {ratio:>8} {row['build']:>8.3f} "
                 f"{row['import']:>10.3f} {row['process']:>10.2f} {row['tasks_run']:>10}"
             )
 

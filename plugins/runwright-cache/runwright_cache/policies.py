@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from runwright.engine.cache_validators import duration_only
-from runwright_cache.cache_validators import _Unreadable, raw_values
+from runwright_cache.cache_validators import _Unreadable, all_inputs, all_parameters, raw_values
 from runwright_cache.hashing import stable_digest
 
 if TYPE_CHECKING:
@@ -227,3 +227,18 @@ POLICIES: dict[str, CachePolicy] = {
     "task_source": TaskSource(),
     "inputs_and_task_source": Inputs() + TaskSource(),
 }
+
+
+def _key_with(policy: CachePolicy) -> Any:
+    def compute_key(task: Task | None, inputs: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None) -> str:
+        return policy.compute_key(None, inputs, parameters)
+
+    return compute_key
+
+
+# The seed's ``all_inputs`` and ``all_parameters`` compare the same values the Inputs() and
+# Parameters() policies digest: they are keyed validators too (see
+# runwright.engine.cache_validators.cache_key), so a backend storing keys can validate them
+# without reading the cached inputs back.
+all_inputs.compute_key = _key_with(Inputs())  # type: ignore[attr-defined]
+all_parameters.compute_key = _key_with(Parameters())  # type: ignore[attr-defined]

@@ -12,7 +12,9 @@ never reach it, so installing the plugin changes nothing for local runs. What it
   is synchronous or queued under the flow run's lease, later states go to the batching
   writer; a refused claim ends the task run as ``ClientFailed``);
 * ``check_task_is_cached``: Cached states from the server (it answers cache checks, so
-  runwright-cache stays out of cloud runs);
+  runwright-cache stays out of cloud runs): one request for the candidates of all the flow
+  run's tasks, keys compared instead of inputs read back, small results inline
+  (:mod:`runwright_cloud.reporting.cached`);
 * ``*_run_end``: flush, stop heartbeats.
 
 The reporting code, and with it the HTTP client (requests), is imported by the first cloud
@@ -26,7 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from runwright.backends import Backend, RunSummary
-from runwright_cloud.keys import BACKEND_NAME, SETTINGS_KEY
+from runwright_cloud.keys import BACKEND_NAME, FINISHED_KEY, SETTINGS_KEY
 
 if TYPE_CHECKING:
     from runwright.engine.flow_runner import FlowRunner, FlowRunSetup
@@ -106,7 +108,9 @@ class CloudBackend(Backend):
     def flow_run_end(self, runner: FlowRunner, flow: Flow, state: State | None) -> None:
         flows = self._flows
         if flows is not None and flows.reports(runner):
-            flows.end(runner, state)
+            flow_run_id = flows.end(runner, state)
+            if flow_run_id is not None:
+                self.services.cached.forget(flow_run_id)
 
     def initialize_task_run(self, runner: TaskRunner, task: Task, setup: TaskRunSetup) -> None:
         self.tasks.initialize(runner, task, setup)
@@ -130,6 +134,15 @@ class CloudBackend(Backend):
         flow_run_id = context.get("flow_run_id")
         if not flow_run_id or not context.get("cloud"):  # the run was never loaded from the server
             return RunSummary()
+        finished = context.get(FINISHED_KEY)
+        if finished:
+            return RunSummary(
+                fields={"flow_run_id": flow_run_id, "already_finished": True},
+                message=(
+                    f"Flow run {flow_run_id} had already finished ({finished}): nothing was run. Its recorded states "
+                    f"are below; `runwright runs show {flow_run_id}` shows them all"
+                ),
+            )
         return RunSummary(
             fields={"flow_run_id": flow_run_id},
             message=f"Flow run {flow_run_id}: see `runwright runs show {flow_run_id}`",

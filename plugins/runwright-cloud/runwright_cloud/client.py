@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
@@ -35,6 +35,9 @@ from runwright_cloud.errors import (
     ServerUnreachable,
     VersionConflict,
 )
+
+if TYPE_CHECKING:
+    from runwright.engine.state import State
 
 DEFAULT_API = "http://127.0.0.1:4200"
 API_PREFIX = "/api/v1"
@@ -71,6 +74,8 @@ class FlowRunInfo:
     heartbeat: datetime | None = None
     #: some runner holds the flow run's lease (its last state write carried a runner token)
     leased: bool = False
+    #: who holds the lease, as its runner said (``"host:pid"``), when known
+    lease_holder: str | None = None
 
 
 def _task_run_info(data: Mapping[str, Any]) -> TaskRunInfo:
@@ -348,40 +353,58 @@ class Client:
     # ------------------------------------------------------------------ states
 
     def _set_state(
-        self, path: str, version: int, state: Mapping[str, Any], lease: str | None = None, retry_for: float = 0.0
+        self,
+        path: str,
+        version: int,
+        state: Mapping[str, Any] | State,
+        lease: str | None = None,
+        retry_for: float = 0.0,
+        lease_holder: str | None = None,
     ) -> int:
-        body: dict[str, Any] = {"state": dict(state), "version": version}
+        data = _state_body(state)
+        body: dict[str, Any] = {"state": dict(data), "version": version}
         if lease is not None:
             body["lease"] = lease
+            if lease_holder is not None:
+                body["lease_holder"] = lease_holder
         response, maybe_applied = self._request("POST", path, idempotent=True, json_body=body, retry_for=retry_for)
         if response.status_code == 409 and maybe_applied:
             current = response.json()
-            if current.get("current_version") == version + 1 and current.get("current_state") == _normalised(state):
+            if current.get("current_version") == version + 1 and current.get("current_state") == _normalised(data):
                 return version + 1  # our earlier attempt was applied
         return int(self._check(response).json()["version"])
 
     def set_flow_run_state(
-        self, flow_run_id: str, version: int, state: Mapping[str, Any], lease: str | None = None, retry_for: float = 0.0
+        self,
+        flow_run_id: str,
+        version: int,
+        state: Mapping[str, Any] | State,
+        lease: str | None = None,
+        retry_for: float = 0.0,
+        lease_holder: str | None = None,
     ) -> int:
-        """Write the flow run's state if its version is ``version``; returns the new version.
+        """Write the flow run's state (a ``State``, or its serialized dict) if its version is
+        ``version``; returns the new version.
 
-        A winning write stores ``lease`` as the flow run's lease (None clears it). Raises
+        A winning write stores ``lease`` as the flow run's lease (None clears it), and
+        ``lease_holder`` (``"host:pid"``, see :func:`runwright_cloud.resume.this_runner`) with it. Raises
         :class:`VersionConflict` (with the current version and state) otherwise. While the
         server is unreachable (or answers 5xx) the write is retried for ``retry_for`` seconds
         beyond the client's ``retries``.
         """
-        return self._set_state(f"/flow_runs/{flow_run_id}/state", version, state, lease, retry_for)
+        return self._set_state(f"/flow_runs/{flow_run_id}/state", version, state, lease, retry_for, lease_holder)
 
     def set_task_run_state(
         self,
         task_run_id: str,
         version: int,
-        state: Mapping[str, Any],
+        state: Mapping[str, Any] | State,
         cache_for: Any = None,
         lease: str | None = None,
         retry_for: float = 0.0,
     ) -> int:
-        """Write the task run's state if its version is ``version``; returns the new version.
+        """Write the task run's state (a ``State``, or its serialized dict) if its version is
+        ``version``; returns the new version.
 
         With ``lease``, only while it is the flow run's lease (else :class:`VersionConflict`).
         ``cache_for`` is accepted for the seed's signature and ignored (the server keeps every
@@ -461,6 +484,23 @@ class Client:
         rows = self._json("GET", "/cached_states", idempotent=True, params=params)
         return [row["state"] for row in rows]
 
+    def get_cached_candidates(
+        self, flow_name: str, *, limit: int = 20000, per_task: int = 5, inline_results: bool = True
+    ) -> list[dict[str, Any]]:
+        """The cache candidates of every task of flows named ``flow_name``, in one request:
+        rows ``{task_slug, map_index, state, cache_key, result, created, ...}``, newest first,
+        per task and map index the newest state of each distinct cache key (at most
+        ``per_task``), small results inline (base64) when ``inline_results``. Fewer than
+        ``limit`` rows means the answer is complete."""
+        params: dict[str, Any] = {
+            "flow_name": flow_name,
+            "limit": limit,
+            "per_task": per_task,
+            "inline_results": "true" if inline_results else "false",
+        }
+        rows: list[dict[str, Any]] = self._json("GET", "/cached_states", idempotent=True, params=params)
+        return rows
+
     def update_flow_run_heartbeat(self, flow_run_id: str) -> None:
         self._json("POST", f"/flow_runs/{flow_run_id}/heartbeat", idempotent=True)
 
@@ -495,6 +535,20 @@ class Client:
         return result
 
 
+def _state_body(state: Any) -> Mapping[str, Any]:
+    """A state as the server stores it: a serialized dict as it is; a runwright ``State``
+    (the seed's client took those) serialized, its results stored first."""
+    if isinstance(state, Mapping):
+        return state
+    from runwright.engine.state import State
+
+    if not isinstance(state, State):
+        raise TypeError(f"a state must be a runwright State or its serialized dict, not {type(state).__name__}")
+    from runwright_cloud.state_bodies import serialize_for_server
+
+    return serialize_for_server(state, True, "the state written through the client")
+
+
 def _flow_run_info(data: dict[str, Any]) -> FlowRunInfo:
     """A flow run as the server describes it (GET or create)."""
     return FlowRunInfo(
@@ -509,4 +563,5 @@ def _flow_run_info(data: dict[str, Any]) -> FlowRunInfo:
         task_runs=[_task_run_info(tr) for tr in data["task_runs"]],
         heartbeat=_parse_optional(data.get("heartbeat")),
         leased=bool(data.get("leased")),
+        lease_holder=data.get("lease_holder"),
     )

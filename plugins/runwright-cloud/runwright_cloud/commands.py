@@ -103,8 +103,12 @@ def runs_create(path: str, params: tuple[str, ...], flow_name: str | None, as_js
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_one_line_errors
 def runs_show(flow_run_id: str, as_json: bool) -> None:
-    """Show a flow run and its task runs (mapped children included)."""
+    """Show a flow run and its task runs (mapped children included). Task run states this
+    machine kept during an outage (its journal) are recorded first."""
+    from runwright_cloud import journal
+
     client = _client(start=False)
+    journal.replay(client, flow_run_id)
     info = client.get_flow_run_info(flow_run_id)
     task_runs = client.get_flow_run_task_runs(flow_run_id)
     if as_json:

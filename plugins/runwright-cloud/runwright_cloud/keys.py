@@ -10,3 +10,8 @@ SETTINGS_KEY = "cloud_settings"
 LEASE_KEY = "cloud_lease"
 #: a mapped parent's children, got or created in one request (see ``ChildRuns``)
 CHILDREN_KEY = "cloud_children"
+#: ``runwright run --flow-run-id ID --take-over``: take the flow run over even while its
+#: lease holder's heartbeat is fresh (see ``FlowRunReporter._take_over``)
+TAKE_OVER_KEY = "cloud_take_over"
+#: the flow run had already finished when this runner loaded it (its state type): nothing ran
+FINISHED_KEY = "cloud_finished_before"

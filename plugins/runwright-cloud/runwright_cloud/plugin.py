@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from runwright import hookimpl
 from runwright_cloud.backend import CloudBackend
-from runwright_cloud.keys import BACKEND_NAME
+from runwright_cloud.keys import BACKEND_NAME, TAKE_OVER_KEY
 
 if TYPE_CHECKING:
     import click
@@ -59,12 +59,26 @@ class CloudPlugin:
                 help="Run (or resume) this existing flow run on the runwright server (implies --backend cloud).",
                 apply=use_flow_run,
             )
+            add_option(
+                "--take-over",
+                is_flag=True,
+                default=False,
+                help="With --flow-run-id: take the flow run over even if another runner seems to hold it "
+                "(use when that runner is gone; a runner on this host whose process is gone is taken over anyway).",
+                apply=take_over,
+            )
 
 
 def use_flow_run(request: RunRequest, flow_run_id: Any) -> None:
     """``runwright run --flow-run-id ID``: the run is that flow run, on the cloud backend."""
     request.backend = BACKEND_NAME
     request.context["flow_run_id"] = str(flow_run_id)
+
+
+def take_over(request: RunRequest, value: Any) -> None:
+    """``--take-over``: the flow run's lease is taken even while its holder's heartbeat is fresh."""
+    if value:
+        request.context[TAKE_OVER_KEY] = True
 
 
 def preload_for_configured_cloud_runs() -> None:

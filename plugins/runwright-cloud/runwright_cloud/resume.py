@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +27,32 @@ SWEEPER_MESSAGE_PREFIX = "no heartbeat"
 def lost_heartbeat(state: State) -> bool:
     """True for the Failed state the server's sweeper writes."""
     return type(state) is Failed and (state.message or "").startswith(SWEEPER_MESSAGE_PREFIX)
+
+
+def this_runner() -> str:
+    """Who this runner is, as stored with the lease it holds: ``"host:pid"``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_gone(lease_holder: str | None) -> bool:
+    """True when the lease holder is provably gone: it ran on this host and no process with
+    its id exists any more. Another host, an unknown holder, this very process, or a process
+    id in use (possibly by another program) are not proof."""
+    if not lease_holder:
+        return False
+    host, _, pid_text = lease_holder.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's process, say)
+        return False
+    return False
 
 
 def is_stale(heartbeat: datetime | None, zombie_timeout: float) -> bool:

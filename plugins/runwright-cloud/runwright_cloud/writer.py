@@ -32,7 +32,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runwright.context import context as runtime_context
-from runwright_cloud.errors import ClientError, LeaseLost
+from runwright_cloud.errors import ClientError, LeaseLost, ServerError, ServerUnreachable
+from runwright_cloud.state_bodies import serialize_for_server, store_results
+
+__all__ = ["StateWriter", "WriterPool", "serialize_for_server", "store_results"]
 
 if TYPE_CHECKING:
     from runwright.engine.state import State
@@ -55,6 +58,12 @@ class TaskRunReport(Protocol):
     pending: int
     #: the server refused (or never got) a queued write
     refused: bool
+    #: a queued write could not be delivered (kept in the journal): later ones follow it there
+    undelivered: bool
+    #: the run's cache key, stored with its Cached state (see reporting/cached.py)
+    cache_key: str | None
+    #: the Cached state its cache check found, and that state as the server sent it
+    cached_hit: tuple[State, dict[str, Any]] | None
 
     def describe(self) -> str: ...
 
@@ -65,41 +74,6 @@ class _Write:
     version: int
     state: State
     checkpoint: bool
-
-
-def store_results(state: State, checkpoint: bool) -> None:
-    """Store what a state needs on the server before it is serialized.
-
-    A Cached state's result and the ``cached_inputs`` of Pending, Retrying, TimedOut and
-    Cached states are always stored; a Success's result when ``checkpoint`` is set. Only the
-    :class:`~runwright.engine.result.Result` objects gain their stored location: the state
-    itself is never replaced or changed (unlike the seed's ``prepare_state_for_cloud``).
-    """
-    from runwright.engine.result import Result
-    from runwright.engine.state import Cached, Mapped, Success
-    from runwright.plugins import get_plugin_manager
-
-    results = get_plugin_manager().results
-    result = state._result
-    if isinstance(result, Result) and (
-        isinstance(state, Cached) or (checkpoint and isinstance(state, Success) and not isinstance(state, Mapped))
-    ):
-        results.store(result)
-    inputs = getattr(state, "cached_inputs", None)
-    if inputs:
-        for value in inputs.values():
-            if isinstance(value, Result):
-                results.store(value)
-
-
-def serialize_for_server(state: State, checkpoint: bool, what: str) -> dict[str, Any]:
-    """The state as the server stores it, its results stored first; a result that cannot be
-    stored is logged and the state goes without it (resume then re-runs the task)."""
-    try:
-        store_results(state, checkpoint)
-    except Exception as exc:  # noqa: BLE001 - reporting must not break the run
-        logger.warning("Could not store the result of %s (%s); its %s state is recorded without it", what, exc, type(state).__name__)
-    return state.serialize()
 
 
 class StateWriter:
@@ -211,16 +185,30 @@ class StateWriter:
         from runwright_cloud.result_handler import collect_inline
 
         items = []
+        held: list[dict[str, Any]] = []  # writes after an undelivered one of the same task run
         # Results are stored from this thread, whose run context is empty: the handler finds
         # the run's server and token here (a Dask worker may have no [cloud] config at all).
         with collect_inline(self.client) as inline, runtime_context(cloud_settings=batch[0].report.settings):
             for write in batch:
                 report = write.report
-                if report.refused or (lease is not None and flow_run_id in self._lease_lost):
+                if (report.refused and not report.undelivered) or (lease is not None and flow_run_id in self._lease_lost):
                     self._record_lost(report)
                     continue  # an earlier write of this task run was refused: later versions cannot match
-                state = serialize_for_server(write.state, write.checkpoint, report.describe())
-                items.append((write, {"task_run_id": report.id, "version": write.version, "state": state}))
+                hit = report.cached_hit
+                if hit is not None and hit[0] is write.state:
+                    state = dict(hit[1])  # a cache hit, recorded as the server sent it
+                else:
+                    state = serialize_for_server(write.state, write.checkpoint, report.describe())
+                if report.cache_key is not None and state["type"] == "Cached":
+                    state["cache_key"] = report.cache_key
+                body = {"task_run_id": report.id, "version": write.version, "state": state}
+                if report.undelivered:
+                    held.append(body)  # journaled after the earlier ones, never sent ahead of them
+                    self._record_lost(report)
+                else:
+                    items.append((write, body))
+        if held:
+            self._journal(flow_run_id, held, inline.results)
         if not items:
             return
         try:
@@ -242,6 +230,15 @@ class StateWriter:
             for write, _ in items:
                 self._record_lost(write.report)
             return
+        except (ServerUnreachable, ServerError) as exc:
+            # not delivered: kept on local disk, replayed when the flow run is resumed
+            path = self._journal(flow_run_id, [body for _, body in items], inline.results)
+            kept = f"; they are kept in {path} and recorded when the flow run is resumed" if path else ""
+            logger.error("Could not record %d task run state(s) on the runwright server: %s%s", len(items), exc, kept)
+            for write, _ in items:
+                write.report.undelivered = True
+                self._record_lost(write.report)
+            return
         except ClientError as exc:
             logger.error("Could not record %d task run state(s) on the runwright server: %s", len(items), exc)
             for write, _ in items:
@@ -258,6 +255,17 @@ class StateWriter:
                     outcome.get("status"),
                     outcome.get("version"),
                 )
+
+
+    def _journal(self, flow_run_id: str, writes: list[dict[str, Any]], results: list[dict[str, str]]) -> Any:
+        """Append undelivered writes to the flow run's journal (fsync'd); None if that failed."""
+        from runwright_cloud import journal
+
+        try:
+            return journal.append(self.client.api, flow_run_id, writes, list(results))
+        except Exception as exc:  # noqa: BLE001 - a full disk must not break the run: they are lost
+            logger.error("Could not keep %d undelivered task run state(s) on local disk: %s", len(writes), exc)
+            return None
 
 
 class WriterPool:

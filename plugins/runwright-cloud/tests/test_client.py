@@ -71,6 +71,24 @@ def test_operations_round_trip(client: Client) -> None:
     assert client.get_flow_run_logs(run_id)[0]["message"] == "m"
 
 
+def test_state_writes_take_state_objects_as_the_seeds_client_did(client: Client) -> None:
+    from runwright.engine.state import Running, Success
+
+    name = unique()
+    flow_id = client.register_flow(name, ["a"], [])
+    run_id = client.create_flow_run(flow_id)
+    version = client.set_flow_run_state(run_id, 0, Running("claimed"))
+    task_run = client.get_task_run_info(run_id, "a")
+    task_version = client.set_task_run_state(task_run.id, task_run.version, Running())
+    client.set_task_run_state(task_run.id, task_version, Success("done"))
+    client.set_flow_run_state(run_id, version, {"type": "Success", "message": "dicts still work"})
+    history = [(h["state"]["type"], h["state"]["message"]) for h in client.get_task_run_states(task_run.id)]
+    assert history[1:] == [("Running", None), ("Success", "done")]
+    assert client.get_flow_run_info(run_id).state["type"] == "Success"
+    with pytest.raises(TypeError, match="runwright State or its serialized dict"):
+        client.set_task_run_state(task_run.id, task_version + 1, "Success")  # type: ignore[arg-type]
+
+
 def test_typed_errors(server: TestServer, client: Client) -> None:
     with pytest.raises(AuthorizationError) as exc:
         Client(server.url, "rw_wrong").get_flow_run_info("x")

@@ -77,6 +77,28 @@ def test_runs_create_then_run_by_id(server: TestServer, tmp_path: Path) -> None:
     assert not (tmp_path / ".runwright" / "server.pid").exists()  # never auto-started for another api
 
 
+def test_running_a_finished_flow_run_says_so_and_shows_its_states(server: TestServer, tmp_path: Path) -> None:
+    env = dict(os.environ, RUNWRIGHT__CLOUD__API=server.url, RUNWRIGHT__CLOUD__API_TOKEN=server.token_a, HOME=str(tmp_path))
+    run_id = runwright(env, "runs", "create", ETL, "--param", "n=2").stdout.strip()
+    assert runwright(env, "run", ETL, "--flow-run-id", run_id).returncode == 0
+
+    def versions() -> dict[str, int]:
+        shown = json.loads(runwright(env, "runs", "show", run_id, "--json").stdout)
+        return {f"{t['task_slug']}[{t['map_index']}]": t["version"] for t in shown["task_runs"]} | {"flow": shown["version"]}
+
+    before = versions()
+    again = runwright(env, "run", ETL, "--flow-run-id", run_id)
+    assert again.returncode == 0, again.stderr
+    assert f"Flow run {run_id} had already finished (Success): nothing was run" in again.stderr
+    for slug in ("extract-1", "transform-1", "load-1"):
+        assert slug in again.stdout
+    as_json = runwright(env, "run", ETL, "--flow-run-id", run_id, "--json")
+    summary = json.loads(as_json.stdout[as_json.stdout.index("{"):])
+    assert summary["already_finished"] is True and summary["state"] == "Success"
+    assert {row["slug"]: row["state"] for row in summary["tasks"]}["load-1"] == "Success"
+    assert versions() == before  # nothing was run or written the second and third time
+
+
 @pytest.mark.parametrize(
     ("overrides", "args", "expected"),
     [

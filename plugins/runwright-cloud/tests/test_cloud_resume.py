@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from runwright_cloud.client import Client
 from runwright_server import migrate
@@ -70,7 +71,7 @@ def counts(where: Path) -> dict[str, int]:
     }
 
 
-def start_run(where: Path, url: str, token: str, run_id: str, **env: str) -> subprocess.Popen[bytes]:
+def start_run(where: Path, url: str, token: str, run_id: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
     environ = dict(
         os.environ,
         RUNWRIGHT__CLOUD__API=url,
@@ -78,7 +79,7 @@ def start_run(where: Path, url: str, token: str, run_id: str, **env: str) -> sub
         RUNWRIGHT__CLOUD__AUTO_START="false",
         **env,
     )
-    command = [sys.executable, "-m", "runwright.cli", "run", str(where / "flow.py"), "--flow-run-id", run_id, "--json"]
+    command = [sys.executable, "-m", "runwright.cli", "run", str(where / "flow.py"), "--flow-run-id", run_id, "--json", *args]
     return subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -106,9 +107,9 @@ def create(client: Client, where: Path, name: str) -> str:
     return client.create_flow_run(flow_id)
 
 
-def finish(where: Path, url: str, token: str, run_id: str, **env: str) -> None:
+def finish(where: Path, url: str, token: str, run_id: str, *args: str, **env: str) -> None:
     (where / "go").touch()
-    proc = start_run(where, url, token, run_id, **env)
+    proc = start_run(where, url, token, run_id, *args, **env)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, (out, err)
 
@@ -130,15 +131,52 @@ def test_a_killed_run_resumes_without_rerunning_finished_tasks(server: TestServe
     assert [r["state"]["type"] for r in client.get_task_run_states(c_run.id)] == ["Pending", "Running", "Running", "Success"]
 
 
+def held_elsewhere(server: TestServer, run_id: str) -> None:
+    """Make the flow run's lease holder a runner on another host (not provably gone)."""
+    engine = sa.create_engine(server.db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE flow_runs SET lease_holder = 'elsewhere.invalid:4242' WHERE id = :id"), {"id": run_id})
+    engine.dispose()
+
+
 def test_a_running_task_run_with_a_fresh_heartbeat_is_left_to_its_runner(server: TestServer, tmp_path: Path) -> None:
     client = Client(server.url, server.token_a)
     run_id = create(client, tmp_path, "fresh")
     run_and_kill(tmp_path, server.url, server.token_a, run_id)
+    held_elsewhere(server, run_id)  # a runner on this host whose process is gone is taken over at once
     (tmp_path / "go").touch()
     proc = start_run(tmp_path, server.url, server.token_a, run_id)  # default zombie timeout: 120 s
     proc.communicate(timeout=60)
     assert proc.returncode == 1  # the flow run cannot finish while c belongs to another runner
     assert counts(tmp_path) == {"a": 1, "b": 1, "c": 1, "d": 0}
+
+
+def test_a_run_resumes_at_once_after_its_runner_was_killed(server: TestServer, tmp_path: Path) -> None:
+    client = Client(server.url, server.token_a)
+    run_id = create(client, tmp_path, "at-once")
+    run_and_kill(tmp_path, server.url, server.token_a, run_id)
+    started = time.monotonic()
+    finish(tmp_path, server.url, server.token_a, run_id)  # default zombie timeout (120 s), no waiting
+    assert time.monotonic() - started < 60
+    assert counts(tmp_path) == {"a": 1, "b": 1, "c": 2, "d": 1}
+    assert client.get_flow_run_info(run_id).state["type"] == "Success"
+
+
+def test_a_run_held_by_a_runner_elsewhere_is_refused_naming_take_over(server: TestServer, tmp_path: Path) -> None:
+    client = Client(server.url, server.token_a)
+    run_id = create(client, tmp_path, "elsewhere")
+    run_and_kill(tmp_path, server.url, server.token_a, run_id)
+    held_elsewhere(server, run_id)
+    (tmp_path / "go").touch()
+    proc = start_run(tmp_path, server.url, server.token_a, run_id)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    text = (out + err).decode()
+    assert "being run by another runner (elsewhere.invalid:4242)" in text and "--take-over" in text, text
+    assert counts(tmp_path) == {"a": 1, "b": 1, "c": 1, "d": 0}
+    finish(tmp_path, server.url, server.token_a, run_id, "--take-over")
+    assert counts(tmp_path) == {"a": 1, "b": 1, "c": 2, "d": 1}
+    assert client.get_flow_run_info(run_id).state["type"] == "Success"
 
 
 @pytest.fixture

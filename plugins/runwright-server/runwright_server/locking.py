@@ -319,7 +319,8 @@ def task_run_lease(conn: Connection, task_run_id: str, tenant_id: str) -> tuple[
     return None if row is None else (str(row.id), row.lease)
 
 
-def set_lease(conn: Connection, flow_run_id: str, lease: str | None) -> None:
-    """Store the lease of the flow-run state write that just won (None clears it)."""
+def set_lease(conn: Connection, flow_run_id: str, lease: str | None, holder: str | None = None) -> None:
+    """Store the lease of the flow-run state write that just won, and who holds it (None
+    clears them)."""
     fr = models.flow_runs
-    conn.execute(update(fr).where(fr.c.id == flow_run_id).values(lease=lease))
+    conn.execute(update(fr).where(fr.c.id == flow_run_id).values(lease=lease, lease_holder=holder))

@@ -85,6 +85,8 @@ flow_runs = Table(
     Column("updated", DateTime, nullable=False),
     #: the runner token of the flow run's last state write (its lease; see locking.py)
     Column("lease", String(64), nullable=True),
+    #: who holds the lease, as the runner said: "host:pid" (migration 0004)
+    Column("lease_holder", String(300), nullable=True),
     Index("ix_flow_runs_tenant_created", "tenant_id", "created"),
     Index("ix_flow_runs_flow_created", "flow_id", "created"),
     Index("ix_flow_runs_state_type", "state_type"),

@@ -233,6 +233,9 @@ class FlowRunSummary(BaseModel):
     created: datetime
     updated: datetime
     leased: bool = Field(default=False, description="A runner holds the flow run's lease.")
+    lease_holder: str | None = Field(
+        default=None, description='Who holds the lease, as its runner said ("host:pid"), while leased.'
+    )
 
 
 class FlowRunOut(FlowRunSummary):
@@ -265,6 +268,11 @@ class StateWriteIn(_In):
         default=None,
         description="Flow runs: the writer's lease token, stored with a winning write (none clears the lease). "
         "Task runs: apply only while this token is the flow run's lease.",
+    )
+    lease_holder: ShortLabel | None = Field(
+        default=None,
+        description='Flow runs: who holds ``lease`` ("host:pid"), stored with it, so a runner on the same host '
+        "can tell that the holder's process is gone.",
     )
 
 
@@ -349,8 +357,13 @@ class BatchWriteOut(BaseModel):
 class CachedStateOut(BaseModel):
     task_run_id: str
     flow_run_id: str
+    task_slug: str
     map_index: int
     state: dict[str, Any]
+    #: the cache key the client stored with the state (``state["cache_key"]``), if any
+    cache_key: str | None = None
+    #: the state's result bytes, base64 (``inline_results``, small results only)
+    result: str | None = None
     created: datetime
 
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from runwright.context import context as runtime_context
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import ClientFailed, Failed, Running, State
-from runwright_cloud import embedded
+from runwright_cloud import embedded, journal
 from runwright_cloud.cloud_settings import load_settings
 from runwright_cloud.errors import ClientError, VersionConflict
-from runwright_cloud.keys import BACKEND_NAME, LEASE_KEY, SETTINGS_KEY
+from runwright_cloud.keys import BACKEND_NAME, FINISHED_KEY, LEASE_KEY, SETTINGS_KEY, TAKE_OVER_KEY
 from runwright_cloud.reporting.reports import FlowRunReport
-from runwright_cloud.resume import is_stale, restore_flow_state, restore_task_state
+from runwright_cloud.resume import holder_is_gone, is_stale, restore_flow_state, restore_task_state, this_runner
 from runwright_cloud.writer import serialize_for_server
 
 if TYPE_CHECKING:
@@ -61,12 +61,15 @@ class FlowRunReporter:
         try:
             settings = embedded.prepare(settings)
             client = self.services.clients.get(settings.api, settings.api_token)
+            # the cache candidates of every task come while the flow run is being loaded
+            candidates = self.services.cached.prefetch(client, flow.name) if _caches(flow) else None
             flow_run_id = context.get("flow_run_id")
             if not flow_run_id:
                 structure = flow.structure()
                 flow_id = client.register_flow(structure["name"], structure["tasks"], structure["edges"])
                 info = client.create_flow_run_info(flow_id, parameters=_json_parameters(setup.parameters))
             else:
+                journal.replay(client, str(flow_run_id))  # what an outage kept on this machine lands first
                 info = client.get_flow_run_info(flow_run_id)
             db_state = restore_flow_state(info.state)
         except ClientError as exc:
@@ -75,6 +78,8 @@ class FlowRunReporter:
         except Exception as exc:  # a state this process cannot deserialize, say
             raise ENDRUN(setup.state or Failed(f"Could not load flow run {flow_run_id}: {exc}", result=exc)) from exc
 
+        if candidates is not None:
+            self.services.cached.add(client, info.id, candidates)
         context.update(info.context or {})
         context.update(
             flow_run_id=info.id,
@@ -92,12 +97,19 @@ class FlowRunReporter:
             client=client,
             writer=self.services.writers.get(client, settings.batch_size, settings.batch_linger),
             lease=uuid.uuid4().hex if settings.leased else None,
+            holder=this_runner() if settings.leased else None,
         )
+        # a task run left Running counts as a live runner's for zombie_timeout, unless this
+        # runner took the flow run over from a runner that is gone (or with --take-over): the
+        # flow run's task runs were that runner's
+        zombie_timeout = settings.zombie_timeout
         if report.lease is not None:
             context[LEASE_KEY] = report.lease
             if setup.state is None and db_state.is_running():
-                db_state, info = self._take_over(report, info)
+                db_state, info, holder_gone = self._take_over(report, info, bool(context.get(TAKE_OVER_KEY)))
                 context["flow_run_version"] = info.version
+                if holder_gone:
+                    zombie_timeout = 0.0
         else:
             context.pop(LEASE_KEY, None)
         if setup.state is None:
@@ -114,7 +126,7 @@ class FlowRunReporter:
                     )
                 )
             try:
-                restored = restore_task_state(task_run.state, task_run.heartbeat, settings.zombie_timeout)
+                restored = restore_task_state(task_run.state, task_run.heartbeat, zombie_timeout)
             except Exception as exc:
                 raise ENDRUN(Failed(f"Could not load the state of task run {task_run.task_slug}: {exc}", result=exc)) from exc
             if restored is not None:
@@ -124,26 +136,42 @@ class FlowRunReporter:
                 task_context = setup.task_contexts[task] = {}
             task_context.update(task_run_id=task_run.id, task_run_version=task_run.version, task_id=task_run.task_slug)
 
+        if setup.state is db_state and db_state.is_finished():
+            # nothing will run: the run ends with the recorded states, shown as its results
+            from runwright.engine.result import Result
+
+            db_state._result = Result({task: state for task, state in setup.task_states.items() if task in tasks_by_slug.values()})
+            context[FINISHED_KEY] = type(db_state).__name__
         report.last_reported = setup.state
         self._reports[runner] = report
 
-    def _take_over(self, report: FlowRunReport, info: Any) -> tuple[State, Any]:
+    def _take_over(self, report: FlowRunReport, info: Any, forced: bool = False) -> tuple[State, Any, bool]:
         """Claim a flow run left ``Running`` (``task_claims = "lease"``): refused while another
-        runner holds its lease and its heartbeat is fresher than ``zombie_timeout``; otherwise a
+        runner holds its lease and its heartbeat is fresher than ``zombie_timeout``, unless that
+        runner is provably gone (it ran on this host and its process no longer exists) or
+        ``forced`` (``--take-over``; both also mean that the task runs it left Running are
+        gone: the third value); otherwise a
         version-checked write of Running with this runner's lease (of two runners taking over at
         once, one wins), then the flow run is read again, so the task runs are the ones the
         previous runner left."""
-        if info.leased and not is_stale(info.heartbeat, report.settings.zombie_timeout):
-            message = (
-                f"Flow run {info.id} is being run by another runner (it holds the flow run's lease and its last "
-                f"heartbeat is newer than [cloud] zombie_timeout = {report.settings.zombie_timeout:g} s); nothing was run"
-            )
-            logger.error("%s", message)
-            raise ENDRUN(ClientFailed(message, state=Running()))
+        holder_gone = forced
+        if info.leased and not is_stale(info.heartbeat, report.settings.zombie_timeout) and not forced:
+            holder_gone = holder_is_gone(info.lease_holder)
+            if holder_gone:
+                logger.info("Flow run %s: its runner (%s) no longer exists; taking the run over", info.id, info.lease_holder)
+            else:
+                holder = f" ({info.lease_holder})" if info.lease_holder else ""
+                message = (
+                    f"Flow run {info.id} is being run by another runner{holder} (it holds the flow run's lease and its "
+                    f"last heartbeat is newer than [cloud] zombie_timeout = {report.settings.zombie_timeout:g} s); nothing "
+                    "was run. If that runner is gone, run again with --take-over"
+                )
+                logger.error("%s", message)
+                raise ENDRUN(ClientFailed(message, state=Running()))
         state = Running("Running flow (taken over from a runner that stopped).")
         try:
             report.version = report.client.set_flow_run_state(
-                report.id, info.version, state.serialize(), lease=report.lease
+                report.id, info.version, state.serialize(), lease=report.lease, lease_holder=report.holder
             )
             info = report.client.get_flow_run_info(report.id)
         except VersionConflict as exc:
@@ -155,7 +183,7 @@ class FlowRunReporter:
         report.version = info.version
         report.holds_lease = True
         self.services.heartbeat.add("flow", report.id, report.client, report.settings.heartbeat_interval)
-        return state, info
+        return state, info, holder_gone
 
     def report_state(self, runner: FlowRunner, new_state: State) -> None:
         """Write the flow run's new state (version-checked); a refusal ends the run with it."""
@@ -178,9 +206,14 @@ class FlowRunReporter:
                 # Recording the final state now would show a finished run whose task runs say
                 # otherwise. Leave the flow run Running on the server: resuming it re-runs them.
                 self.services.heartbeat.remove("flow", report.id)
+                kept = (
+                    " (the states it did not get are kept on this machine and recorded first)"
+                    if journal.pending(report.id)
+                    else ""
+                )
                 message = (
                     f"{lost} task run state(s) could not be recorded on the runwright server; flow run {report.id} "
-                    f"is left Running there: resume it with `runwright run FLOW_FILE --flow-run-id {report.id}`"
+                    f"is left Running there: resume it with `runwright run FLOW_FILE --flow-run-id {report.id}`{kept}"
                 )
                 logger.error("%s", message)
                 raise ENDRUN(ClientFailed(message, state=new_state))
@@ -194,6 +227,7 @@ class FlowRunReporter:
                 serialize_for_server(state, False, "the flow run"),
                 lease=report.lease,
                 retry_for=report.settings.outage_tolerance if not state.is_running() else 0.0,
+                lease_holder=report.holder,
             )
         except ClientError as exc:
             self.services.heartbeat.remove("flow", report.id)
@@ -230,3 +264,8 @@ class FlowRunReporter:
         finally:
             self.services.heartbeat.remove("flow", report.id)
         return report.id
+
+
+def _caches(flow: Flow) -> bool:
+    """True when a task of the flow caches its results (``cache_for``)."""
+    return any(task.cache_for is not None for task in flow.tasks)

@@ -49,6 +49,8 @@ class FlowRunReport:
     lease: str | None = None
     #: the server stored ``lease`` with a winning write: this runner holds the flow run
     holds_lease: bool = False
+    #: who this runner is (``"host:pid"``), stored with its lease
+    holder: str | None = None
 
 
 @dataclass(eq=False)
@@ -72,6 +74,12 @@ class TaskRunReport:
     lease: str | None = None
     #: wait for the queued writes at the end of the run (a lost run, recorded by the client)
     flush_at_end: bool = False
+    #: a write could not be delivered and is in the flow run's journal (see journal.py)
+    undelivered: bool = False
+    #: the Cached state its cache check found, and that state as the server sent it
+    cached_hit: tuple[State, dict[str, Any]] | None = field(default=None, repr=False)
+    #: the cache key of this run (computed by its cache check), stored with its Cached state
+    cache_key: str | None = None
     #: this process's client and writer (None in a detached copy)
     _client: Client | None = field(default=None, repr=False)
     _writer: StateWriter | None = field(default=None, repr=False)

@@ -1,4 +1,5 @@
-"""What the reporting of one process shares: clients, state writers and the heartbeat."""
+"""What the reporting of one process shares: clients, state writers, the heartbeat and the
+candidates of cache checks."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 
 from runwright_cloud.connection import ClientPool
 from runwright_cloud.heartbeat import Heartbeat
+from runwright_cloud.reporting.cached import CachedStates
 from runwright_cloud.writer import WriterPool
 
 
@@ -16,3 +18,4 @@ class Services:
     clients: ClientPool = field(default_factory=ClientPool)
     writers: WriterPool = field(default_factory=WriterPool)
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
+    cached: CachedStates = field(default_factory=CachedStates)

@@ -18,6 +18,7 @@ from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Cached, ClientFailed, Failed, Retrying, State, utcnow
 from runwright_cloud.errors import ClientError
 from runwright_cloud.keys import CHILDREN_KEY, LEASE_KEY, SETTINGS_KEY, TASK_REPORT_KEY
+from runwright_cloud.reporting.cached import current_key, pick
 from runwright_cloud.reporting.reports import ChildRuns, TaskRunReport
 from runwright_cloud.resume import restore_task_state
 
@@ -178,21 +179,22 @@ class TaskRunReporter:
             report.writer.wait_for(report)  # a lost run's states land before it is submitted again
 
     def check_cached(self, task: Task, inputs: dict[str, Any], parameters: dict[str, Any]) -> Cached | None:
-        """The newest Cached state of this task (same flow name, slug and map index) on the
-        server, newer than ``now - cache_for``, that the task's cache validator accepts."""
+        """The newest valid Cached state of this task (same flow name, slug and map index) on
+        the server, newer than ``now - cache_for``: the flow run's candidates come in one
+        request, keys are compared instead of reading inputs back, small results come inline
+        (see :mod:`runwright_cloud.reporting.cached`)."""
         report: TaskRunReport | None = runtime_context.get(TASK_REPORT_KEY)
         if report is None or task.cache_for is None:
             return None
+        key = report.cache_key = current_key(task, inputs, parameters)
         flow_name = str(runtime_context.get("flow_name"))
-        rows = report.client.get_latest_cached_states(
-            flow_name, report.slug, utcnow() - task.cache_for, map_index=-1 if report.map_index is None else report.map_index
-        )
-        for data in rows:
-            try:
-                candidate = State.deserialize(data)
-            except Exception as exc:  # noqa: BLE001 - a candidate we cannot read is no candidate
-                logger.debug("Skipping a cached state of %s: %s", task.slug, exc)
-                continue
-            if isinstance(candidate, Cached) and task.cache_validator(candidate, inputs, parameters):
-                return candidate
+        map_index = -1 if report.map_index is None else report.map_index
+        rows = self.services.cached.for_run(report.client, report.flow_run_id, flow_name).rows_for(report.slug, map_index)
+        if rows is None:  # the flow run's answer was cut: ask for this task's own
+            states = report.client.get_latest_cached_states(flow_name, report.slug, utcnow() - task.cache_for, map_index=map_index)
+            rows = [{"state": state} for state in states]
+        found = pick(task, rows, key, inputs, parameters)
+        if found is not None:
+            report.cached_hit = found
+            return found[0]
         return None

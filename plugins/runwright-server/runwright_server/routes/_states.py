@@ -43,7 +43,8 @@ def set_state(
             outcome = write_state(conn, kind, run_id, tenant, body.version, text, body.state["type"], utcnow())
             if kind is FLOW_RUNS and outcome.status == "ok":
                 # the lease lives while the flow run is Running; any other state clears it
-                set_lease(conn, run_id, body.lease if body.state["type"] == "Running" else None)
+                running = body.state["type"] == "Running"
+                set_lease(conn, run_id, body.lease if running else None, body.lease_holder if running else None)
     if lease_lost:
         return _conflict(f"the flow run of this task run is leased by another runner (current version {outcome.version})", outcome)
     if outcome.status == "not_found":

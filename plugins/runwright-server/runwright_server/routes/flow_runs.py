@@ -68,6 +68,7 @@ def flow_run_out(row: RowMapping) -> dict[str, Any]:
         "created": aware(row["created"]),
         "updated": aware(row["updated"]),
         "leased": row["lease"] is not None,
+        "lease_holder": row["lease_holder"] if row["lease"] is not None else None,
     }
 
 
@@ -249,7 +250,7 @@ def release_flow_run_lease(flow_run_id: str, body: LeaseReleaseIn, request: Requ
         count = conn.execute(
             update(fr)
             .where(fr.c.id == flow_run_id, fr.c.tenant_id == principal.tenant_id, fr.c.lease == body.lease)
-            .values(lease=None)
+            .values(lease=None, lease_holder=None)
         ).rowcount
         if count == 0 and _get_run(conn, flow_run_id, principal.tenant_id) is None:
             raise not_found("flow run")

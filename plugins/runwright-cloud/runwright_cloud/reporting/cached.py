@@ -1,0 +1,196 @@
+"""Cache checks of cloud runs: one request for the candidates of every task of a flow run.
+
+The candidate Cached states of every task of flows with the flow run's name come in one
+request (``GET /cached_states`` without a task slug, small results inline): started in a
+thread while the flow run is loaded (a flow with a ``cache_for`` task), or by the first cache
+check of the flow run in a process (a Dask worker); every later check of that flow run is
+answered from that answer.
+
+A candidate is valid when it has not expired (``cache_for`` and its own expiration) and:
+
+* with a *keyed* validator (:func:`runwright.engine.cache_validators.cache_key`: runwright-cache's
+  policies, ``all_inputs``, ``all_parameters``), when the key stored with it equals the key of
+  the run about to start: no cached input is read back;
+* with any other validator (or a candidate stored without a key), when the validator accepts
+  it (which may read its cached inputs back).
+
+The candidate's result comes from the answer when the server inlined it; a result that does
+not unpickle is a miss (the next candidate is tried, then the task runs), never a failure.
+When the server's answer was cut at its row limit, a task without candidates in it asks for
+its own (the request of earlier versions).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from runwright.engine.cache_validators import cache_key, duration_only
+from runwright.engine.result import Result, SafeResult
+from runwright.engine.result_framing import unpickle_framed
+from runwright.engine.state import Cached, State, utcnow
+
+if TYPE_CHECKING:
+    from runwright.task import Task
+    from runwright_cloud.client import Client
+
+logger = logging.getLogger("runwright.cloud")
+
+#: rows asked for in one request; an answer this long may be incomplete
+CANDIDATE_LIMIT = 20000
+#: distinct cache keys kept per task and map index
+PER_TASK = 5
+#: flow runs whose candidates a process keeps (a worker process serves several)
+_KEPT_RUNS = 8
+
+
+class FlowRunCandidates:
+    """The candidates of one flow run's tasks, fetched on first use."""
+
+    def __init__(self, client: Client, flow_name: str) -> None:
+        self.client = client
+        self.flow_name = flow_name
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[str, int], list[dict[str, Any]]] | None = None
+        self.complete = True
+
+    def prefetch(self) -> None:
+        """Start fetching in a daemon thread (a failure there is retried by the first check)."""
+        self._lock.acquire()
+        threading.Thread(target=self._prefetch, name="runwright-cloud-cache", daemon=True).start()
+
+    def _prefetch(self) -> None:
+        try:
+            self._rows = self._fetch()
+        except Exception as exc:  # noqa: BLE001 - the first cache check asks again, and reports it
+            logger.debug("Could not prefetch the cached states of flow %r: %s", self.flow_name, exc)
+        finally:
+            self._lock.release()
+
+    def rows_for(self, slug: str, map_index: int) -> list[dict[str, Any]] | None:
+        """The candidate rows of a task run, newest first; None: ask the server for them."""
+        rows = self._rows
+        if rows is None:
+            with self._lock:
+                if self._rows is None:
+                    self._rows = self._fetch()
+                rows = self._rows
+        found = rows.get((slug, map_index))
+        if found is None and not self.complete:
+            return None
+        return found or []
+
+    def _fetch(self) -> dict[tuple[str, int], list[dict[str, Any]]]:
+        answer = self.client.get_cached_candidates(self.flow_name, limit=CANDIDATE_LIMIT, per_task=PER_TASK)
+        self.complete = len(answer) < CANDIDATE_LIMIT
+        rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for row in answer:
+            rows.setdefault((str(row.get("task_slug")), int(row.get("map_index", -1))), []).append(row)
+        return rows
+
+
+class CachedStates:
+    """This process's candidates, per flow run (the last few flow runs only)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: OrderedDict[tuple[int, str], FlowRunCandidates] = OrderedDict()
+
+    def for_run(self, client: Client, flow_run_id: str, flow_name: str) -> FlowRunCandidates:
+        key = (id(client), flow_run_id)
+        with self._lock:
+            candidates = self._runs.get(key)
+            if candidates is None or candidates.flow_name != flow_name:
+                candidates = self._runs[key] = FlowRunCandidates(client, flow_name)
+                while len(self._runs) > _KEPT_RUNS:
+                    self._runs.popitem(last=False)
+            return candidates
+
+    def prefetch(self, client: Client, flow_name: str) -> FlowRunCandidates:
+        """Candidates being fetched now, for a flow run not known yet (see :meth:`add`)."""
+        candidates = FlowRunCandidates(client, flow_name)
+        candidates.prefetch()
+        return candidates
+
+    def add(self, client: Client, flow_run_id: str, candidates: FlowRunCandidates) -> None:
+        """Use ``candidates`` for the cache checks of that flow run."""
+        with self._lock:
+            self._runs[(id(client), flow_run_id)] = candidates
+            while len(self._runs) > _KEPT_RUNS:
+                self._runs.popitem(last=False)
+
+    def forget(self, flow_run_id: str) -> None:
+        """Drop a finished flow run's candidates."""
+        with self._lock:
+            for key in [k for k in self._runs if k[1] == flow_run_id]:
+                del self._runs[key]
+
+
+def current_key(task: Task, inputs: dict[str, Any], parameters: dict[str, Any]) -> str | None:
+    """The key of the run about to start, None when the validator is not keyed or the
+    inputs cannot be keyed (the validator then decides)."""
+    try:
+        return cache_key(task.cache_validator, task, inputs, parameters)
+    except Exception as exc:  # noqa: BLE001 - an unkeyable input: validate the slow way
+        logger.debug("Task '%s': no cache key (%s)", task.slug, exc)
+        return None
+
+
+def pick(
+    task: Task, rows: list[dict[str, Any]], key: str | None, inputs: dict[str, Any], parameters: dict[str, Any]
+) -> tuple[Cached, dict[str, Any]] | None:
+    """The newest valid candidate among ``rows`` (see the module docstring), with its state as
+    the server sent it (the writer records the hit with that dict: no re-serializing)."""
+    cache_for: timedelta = task.cache_for  # type: ignore[assignment]
+    oldest = utcnow() - cache_for
+    for row in rows:
+        stored_key = row.get("cache_key")
+        keyed = key is not None and isinstance(stored_key, str)
+        if (keyed and stored_key != key) or not _newer_than(row.get("created"), oldest):
+            continue
+        try:
+            candidate = State.deserialize(row["state"])
+        except Exception as exc:  # noqa: BLE001 - a candidate we cannot read is no candidate
+            logger.debug("Skipping a cached state of %s: %s", task.slug, exc)
+            continue
+        if not isinstance(candidate, Cached):
+            continue
+        if keyed:
+            if not duration_only(candidate, inputs, parameters):
+                continue
+        elif not task.cache_validator(candidate, inputs, parameters):
+            continue
+        inline = row.get("result")
+        if isinstance(inline, str) and not _use_inline(task, candidate, inline):
+            continue
+        return candidate, row["state"]
+    return None
+
+
+def _newer_than(created: Any, oldest: datetime) -> bool:
+    if not isinstance(created, str):
+        return True  # the server filters by age when asked; an answer without a time is kept
+    try:
+        return datetime.fromisoformat(created.replace("Z", "+00:00")) >= oldest
+    except ValueError:
+        return False
+
+
+def _use_inline(task: Task, candidate: Cached, inline: str) -> bool:
+    """Give the candidate its inlined result, read; False when the bytes do not unpickle."""
+    stored = candidate._result
+    if not isinstance(stored, SafeResult):
+        return True
+    try:
+        value = unpickle_framed(base64.b64decode(inline), str(stored.value), "result at")
+    except Exception as exc:  # noqa: BLE001 - a corrupt cached result is a miss, never a failure
+        logger.warning("Task '%s': a cached result could not be read (%s); it is not used.", task.slug, exc)
+        return False
+    loaded = Result(value, stored.result_handler)
+    loaded.safe_value = stored
+    candidate._result = loaded
+    return True
