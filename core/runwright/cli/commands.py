@@ -13,6 +13,16 @@ from runwright.cli.options import BackendName, RunRequest
 from runwright.hookspecs import hookimpl
 
 
+#: Longest message the summary table shows; a longer one ends with an ellipsis (``--json``
+#: prints every message whole).
+SUMMARY_MESSAGE_LIMIT = 120
+
+
+def shorten(text: str, limit: int = SUMMARY_MESSAGE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis when anything was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def _state_row(task: Any, state: Any) -> dict[str, Any]:
     return {
         "task": task.name,
@@ -122,7 +132,7 @@ def _print_summary(flow: Any, state: Any, as_json: bool, fields: dict[str, Any])
         table.add_column(column)
     for row in rows:
         color = "red" if row["state"] in ("Failed", "TriggerFailed", "TimedOut") else "green"
-        table.add_row(escape(str(row["slug"])), f"[{color}]{row['state']}[/{color}]", escape((row["message"] or "")[:120]))
+        table.add_row(escape(str(row["slug"])), f"[{color}]{row['state']}[/{color}]", escape(shorten(row["message"] or "")))
     console.print(table)
     if not isinstance(state.result, dict) and state.message:
         console.print(f"[red]{escape(state.message)}[/red]")
