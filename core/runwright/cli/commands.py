@@ -12,7 +12,6 @@ from runwright.backends import DEFAULT_BACKEND, backend_name
 from runwright.cli.options import BackendName, RunRequest
 from runwright.hookspecs import hookimpl
 
-
 #: Longest message the summary table shows; a longer one ends with an ellipsis (``--json``
 #: prints every message whole).
 SUMMARY_MESSAGE_LIMIT = 120
@@ -158,10 +157,14 @@ def plugins_command(as_json: bool) -> None:
 @click.command("config")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def config_command(as_json: bool) -> None:
-    """Print the effective configuration (defaults, user file, environment)."""
-    from runwright.config import get_config, user_config_path
+    """Print the effective configuration: the packaged and the installed plugins' defaults,
+    the user file, the environment. An unknown key is an error naming it."""
+    from runwright.config import user_config_path
+    from runwright.plugins import get_plugin_manager
 
-    config = get_config()
+    pm = get_plugin_manager()
+    pm.check_config()
+    config = pm.config_with_defaults()
     if as_json:
         click.echo(json.dumps(config, indent=2, default=str))
         return

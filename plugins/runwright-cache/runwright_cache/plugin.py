@@ -93,6 +93,10 @@ class CachePlugin:
             register(name, policy)
 
     @hookimpl
+    def runwright_register_config(self, register: Callable[..., None]) -> None:
+        register("plugins.cache", DEFAULTS)
+
+    @hookimpl
     def runwright_register_commands(self, cli: click.Group) -> None:
         from runwright_cache.cli import make_cache_command
 

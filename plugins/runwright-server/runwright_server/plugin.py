@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING
 from runwright import hookimpl
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import click
+
+
+@hookimpl
+def runwright_register_config(register: Callable[..., None]) -> None:
+    """``[server]``: one key per setting (``db`` for ``db_url``), with its default."""
+    from runwright_server.settings import config_defaults
+
+    register("server", config_defaults())
 
 
 @hookimpl
