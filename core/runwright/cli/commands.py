@@ -77,6 +77,8 @@ def run_command(
         settings["engine.backend"] = chosen
     with temporary_config(settings):
         run_backend = pm.backend(get_config().get_nested("engine.backend") or DEFAULT_BACKEND)  # a one-line error
+        if not run_backend.records_runs:  # a recording backend names its own result handler
+            _check_checkpointing_handler(pm, get_config())
     live = sys.stdout.isatty() and not as_json
     reporter = ProgressReporter(total=len(flow.tasks), live=live)
     ended = _FinalContext()
@@ -99,6 +101,24 @@ def run_command(
     _print_summary(flow, state, as_json, summary.fields)
     if not state.is_successful():
         sys.exit(1)
+
+
+def _check_checkpointing_handler(pm: Any, config: Any) -> None:
+    """``[engine] checkpointing = true`` stores every result with ``[engine] result_handler``:
+    when that handler is not installed, say so (and what to install) before anything runs,
+    instead of failing every task. A recording backend names its own handler; not checked."""
+    from runwright.plugins import UnknownNameError
+
+    name = config.get_nested("engine.result_handler")
+    if not config.get_nested("engine.checkpointing") or not name:
+        return
+    if pm.result_handler_class(str(name), missing_ok=True) is None:
+        installed = ", ".join(sorted(pm.registry.result_handlers)) or "(none)"
+        raise UnknownNameError(
+            f"[engine] checkpointing = true stores every task's result with [engine] result_handler "
+            f"{name!r}, which is not installed (installed: {installed}). Install it (pip install "
+            f"runwright-{name}), or set [engine] result_handler to an installed one, or turn checkpointing off"
+        )
 
 
 class _FinalContext:
