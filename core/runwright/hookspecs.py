@@ -106,8 +106,8 @@ def runwright_register_config(register: Callable[..., None]) -> None:
     error naming the key and the known ones; a whole table that no installed plugin
     registers is a warning (a worker may lack a plugin). ``runwright config`` shows every
     registered default. Called with the other registration hooks; the configuration is
-    checked the first time a registered name (a backend, an executor, ...) is looked up
-    with it, so before a flow run starts, in every process.
+    checked when a flow run starts (once per configuration object, in the process that runs
+    the flow) and by ``runwright run`` and ``runwright config``.
     """
 
 

@@ -119,3 +119,21 @@ def test_a_misspelt_plugin_table_is_an_error_not_a_warning(tmp_path, monkeypatch
     result = run_in_process(tmp_path, monkeypatch, '[plugins.sampel]\nzone = "us"\n', "config")
     assert result.exit_code != 0
     assert "Unknown table [plugins.sampel] in [plugins]; did you mean [plugins.sample]?" in result.output
+
+
+def test_flow_run_with_an_unknown_key_fails_before_any_task_runs():
+    from runwright import Flow, task
+    from runwright.config import temporary_config
+
+    ran = []
+
+    @task
+    def one():
+        ran.append(1)
+
+    with Flow("typo") as flow:
+        one()
+    with temporary_config({"engine.chekpointing": True}):
+        state = flow.run()
+    assert state.is_failed() and ran == []
+    assert "Unknown key 'chekpointing' in [engine] (did you mean 'checkpointing'?)" in state.message

@@ -65,6 +65,7 @@ def run_command(
     from runwright.run_logging import configure_logging
 
     request = request or RunRequest()
+    get_plugin_manager().check_config()  # an unknown configuration key: one line, nothing runs
     flow = load_flow(path, flow_name)
     parameters = parse_params(params, flow)
     executor_instance = resolve_executor(executor)  # unknown names fail before anything runs

@@ -170,21 +170,17 @@ class RunwrightPluginManager(HookDispatcher):
 
     def lookup(self, registry: str, name: str) -> Any:
         """The entry ``name`` of the registry ``registry``; UnknownNameError listing the
-        installed names (and saying so when a plugin of that name is disabled here).
-
-        The configuration is checked first (once per configuration object): a name looked
-        up is the first use of the configuration with this manager's plugins."""
-        registries = self.registry
-        config = get_config()
-        if config is not self._checked_config:
-            self.check_config(config)
-        return registries.lookup(registry, name, disabled=self.is_blocked(name))
+        installed names (and saying so when a plugin of that name is disabled here)."""
+        return self.registry.lookup(registry, name, disabled=self.is_blocked(name))
 
     def check_config(self, config: Config | None = None) -> None:
         """Hold ``config`` (default: the process's) against the registered tables: an
         unknown key is a ConfigError naming it and the known ones; a table of a plugin that
-        is not installed is logged once as a warning."""
+        is not installed is logged once as a warning. Checks a configuration object once
+        (a flow run start costs an identity test); a failing one is checked again."""
         config = get_config() if config is None else config
+        if config is self._checked_config:
+            return
         for warning in check_config(config, self.registry.config_tables):
             if warning not in self._config_warnings:
                 self._config_warnings.add(warning)
