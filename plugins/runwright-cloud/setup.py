@@ -39,7 +39,7 @@ setup(
         "cloudpickle>=2",
     ],
     extras_require={
-        "server": ["runwright-server>=0.1,<0.2"],
+        "server": ["runwright-server"],
         # The tests run a real server in a subprocess (runwright_server.testing).
         "test": ["pytest", "runwright-server[test]"],
     },

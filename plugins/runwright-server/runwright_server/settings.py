@@ -22,16 +22,6 @@ def default_db_url() -> str:
     return f"sqlite:///{Path.home() / '.runwright' / 'server.db'}"
 
 
-def config_defaults() -> dict[str, Any]:
-    """The ``[server]`` keys and their defaults, one per field of :class:`Settings`
-    (``db`` for ``db_url``), for the configuration check and ``runwright config``."""
-    defaults: dict[str, Any] = {"db": default_db_url()}
-    for f in dataclasses.fields(Settings):
-        if f.name != "db_url":
-            defaults[f.name] = f.default
-    return defaults
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything the server needs to run.
