@@ -94,6 +94,24 @@ def runwright_register_executors(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def runwright_register_config(register: Callable[..., None]) -> None:
+    """Register the configuration tables a plugin reads, with their keys and defaults.
+
+    :param register: call ``register(table, defaults, free_form=False)``: ``table`` is the
+        dotted table name (``"plugins.local"``, ``"cloud"``; ``""`` is the top level),
+        ``defaults`` maps every key the table accepts to its default. Registering a table
+        another plugin registered too adds keys to it.
+
+    A key that no registered table knows, in a file or a ``RUNWRIGHT__...`` variable, is an
+    error naming the key and the known ones; a whole table that no installed plugin
+    registers is a warning (a worker may lack a plugin). ``runwright config`` shows every
+    registered default. Called with the other registration hooks; the configuration is
+    checked when a flow run starts (once per configuration object, in the process that runs
+    the flow) and by ``runwright run`` and ``runwright config``.
+    """
+
+
+@hookspec
 def runwright_register_commands(cli: click.Group) -> None:
     """Add sub-commands to the ``runwright`` command line.
 

@@ -12,6 +12,15 @@ from runwright.backends import DEFAULT_BACKEND, backend_name
 from runwright.cli.options import BackendName, RunRequest
 from runwright.hookspecs import hookimpl
 
+#: Longest message the summary table shows; a longer one ends with an ellipsis (``--json``
+#: prints every message whole).
+SUMMARY_MESSAGE_LIMIT = 120
+
+
+def shorten(text: str, limit: int = SUMMARY_MESSAGE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis when anything was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
 
 def _state_row(task: Any, state: Any) -> dict[str, Any]:
     return {
@@ -56,6 +65,7 @@ def run_command(
     from runwright.run_logging import configure_logging
 
     request = request or RunRequest()
+    get_plugin_manager().check_config()  # an unknown configuration key: one line, nothing runs
     flow = load_flow(path, flow_name)
     parameters = parse_params(params, flow)
     executor_instance = resolve_executor(executor)  # unknown names fail before anything runs
@@ -68,6 +78,8 @@ def run_command(
         settings["engine.backend"] = chosen
     with temporary_config(settings):
         run_backend = pm.backend(get_config().get_nested("engine.backend") or DEFAULT_BACKEND)  # a one-line error
+        if not run_backend.records_runs:  # a recording backend names its own result handler
+            _check_checkpointing_handler(pm, get_config())
     live = sys.stdout.isatty() and not as_json
     reporter = ProgressReporter(total=len(flow.tasks), live=live)
     ended = _FinalContext()
@@ -90,6 +102,24 @@ def run_command(
     _print_summary(flow, state, as_json, summary.fields)
     if not state.is_successful():
         sys.exit(1)
+
+
+def _check_checkpointing_handler(pm: Any, config: Any) -> None:
+    """``[engine] checkpointing = true`` stores every result with ``[engine] result_handler``:
+    when that handler is not installed, say so (and what to install) before anything runs,
+    instead of failing every task. A recording backend names its own handler; not checked."""
+    from runwright.plugins import UnknownNameError
+
+    name = config.get_nested("engine.result_handler")
+    if not config.get_nested("engine.checkpointing") or not name:
+        return
+    if pm.result_handler_class(str(name), missing_ok=True) is None:
+        installed = ", ".join(sorted(pm.registry.result_handlers)) or "(none)"
+        raise UnknownNameError(
+            f"[engine] checkpointing = true stores every task's result with [engine] result_handler "
+            f"{name!r}, which is not installed (installed: {installed}). Install it (pip install "
+            f"runwright-{name}), or set [engine] result_handler to an installed one, or turn checkpointing off"
+        )
 
 
 class _FinalContext:
@@ -122,7 +152,7 @@ def _print_summary(flow: Any, state: Any, as_json: bool, fields: dict[str, Any])
         table.add_column(column)
     for row in rows:
         color = "red" if row["state"] in ("Failed", "TriggerFailed", "TimedOut") else "green"
-        table.add_row(escape(str(row["slug"])), f"[{color}]{row['state']}[/{color}]", escape((row["message"] or "")[:120]))
+        table.add_row(escape(str(row["slug"])), f"[{color}]{row['state']}[/{color}]", escape(shorten(row["message"] or "")))
     console.print(table)
     if not isinstance(state.result, dict) and state.message:
         console.print(f"[red]{escape(state.message)}[/red]")
@@ -148,10 +178,14 @@ def plugins_command(as_json: bool) -> None:
 @click.command("config")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def config_command(as_json: bool) -> None:
-    """Print the effective configuration (defaults, user file, environment)."""
-    from runwright.config import get_config, user_config_path
+    """Print the effective configuration: the packaged and the installed plugins' defaults,
+    the user file, the environment. An unknown key is an error naming it."""
+    from runwright.config import user_config_path
+    from runwright.plugins import get_plugin_manager
 
-    config = get_config()
+    pm = get_plugin_manager()
+    pm.check_config()
+    config = pm.config_with_defaults()
     if as_json:
         click.echo(json.dumps(config, indent=2, default=str))
         return

@@ -23,9 +23,12 @@ def load_flow(path: str, name: str | None = None) -> Flow:
     try:
         namespace = runpy.run_path(str(file), run_name=RUN_NAME)
     except SyntaxError as exc:
-        raise FlowFileError(f"{path} is not valid Python: {exc.msg} (line {exc.lineno})") from exc
+        where = _quote_line(path, exc.lineno, exc.text)
+        raise FlowFileError(f"{path} is not valid Python: {exc.msg} (line {exc.lineno}){where}") from exc
     except Exception as exc:
-        raise FlowFileError(f"Loading {path} failed: {type(exc).__name__}: {exc}") from exc
+        lineno = _line_in_file(exc, file)
+        where = f", line {lineno}{_quote_line(path, lineno, None)}" if lineno else ""
+        raise FlowFileError(f"Loading {path} failed{where}: {type(exc).__name__}: {exc}") from exc
     except SystemExit as exc:  # sys.exit() at import time: say so instead of exiting silently
         raise FlowFileError(f"Loading {path} failed: it called sys.exit({exc.code!r}) at import time") from exc
     finally:
@@ -42,6 +45,31 @@ def load_flow(path: str, name: str | None = None) -> Flow:
         names = sorted(f.name for f in flows)
         raise FlowFileError(f"{path} defines several flows ({', '.join(names)}); choose one with --flow NAME")
     return next(iter(flows))
+
+
+def _line_in_file(exc: BaseException, file: Path) -> int | None:
+    """The line of ``file`` the exception passed through last (the innermost frame of the
+    flow file in its traceback), or None when the file's own code is not in it."""
+    target = str(file.resolve())
+    lineno = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(Path(tb.tb_frame.f_code.co_filename).resolve()) == target:
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    return lineno
+
+
+def _quote_line(path: str, lineno: int | None, text: str | None) -> str:
+    """``: `offending line``` (read from the file when the error does not carry it)."""
+    if text is None and lineno:
+        try:
+            lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+            text = lines[lineno - 1] if 0 < lineno <= len(lines) else None
+        except OSError:
+            text = None
+    text = (text or "").strip()
+    return f": {text}" if text else ""
 
 
 def parse_params(items: tuple[str, ...], flow: Flow) -> dict[str, Any]:

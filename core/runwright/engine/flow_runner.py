@@ -121,8 +121,9 @@ class FlowRunner(Runner):
     ) -> FlowRunnerInitializeResult:
         from runwright.config import get_config
         config = get_config()
-        name = context.setdefault("backend", self.backend or config.get_nested("engine.backend") or DEFAULT_BACKEND)
         pm = get_plugin_manager()
+        pm.check_config(config)  # an unknown key fails the run before anything runs (once per config)
+        name = context.setdefault("backend", self.backend or config.get_nested("engine.backend") or DEFAULT_BACKEND)
         backend = self._use_backend(pm.backend(str(name)))
         context.setdefault("checkpointing", bool(config.get_nested("engine.checkpointing", False)))
         setup = FlowRunSetup(state, task_states, context, task_contexts, parameters)

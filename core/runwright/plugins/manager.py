@@ -22,8 +22,9 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from runwright import hookspecs
-from runwright.config import get_config
+from runwright.config import Config, get_config
 from runwright.engine.result_handlers import ResultHandler
+from runwright.plugins.config_tables import check_config, with_defaults
 from runwright.plugins.dispatch import HookDispatcher
 from runwright.plugins.errors import UnknownNameError
 from runwright.plugins.registries import REGISTRATION_HOOKS, Registries, build_registries
@@ -45,6 +46,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "runwright.cache_validators": "runwright.builtins.cache_validators",
     "runwright.commands": "runwright.builtins.commands",
     "runwright.backends": "runwright.builtins.backends",
+    "runwright.config_tables": "runwright.builtins.config_tables",
 }
 
 
@@ -76,6 +78,9 @@ class RunwrightPluginManager(HookDispatcher):
         self._registries_build_lock = threading.Lock()
         #: writes and reads results through this manager's result hooks
         self.results = ResultStore(self)
+        #: the configuration object last found valid, and the warnings already logged
+        self._checked_config: Config | None = None
+        self._config_warnings: set[str] = set()
 
     # -- loading ---------------------------------------------------------------------------
     def register_builtins(self, disabled: set[str] = frozenset()) -> None:  # type: ignore[assignment]
@@ -167,6 +172,24 @@ class RunwrightPluginManager(HookDispatcher):
         """The entry ``name`` of the registry ``registry``; UnknownNameError listing the
         installed names (and saying so when a plugin of that name is disabled here)."""
         return self.registry.lookup(registry, name, disabled=self.is_blocked(name))
+
+    def check_config(self, config: Config | None = None) -> None:
+        """Hold ``config`` (default: the process's) against the registered tables: an
+        unknown key is a ConfigError naming it and the known ones; a table of a plugin that
+        is not installed is logged once as a warning. Checks a configuration object once
+        (a flow run start costs an identity test); a failing one is checked again."""
+        config = get_config() if config is None else config
+        if config is self._checked_config:
+            return
+        for warning in check_config(config, self.registry.config_tables):
+            if warning not in self._config_warnings:
+                self._config_warnings.add(warning)
+                logger.warning("%s", warning)
+        self._checked_config = config
+
+    def config_with_defaults(self, config: Config | None = None) -> Config:
+        """``config`` over the defaults of every registered table (``runwright config``)."""
+        return with_defaults(get_config() if config is None else config, self.registry.config_tables)
 
     def result_handler_class(self, name: str, missing_ok: bool = False) -> type[ResultHandler] | None:
         if missing_ok:

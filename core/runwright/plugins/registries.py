@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runwright.engine.result_handlers import ResultHandler
+from runwright.plugins.config_tables import ConfigTable, add_config_table
 from runwright.plugins.errors import UnknownNameError
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ REGISTRIES: tuple[RegistrySpec, ...] = (
     RegistrySpec("cache_validators", "runwright_register_cache_validators", "Cache validator", add_named),
     RegistrySpec("executors", "runwright_register_executors", "Executor", add_named),
     RegistrySpec("backends", "runwright_register_backends", "Backend", add_backend),
+    RegistrySpec("config_tables", "runwright_register_config", "Configuration table", add_config_table),
 )
 
 #: The registration hooks that fill registries (a plugin implementing one changes them).
@@ -116,6 +118,10 @@ class Registries:
     @property
     def backends(self) -> dict[str, Any]:
         return self.tables["backends"]
+
+    @property
+    def config_tables(self) -> dict[str, ConfigTable]:
+        return self.tables["config_tables"]
 
     def lookup(self, registry: str, name: str, disabled: bool = False) -> Any:
         """The entry ``name`` of ``registry``; UnknownNameError listing the installed names

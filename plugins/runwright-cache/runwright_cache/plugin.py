@@ -8,8 +8,10 @@ path and settings) and implements:
 * ``runwright_check_task_is_cached``: for a task with ``cache_for``, the newest stored entry
   of the task (same flow, slug and map index) that is no older than ``cache_for``, not
   expired, valid for the task's validator or policy, and whose result can be read back;
-* ``runwright_task_state_change``: a Cached state produced by a successful run is stored
-  (its result and inputs written by their result handler first);
+* ``runwright_task_state_change``: the result of a successful run of a task with
+  ``cache_for`` is written by its result handler, then the Cached state the engine makes of
+  it is stored; a run whose result could not be kept ends ``Success`` ("its result was not
+  cached: ..."), never reported Cached;
 * ``runwright_register_commands``: ``runwright cache list`` and ``runwright cache clear``.
 
 Nothing is looked up or stored when the run's backend answers cache checks itself
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from runwright.backends import active_backend
 from runwright.config import Config, get_config
 from runwright.engine.result import Result
+from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Cached, Running, State, Success
 from runwright.hookspecs import hookimpl
 from runwright.plugins import get_plugin_manager
@@ -91,6 +94,10 @@ class CachePlugin:
             register(name, validator)
         for name, policy in POLICIES.items():
             register(name, policy)
+
+    @hookimpl
+    def runwright_register_config(self, register: Callable[..., None]) -> None:
+        register("plugins.cache", DEFAULTS)
 
     @hookimpl
     def runwright_register_commands(self, cli: click.Group) -> None:
@@ -169,18 +176,46 @@ class CachePlugin:
     # -- storing ---------------------------------------------------------------------------
     @hookimpl
     def runwright_task_state_change(self, runner: TaskRunner, task: Task, old_state: State, new_state: State) -> None:
-        # Only a Cached state made by ``cache_result`` after a run; a cache hit comes from Pending.
-        if not isinstance(new_state, Cached) or not isinstance(old_state, (Running, Success)) or isinstance(old_state, Cached):
+        """Store a cached run in two steps, so that no run is reported Cached that is not:
+
+        1. Running -> Success of a task with ``cache_for``: its result is written by its
+           result handler now, before the engine makes the Cached state; when that fails
+           (no handler installed, a full disk) the task run ends here, ``Success`` with a
+           message saying the result was not cached, and never becomes Cached;
+        2. Success -> Cached (``cache_result``): the state is stored; when the cache store
+           fails, the run ends ``Success`` with that message too (this Cached state was
+           already seen by the other plugins' hooks: the one window left).
+        """
+        if task.cache_for is None or not isinstance(new_state, Success) or isinstance(old_state, Cached):
             return
-        if task.cache_for is None or _backend_answers_cache_checks(runner):
-            return
+        if isinstance(new_state, Cached):
+            # Only a Cached state made by ``cache_result`` after a run; a cache hit comes from Pending.
+            if isinstance(old_state, (Running, Success)) and not _backend_answers_cache_checks(runner):
+                self._store_or_end(task, new_state)
+        elif isinstance(old_state, Running) and type(new_state) is Success and not _backend_answers_cache_checks(runner):
+            self._store_result_or_end(task, new_state)
+
+    def _store_result_or_end(self, task: Task, state: Success) -> None:
+        try:
+            get_plugin_manager().results.store(state._result)
+        except Exception as exc:
+            identity = TaskIdentity.of_current_run(task)
+            logger.warning("Task '%s': its result was not cached: %s", identity, exc)
+            state.message = _not_cached(state.message, exc)
+            raise ENDRUN(state) from exc
+
+    def _store_or_end(self, task: Task, state: Cached) -> None:
         identity = TaskIdentity.of_current_run(task)
         try:
-            self.store_cached_state(task, identity, new_state)
+            self.store_cached_state(task, identity, state)
+            return
         except CacheStoreError as exc:
             self._warn_once(f"Task '{identity}': its result was not cached. {exc}")
+            error: Exception = exc
         except Exception as exc:  # noqa: BLE001 - failing to cache must never fail the task
             logger.warning("Task '%s': its result was not cached: %s", identity, exc)
+            error = exc
+        raise ENDRUN(Success(result=state._result, message=_not_cached(state.message, error))) from error
 
     def store_cached_state(self, task: Task, identity: TaskIdentity, state: Cached) -> CacheEntry:
         """Write ``state``'s result and inputs with their result handlers, then store the state."""
@@ -206,6 +241,11 @@ class CachePlugin:
             cache_key=key,
             expires=expiration.timestamp() if expiration is not None else None,
         )
+
+
+def _not_cached(message: str | None, error: Exception) -> str:
+    """The message of a successful run whose result the cache could not keep."""
+    return f"{message.rstrip('.') + '; ' if message else ''}its result was not cached: {error}"
 
 
 def _backend_answers_cache_checks(runner: Any) -> bool:

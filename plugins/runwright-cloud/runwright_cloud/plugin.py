@@ -45,6 +45,14 @@ class CloudPlugin:
         register(CloudResultHandler, "cloud")
 
     @hookimpl
+    def runwright_register_config(self, register: Callable[..., None]) -> None:
+        """``[cloud]``, and the ``[server] port`` the embedded server's address is made of."""
+        from runwright_cloud.cloud_settings import DEFAULT_SERVER_PORT, DEFAULTS
+
+        register("cloud", DEFAULTS)
+        register("server", {"port": DEFAULT_SERVER_PORT})
+
+    @hookimpl
     def runwright_register_commands(self, cli: click.Group) -> None:
         from runwright_cloud.commands import register_commands
 

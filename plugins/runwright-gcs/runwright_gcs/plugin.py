@@ -9,10 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from runwright import hookimpl
-from runwright_gcs.handler import GCSResultHandler
+from runwright_gcs.handler import CONFIG_DEFAULTS, GCSResultHandler
 
 
 @hookimpl
 def runwright_register_result_handlers(register: Callable[..., None]) -> None:
     """Make ``result_handler = "gcs"``, ``{"type": "gcs"}`` and ``gs://`` URIs resolve here."""
     register(GCSResultHandler, name="gcs")
+
+
+@hookimpl
+def runwright_register_config(register: Callable[..., None]) -> None:
+    """``[plugins.gcs]``: ``bucket``, ``prefix``, ``project``, ``credentials``, ``timeout``."""
+    register("plugins.gcs", CONFIG_DEFAULTS)

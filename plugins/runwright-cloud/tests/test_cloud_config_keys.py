@@ -1,0 +1,33 @@
+"""``[cloud]`` and ``[server]`` are registered tables (issue 13 item 13)."""
+
+import os
+import subprocess
+import sys
+
+RUNWRIGHT = [sys.executable, "-m", "runwright.cli.__main__"]
+
+
+def runwright_config(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    env = {**os.environ, "RUNWRIGHT_CONFIG": str(path)}
+    return subprocess.run([*RUNWRIGHT, "config"], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_a_typo_in_cloud_names_the_key_and_the_known_ones(tmp_path):
+    result = runwright_config(tmp_path, '[cloud]\napi_tokn = "x"\n')
+    assert result.returncode != 0
+    assert "Unknown key 'api_tokn' in [cloud] (did you mean 'api_token'?); known keys: api, api_token, auto_start" in result.stderr
+
+
+def test_a_typo_in_server_names_the_key_and_the_known_ones(tmp_path):
+    result = runwright_config(tmp_path, "[server]\nprot = 4300\n")
+    assert result.returncode != 0
+    assert "Unknown key 'prot' in [server] (did you mean 'port'?); known keys: db, host, max_body_bytes, port" in result.stderr
+
+
+def test_runwright_config_lists_the_cloud_and_server_defaults(tmp_path):
+    result = runwright_config(tmp_path, "")
+    assert result.returncode == 0, result.stderr
+    assert '[cloud]\napi = ""\napi_token = ""\nresult_handler = "cloud"\n' in result.stdout
+    assert "\n[server]\nport = 4200\n" in result.stdout and 'host = "127.0.0.1"' in result.stdout
