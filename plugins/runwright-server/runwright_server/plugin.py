@@ -30,7 +30,10 @@ CONFIG_DEFAULTS: dict[str, object] = {
     "zombie_timeout": 120.0,
     "sweep_interval": 10.0,
     "max_body_bytes": 64 * 1024 * 1024,
+    "max_json_body_bytes": 4 * 1024 * 1024,
     "token_cache_seconds": 5.0,
+    "header_timeout": 10.0,
+    "keep_alive_timeout": 5,
 }
 
 
