@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from runwright.backends import DEFAULT_BACKEND, BackendError
+from runwright.backends import DEFAULT_BACKEND
 from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.executors import Executor, LostRun, resolve_executor
@@ -96,12 +96,9 @@ class FlowRunner(Runner):
     def notify_plugins(self, old_state: State, new_state: State) -> None:
         backend = self._recording
         if backend is not None:
-            try:
-                backend.flow_state_change(self, self.flow, old_state, new_state)
-            except (ENDRUN, signals.PAUSE):
-                raise
-            except Exception as exc:
-                raise BackendError(backend, "flow_state_change", exc) from exc
+            self.call_backend(
+                backend, "flow_state_change", self, self.flow, old_state, new_state, passthrough=(ENDRUN, signals.PAUSE)
+            )
         get_plugin_manager().call_attributed(
             "runwright_flow_state_change",
             passthrough=(ENDRUN, signals.PAUSE),
@@ -128,12 +125,7 @@ class FlowRunner(Runner):
         context.setdefault("checkpointing", bool(config.get_nested("engine.checkpointing", False)))
         setup = FlowRunSetup(state, task_states, context, task_contexts, parameters)
         if self._recording is not None:
-            try:
-                backend.initialize_flow_run(self, self.flow, setup)
-            except ENDRUN:
-                raise
-            except Exception as exc:
-                raise BackendError(backend, "initialize_flow_run", exc) from exc
+            self.call_backend(backend, "initialize_flow_run", self, self.flow, setup)
         pm.call_attributed(
             "runwright_flow_run_initialize", passthrough=(ENDRUN,), runner=self, flow=self.flow, setup=setup
         )
@@ -215,9 +207,9 @@ class FlowRunner(Runner):
         backend = self._recording
         if backend is not None:
             try:
-                backend.flow_run_end(self, self.flow, state)
-            except Exception as exc:  # noqa: BLE001 - the run's state is kept
-                self.logger.error("%s", BackendError(backend, "flow_run_end", exc))
+                self.call_backend(backend, "flow_run_end", self, self.flow, state, passthrough=())
+            except PluginError as exc:  # the run's state is kept
+                self.logger.error("%s", exc)
         try:
             get_plugin_manager().call_attributed("runwright_flow_run_end", runner=self, flow=self.flow, state=state)
         except PluginError as exc:

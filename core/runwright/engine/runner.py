@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from runwright.backends import BackendError
 from runwright.context import context
 from runwright.engine import signals
 from runwright.engine.signals import ENDRUN
@@ -63,6 +64,18 @@ class Runner:
         self.active_backend = backend
         self._recording = backend if backend.records_runs else None
         return backend
+
+    def call_backend(
+        self, backend: Backend, method: str, *args: Any, passthrough: tuple[type[BaseException], ...] = (ENDRUN,)
+    ) -> Any:
+        """``backend.<method>(*args)``; an error other than ``passthrough`` becomes a
+        :class:`~runwright.backends.BackendError` naming the backend and the method."""
+        try:
+            return getattr(backend, method)(*args)
+        except passthrough:
+            raise
+        except Exception as exc:
+            raise BackendError(backend, method, exc) from exc
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from runwright.backends import DEFAULT_BACKEND, BackendError
+from runwright.backends import DEFAULT_BACKEND
 from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.result import NoResult, Result, ResultInterface
@@ -155,12 +155,9 @@ class TaskRunner(Runner):
     def notify_plugins(self, old_state: State, new_state: State) -> None:
         backend = self._recording
         if backend is not None:
-            try:
-                backend.task_state_change(self, self.task, old_state, new_state)
-            except (ENDRUN, signals.PAUSE):
-                raise
-            except Exception as exc:
-                raise BackendError(backend, "task_state_change", exc) from exc
+            self.call_backend(
+                backend, "task_state_change", self, self.task, old_state, new_state, passthrough=(ENDRUN, signals.PAUSE)
+            )
         get_plugin_manager().call_attributed(
             "runwright_task_state_change",
             passthrough=(ENDRUN, signals.PAUSE),
@@ -174,12 +171,7 @@ class TaskRunner(Runner):
         setup = TaskRunSetup(state=state, context=context, lost=context.pop(_LOST_KEY, None))
         backend = self._recording
         if backend is not None:
-            try:
-                backend.initialize_task_run(self, self.task, setup)
-            except ENDRUN:
-                raise
-            except Exception as exc:
-                raise BackendError(backend, "initialize_task_run", exc) from exc
+            self.call_backend(backend, "initialize_task_run", self, self.task, setup)
         get_plugin_manager().call_attributed(
             "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
         )
@@ -271,9 +263,9 @@ class TaskRunner(Runner):
         backend = self._recording
         if backend is not None:
             try:
-                backend.task_run_end(self, self.task, state)
-            except Exception as exc:  # noqa: BLE001 - the run's state is kept
-                self.logger.error("%s", BackendError(backend, "task_run_end", exc))
+                self.call_backend(backend, "task_run_end", self, self.task, state, passthrough=())
+            except PluginError as exc:  # the run's state is kept
+                self.logger.error("%s", exc)
         try:
             get_plugin_manager().call_attributed("runwright_task_run_end", runner=self, task=self.task, state=state)
         except PluginError as exc:
@@ -419,10 +411,7 @@ class TaskRunner(Runner):
         try:
             candidate = None
             if backend is not None and backend.answers_cache_checks:
-                try:
-                    candidate = backend.check_task_is_cached(self, task, state, raw, parameters)
-                except Exception as exc:
-                    raise BackendError(backend, "check_task_is_cached", exc) from exc
+                candidate = self.call_backend(backend, "check_task_is_cached", self, task, state, raw, parameters, passthrough=())
             if candidate is None:
                 candidate = get_plugin_manager().call_attributed(
                     "runwright_check_task_is_cached", runner=self, task=task, state=state, inputs=raw, parameters=parameters
