@@ -35,7 +35,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from runwright.engine.executors import Executor, LostRun
-from runwright.engine.state import Failed, State
+from runwright.engine.executors.base import FinishedRunCallback
+from runwright.engine.state import Failed, Mapped, State
 from runwright_dask.chunking import children_states, chunk_size, cut_into_chunks, replace_chunk
 from runwright_dask.failures import FailurePolicy, exception_of, lost_run_of
 from runwright_dask.session import cluster_session, connection_is_usable, inside_dask_task, plugin_config
@@ -81,6 +82,7 @@ class DaskExecutor(Executor):
         cluster_defaults = {k: config[k] for k in ("n_workers", "threads_per_worker") if config[k]}
         self.client_kwargs: dict[str, Any] = {**cluster_defaults, **client_kwargs} if self.address is None else dict(client_kwargs)
         self._on_worker = False
+        self._finished_callback: FinishedRunCallback | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -103,7 +105,33 @@ class DaskExecutor(Executor):
         self.__dict__.update(state)
         self.client_kwargs = {}
         self._on_worker = True
+        self._finished_callback = None
         self._reset()
+
+    @property  # type: ignore[override]
+    def task_hooks_in_process(self) -> bool:  # type: ignore[override]
+        """False unless the workers are threads of a LocalCluster started in this process."""
+        return self.address is None and not self.local_processes
+
+    def report_finished_runs(self, callback: FinishedRunCallback) -> bool:
+        """Tell ``callback`` (in this process) of each task run as it finishes on a worker
+        process: its state's class comes with Dask's completion message (``Future.type``),
+        so no state or result travels to this process for it."""
+        if self.task_hooks_in_process:
+            return False
+        self._finished_callback = callback
+        return True
+
+    def _report_finished(self, run: TaskRun, state_type: Any, map_count: int | None = None) -> None:
+        callback = self._finished_callback
+        if callback is None or run.task is None or not isinstance(state_type, type) or not issubclass(state_type, State):
+            return
+        if map_count is None and issubclass(state_type, Mapped):
+            map_count = 0  # a parent with no children (a plan has at least one)
+        try:
+            callback(run.task, state_type, map_count)
+        except Exception:  # a listener never breaks the run
+            logger.exception("runwright-dask: error in a finished-run callback for %r", run)
 
     @property  # type: ignore[override]
     def returns_futures(self) -> bool:  # type: ignore[override]
@@ -235,8 +263,11 @@ class DaskExecutor(Executor):
             if run.maps_children:
                 state = future.result()
                 if is_plan(state):
+                    self._report_finished(run, type(state), len(state.map_states))
                     self._submit_children(run, state)
                     return
+            if self._finished_callback is not None:
+                self._report_finished(run, future.type)
             self._settle(run)
             return
         exc = exception_of(future)
