@@ -39,8 +39,10 @@ from runwright.engine.executors.base import FinishedRunCallback
 from runwright.engine.state import Failed, Mapped, State
 from runwright_dask.chunking import children_states, chunk_size, cut_into_chunks, replace_chunk
 from runwright_dask.failures import FailurePolicy, exception_of, lost_run_of
+from runwright_dask.keeping import StateKeeper
+from runwright_dask.recompute import AlreadyRan, lost_after_finishing, register_guard
 from runwright_dask.session import cluster_session, connection_is_usable, inside_dask_task, plugin_config
-from runwright_dask.submissions import Chunk, TaskRun, input_of
+from runwright_dask.submissions import Chunk, TaskRun, input_of, lost_input
 from runwright_dask.worker import ChildCall, Slot, call_method, identity, is_plan, run_child_calls, run_task_run
 
 if TYPE_CHECKING:
@@ -90,6 +92,7 @@ class DaskExecutor(Executor):
         self._lock = threading.RLock()
         self._shared: dict[int, tuple[Any, Future]] = {}
         self._keys = itertools.count()
+        self._keeper: StateKeeper | None = None
         self._failures = FailurePolicy(self._dispatch, self._settle, self._dispatch_chunk, self._chunk_settled)
 
     # -- pickling: a worker gets a copy without client, cluster or bookkeeping -------------
@@ -115,8 +118,8 @@ class DaskExecutor(Executor):
 
     def report_finished_runs(self, callback: FinishedRunCallback) -> bool:
         """Tell ``callback`` (in this process) of each task run as it finishes on a worker
-        process: its state's class comes with Dask's completion message (``Future.type``),
-        so no state or result travels to this process for it."""
+        process, once its state has reached this process (every finished state is kept
+        here, see ``keeping.py``)."""
         if self.task_hooks_in_process:
             return False
         self._finished_callback = callback
@@ -157,10 +160,14 @@ class DaskExecutor(Executor):
             yield
             return
         with cluster_session(self.address, self.local_processes, self.client_kwargs) as client:
+            register_guard(client)
             self._client = client
+            self._keeper = StateKeeper(client)
             try:
                 yield
             finally:
+                self._keeper.close()
+                self._keeper = None
                 self._client = None
                 self._shared.clear()
 
@@ -266,12 +273,17 @@ class DaskExecutor(Executor):
                     self._report_finished(run, type(state), len(state.map_states))
                     self._submit_children(run, state)
                     return
-            if self._finished_callback is not None:
-                self._report_finished(run, future.type)
-            self._settle(run)
+                run.states = [state]
+                self._report_finished(run, type(state))
+                self._settle(run)
+                return
+            assert self._keeper is not None
+            self._keeper.keep(future, functools.partial(self._guarded_kept, run, future))
             return
         exc = exception_of(future)
         failed_upstream = [up for up, bound in run.bound if bound.status in ("error", "cancelled")]
+        if isinstance(exc, AlreadyRan):  # an input's result was lost with its worker (recompute.py)
+            failed_upstream += [up for up in run.upstream_runs() if up not in failed_upstream and lost_input(up)]
         if failed_upstream:
             # the Dask task never ran: an upstream run's task failed; go again once every
             # upstream run has its final (client-side) state (a suspect gives up its turn)
@@ -288,6 +300,20 @@ class DaskExecutor(Executor):
                 self._dispatch(run)
             return
         self._failures.run_lost(run, lost_run_of(exc))
+
+    def _guarded_kept(self, run: TaskRun, future: Future, value: Any, error: BaseException | None) -> None:
+        self._guarded(run, self._run_kept, run, future, value, error)
+
+    def _run_kept(self, run: TaskRun, future: Future, value: Any, error: BaseException | None) -> None:
+        """A finished run's state reached this process (or was lost on the way): settle it."""
+        if future is not run.future or self._client is None:
+            return
+        if error is None:
+            run.states = [value]
+        else:
+            run.states = [Failed(f"Task '{run.name}': {lost_after_finishing(error)}", result=error)]
+        self._report_finished(run, type(run.states[0]))
+        self._settle(run)
 
     # -- mapped children -------------------------------------------------------------------
     def _submit_children(self, run: TaskRun, plan: Any) -> None:
@@ -317,9 +343,23 @@ class DaskExecutor(Executor):
         if future.status == "finished":
             if chunk.suspect:
                 self._failures.release(chunk)
-            self._chunk_settled(chunk)
+            assert self._keeper is not None
+            self._keeper.keep(future, functools.partial(self._guarded_chunk_kept, chunk, future))
             return
         self._failures.chunk_lost(chunk, lost_run_of(exception_of(future)), self._replace_chunk)
+
+    def _guarded_chunk_kept(self, chunk: Chunk, future: Future, value: Any, error: BaseException | None) -> None:
+        self._guarded(chunk.parent, self._chunk_kept, chunk, future, value, error)
+
+    def _chunk_kept(self, chunk: Chunk, future: Future, value: Any, error: BaseException | None) -> None:
+        if future is not chunk.future or self._client is None:
+            return
+        if error is None:
+            chunk.states = value
+        else:
+            reason = lost_after_finishing(error)
+            chunk.states = [Failed(f"Task '{chunk.parent.name}[{call.index}]': {reason}", result=error) for call in chunk.calls]
+        self._chunk_settled(chunk)
 
     def _replace_chunk(self, chunk: Chunk, replacements: list[Chunk]) -> None:
         with self._lock:

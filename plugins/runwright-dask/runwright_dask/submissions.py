@@ -82,16 +82,30 @@ class Chunk(Submission):
 
 
 def input_of(run: TaskRun, bound: list[tuple[TaskRun, Future]]) -> tuple[str, Any]:
-    """How an upstream run reaches a worker: its client-side state, its future, or (mapped
-    parent) its state without children plus the children's futures or states."""
-    if run.states is not None:
+    """How an upstream run reaches a worker: its future while its result is on the cluster
+    (worker to worker), else its state kept or recorded on the client; for a mapped parent,
+    its state without children plus each chunk's future or states."""
+    if run.states is not None and not _usable(run.future):
         return ("value", run.states[0])
     if run.plan is not None:
         parent = copy.copy(run.plan)
         parent.map_states = []
-        parts = [chunk.states if chunk.states is not None else chunk.future for chunk in run.chunks]
+        parts = [chunk.future if _usable(chunk.future) else chunk.states for chunk in run.chunks]
         return ("mapped", (parent, parts))
     assert run.future is not None
     if not run.done.is_set():
         bound.append((run, run.future))
     return ("value", run.future)
+
+
+def _usable(future: Future | None) -> bool:
+    """True while a finished Dask task's result is on the cluster, as far as the client knows."""
+    return future is not None and future.status == "finished"
+
+
+def lost_input(run: TaskRun) -> bool:
+    """True when a result of ``run`` that a downstream Dask task needed is gone from the
+    cluster (its worker died; Dask was refused to compute it again): the downstream run is
+    then submitted again with the states kept on the client."""
+    futures = [run.future] if run.plan is None else [chunk.future for chunk in run.chunks]
+    return any(f is not None and f.status in ("error", "cancelled", "lost") for f in futures)
