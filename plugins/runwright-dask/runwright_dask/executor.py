@@ -42,7 +42,7 @@ from runwright_dask.failures import FailurePolicy, exception_of, lost_run_of
 from runwright_dask.keeping import StateKeeper
 from runwright_dask.recompute import AlreadyRan, lost_after_finishing, register_guard
 from runwright_dask.session import cluster_session, connection_is_usable, inside_dask_task, plugin_config
-from runwright_dask.submissions import Chunk, TaskRun, input_of, lost_input
+from runwright_dask.submissions import Chunk, Submission, TaskRun, input_of, lost_input, wait_until_kept
 from runwright_dask.worker import ChildCall, Slot, call_method, identity, is_plan, run_child_calls, run_task_run
 
 if TYPE_CHECKING:
@@ -277,13 +277,18 @@ class DaskExecutor(Executor):
                 self._report_finished(run, type(state))
                 self._settle(run)
                 return
-            assert self._keeper is not None
-            self._keeper.keep(future, functools.partial(self._guarded_kept, run, future))
+            if self._finished_callback is not None:
+                self._report_finished(run, future.type)
+            self._keep(run, future)
+            self._settle(run)
             return
         exc = exception_of(future)
         failed_upstream = [up for up, bound in run.bound if bound.status in ("error", "cancelled")]
         if isinstance(exc, AlreadyRan):  # an input's result was lost with its worker (recompute.py)
-            failed_upstream += [up for up in run.upstream_runs() if up not in failed_upstream and lost_input(up)]
+            for up in run.upstream_runs():
+                if up not in failed_upstream and lost_input(up):
+                    wait_until_kept(up)  # rare: only after a worker died
+                    failed_upstream.append(up)
         if failed_upstream:
             # the Dask task never ran: an upstream run's task failed; go again once every
             # upstream run has its final (client-side) state (a suspect gives up its turn)
@@ -301,19 +306,21 @@ class DaskExecutor(Executor):
             return
         self._failures.run_lost(run, lost_run_of(exc))
 
-    def _guarded_kept(self, run: TaskRun, future: Future, value: Any, error: BaseException | None) -> None:
-        self._guarded(run, self._run_kept, run, future, value, error)
+    def _keep(self, sub: Submission, future: Future) -> None:
+        """Fetch a finished Dask task's value into this process in the background (see
+        ``keeping.py``); the run goes on at once, with its future."""
+        assert self._keeper is not None
+        self._keeper.keep(future, functools.partial(self._kept, sub, future))
 
-    def _run_kept(self, run: TaskRun, future: Future, value: Any, error: BaseException | None) -> None:
-        """A finished run's state reached this process (or was lost on the way): settle it."""
-        if future is not run.future or self._client is None:
-            return
-        if error is None:
-            run.states = [value]
-        else:
-            run.states = [Failed(f"Task '{run.name}': {lost_after_finishing(error)}", result=error)]
-        self._report_finished(run, type(run.states[0]))
-        self._settle(run)
+    def _kept(self, sub: Submission, future: Future, value: Any, error: BaseException | None) -> None:
+        if error is not None:
+            reason = lost_after_finishing(error)
+            if isinstance(sub, Chunk):
+                value = [Failed(f"Task '{sub.parent.name}[{call.index}]': {reason}", result=error) for call in sub.calls]
+            else:
+                value = Failed(f"Task '{sub.name}': {reason}", result=error)
+        sub.kept = value
+        sub.kept_event.set()
 
     # -- mapped children -------------------------------------------------------------------
     def _submit_children(self, run: TaskRun, plan: Any) -> None:
@@ -343,23 +350,10 @@ class DaskExecutor(Executor):
         if future.status == "finished":
             if chunk.suspect:
                 self._failures.release(chunk)
-            assert self._keeper is not None
-            self._keeper.keep(future, functools.partial(self._guarded_chunk_kept, chunk, future))
+            self._keep(chunk, future)
+            self._chunk_settled(chunk)
             return
         self._failures.chunk_lost(chunk, lost_run_of(exception_of(future)), self._replace_chunk)
-
-    def _guarded_chunk_kept(self, chunk: Chunk, future: Future, value: Any, error: BaseException | None) -> None:
-        self._guarded(chunk.parent, self._chunk_kept, chunk, future, value, error)
-
-    def _chunk_kept(self, chunk: Chunk, future: Future, value: Any, error: BaseException | None) -> None:
-        if future is not chunk.future or self._client is None:
-            return
-        if error is None:
-            chunk.states = value
-        else:
-            reason = lost_after_finishing(error)
-            chunk.states = [Failed(f"Task '{chunk.parent.name}[{call.index}]': {reason}", result=error) for call in chunk.calls]
-        self._chunk_settled(chunk)
 
     def _replace_chunk(self, chunk: Chunk, replacements: list[Chunk]) -> None:
         with self._lock:
@@ -424,38 +418,25 @@ class DaskExecutor(Executor):
                 self._settle(run)
 
     def _gather(self, runs: list[TaskRun]) -> dict[int, State]:
-        """Fetch the final states of finished runs, with one ``gather`` for all of them."""
-        needed: list[Future] = []
-        for run in runs:
-            if run.states is None and run.plan is None and run.future is not None:
-                needed.append(run.future)
-            for chunk in run.chunks:
-                if chunk.states is None and chunk.future is not None:
-                    needed.append(chunk.future)
-        fetched = dict(zip((f.key for f in needed), self._gather_futures(needed), strict=True))
+        """The final states of finished runs: recorded here, or kept as they finished."""
         values: dict[int, State] = {}
         for run in runs:
             if run.states is not None:
                 values[id(run)] = run.states[0]
             elif run.plan is not None:
                 state = run.plan
-                state.map_states = children_states(run, fetched)
+                state.map_states = children_states(run, self._kept_value)
                 values[id(run)] = state
             else:
-                values[id(run)] = fetched[run.future.key]  # type: ignore[union-attr]
+                values[id(run)] = self._kept_value(run)
         return values
 
-    def _gather_futures(self, futures: list[Future]) -> list[Any]:
-        if not futures:
-            return []
-        try:
-            return list(self.client.gather(futures))
-        except Exception:  # noqa: BLE001 - one lost result: fetch one by one, fail only it
-            out = []
-            for future in futures:
-                try:
-                    out.append(future.result())
-                except Exception as exc:  # noqa: BLE001
-                    out.append(Failed(f"The result of Dask task {future.key} was lost: {exc!r}", result=exc))
-            return out
+    def _kept_value(self, sub: Submission) -> Any:
+        """``sub``'s value, once the keeper has it (or a Failed state if the scheduler is gone)."""
+        while not sub.kept_event.wait(_HEALTH_CHECK_SECONDS):
+            usable, status = connection_is_usable(self._client)
+            if not usable:
+                failed = Failed(f"Task '{sub.name}': lost the connection to the Dask scheduler ({status}).")
+                return [failed for _ in sub.calls] if isinstance(sub, Chunk) else failed
+        return sub.kept
 

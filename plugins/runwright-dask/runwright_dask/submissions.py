@@ -34,6 +34,10 @@ class Submission:
         self.suspect = False
         #: lost with its worker while it was a suspect: every later loss is its own
         self.blamed = False
+        #: the finished Dask task's value fetched into this process (``keeping.py``): a
+        #: state, or a chunk's list of states; ``kept_event`` is set once it is here
+        self.kept: Any = None
+        self.kept_event = threading.Event()
 
 
 class TaskRun(Submission):
@@ -90,8 +94,10 @@ def input_of(run: TaskRun, bound: list[tuple[TaskRun, Future]]) -> tuple[str, An
     if run.plan is not None:
         parent = copy.copy(run.plan)
         parent.map_states = []
-        parts = [chunk.future if _usable(chunk.future) else chunk.states for chunk in run.chunks]
+        parts = [chunk.future if _usable(chunk.future) else _client_side(chunk) for chunk in run.chunks]
         return ("mapped", (parent, parts))
+    if run.kept_event.is_set() and not _usable(run.future):
+        return ("value", run.kept)
     assert run.future is not None
     if not run.done.is_set():
         bound.append((run, run.future))
@@ -109,3 +115,14 @@ def lost_input(run: TaskRun) -> bool:
     then submitted again with the states kept on the client."""
     futures = [run.future] if run.plan is None else [chunk.future for chunk in run.chunks]
     return any(f is not None and f.status in ("error", "cancelled", "lost") for f in futures)
+
+
+def _client_side(chunk: Chunk) -> Any:
+    return chunk.states if chunk.states is not None else chunk.kept
+
+
+def wait_until_kept(run: TaskRun, timeout: float = 60.0) -> None:
+    """Wait until the values of ``run`` (its chunks', for a mapped parent) are kept here."""
+    for sub in run.chunks if run.plan is not None else [run]:
+        if sub.states is None:
+            sub.kept_event.wait(timeout)
