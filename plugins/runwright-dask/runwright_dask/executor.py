@@ -394,6 +394,8 @@ class DaskExecutor(Executor):
         else:
             return futures
         runs = [value for value in values if isinstance(value, TaskRun)]
+        if self._keeper is not None:
+            self._keeper.flush()
         for run in runs:
             while not run.done.wait(_HEALTH_CHECK_SECONDS):
                 self._check_connection(runs)

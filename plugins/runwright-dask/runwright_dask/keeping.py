@@ -1,6 +1,8 @@
-"""Keeping finished states on the client: each Dask task's final state (a task run's, or a
-chunk of mapped children's) is fetched into this process as soon as it finishes, in
-batches, on one thread, before the run counts as settled.
+"""Keeping finished states on the client: each Dask task's final value (a task run's
+state, or a chunk of mapped children's states) is fetched into this process in the
+background as it finishes, in batches (:data:`BATCH_SECONDS`), on one thread. Runs go on
+at once with their futures (results still move worker to worker); ``wait`` takes the kept
+values instead of a final ``gather``.
 
 Why: a worker that dies takes the only copy of the results it held, and Dask would compute
 them again, running finished tasks twice (see ``recompute.py``, which stops that). With the
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("runwright.dask")
 
+#: how long the keeper collects finished tasks into one ``gather`` (nobody waits for it
+#: meanwhile: runs go on with their futures), unless :meth:`StateKeeper.flush` was called
+BATCH_SECONDS = 0.05
+
 #: ``done(value, error)``: the fetched value, or the exception that lost it
 Done = Callable[[Any, "BaseException | None"], None]
 
@@ -32,6 +38,7 @@ class StateKeeper:
     def __init__(self, client: Client) -> None:
         self._client = client
         self._queue: queue.SimpleQueue[tuple[Future, Done] | None] = queue.SimpleQueue()
+        self._flush = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="runwright-dask-keeper", daemon=True)
         self._thread.start()
 
@@ -39,7 +46,12 @@ class StateKeeper:
         """Fetch ``future``'s value, then call ``done`` (on the keeper's thread)."""
         self._queue.put((future, done))
 
+    def flush(self) -> None:
+        """Someone waits for kept values: fetch what is queued now, and from now on at once."""
+        self._flush.set()
+
     def close(self) -> None:
+        self._flush.set()
         self._queue.put(None)
         self._thread.join(10)
 
@@ -49,6 +61,7 @@ class StateKeeper:
             if item is None:
                 return
             batch = [item]
+            self._flush.wait(BATCH_SECONDS)
             while True:  # everything queued meanwhile goes in the same gather
                 try:
                     more = self._queue.get_nowait()
