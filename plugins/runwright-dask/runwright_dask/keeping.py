@@ -26,7 +26,7 @@ logger = logging.getLogger("runwright.dask")
 
 #: how long the keeper collects finished tasks into one ``gather`` (nobody waits for it
 #: meanwhile: runs go on with their futures), unless :meth:`StateKeeper.flush` was called
-BATCH_SECONDS = 0.05
+BATCH_SECONDS = 0.02
 
 #: ``done(value, error)``: the fetched value, or the exception that lost it
 Done = Callable[[Any, "BaseException | None"], None]
