@@ -313,14 +313,36 @@ class DaskExecutor(Executor):
         self._keeper.keep(future, functools.partial(self._kept, sub, future))
 
     def _kept(self, sub: Submission, future: Future, value: Any, error: BaseException | None) -> None:
+        if error is not None and sub.kept_for is None and self._client is not None:
+            # its worker died before the state reached this process: the outcome is unknown
+            # here, so the work runs again (as if lost while running), and its state is kept
+            self._run_again_for_state(sub)
+            return
         if error is not None:
             reason = lost_after_finishing(error)
             if isinstance(sub, Chunk):
                 value = [Failed(f"Task '{sub.parent.name}[{call.index}]': {reason}", result=error) for call in sub.calls]
             else:
                 value = Failed(f"Task '{sub.name}': {reason}", result=error)
-        sub.kept = value
-        sub.kept_event.set()
+        self._set_kept(sub, value)
+
+    @staticmethod
+    def _set_kept(sub: Submission, value: Any) -> None:
+        target = sub.kept_for or sub
+        target.kept = value
+        target.kept_event.set()
+
+    def _run_again_for_state(self, sub: Submission) -> None:
+        logger.warning("runwright-dask: %r finished on a worker that died before its state arrived; running it again", sub)
+        if isinstance(sub, Chunk):
+            chunk = Chunk(sub.parent, sub.calls)
+            chunk.kept_for = sub
+            self._dispatch_chunk(chunk)
+            return
+        assert isinstance(sub, TaskRun)
+        run = TaskRun(sub.fn, sub.args, sub.kwargs, sub.upstream_states)
+        run.kept_for = sub
+        self._dispatch(run)
 
     # -- mapped children -------------------------------------------------------------------
     def _submit_children(self, run: TaskRun, plan: Any) -> None:
@@ -353,13 +375,19 @@ class DaskExecutor(Executor):
             self._keep(chunk, future)
             self._chunk_settled(chunk)
             return
-        self._failures.chunk_lost(chunk, lost_run_of(exception_of(future)), self._replace_chunk)
+        lost = lost_run_of(exception_of(future))
+        if chunk.kept_for is not None:  # run again for its state, and lost again
+            self._set_kept(chunk, [Failed(f"Task '{chunk.parent.name}[{call.index}]': {lost.reason}", result=lost.error) for call in chunk.calls])
+            return
+        self._failures.chunk_lost(chunk, lost, self._replace_chunk)
 
     def _replace_chunk(self, chunk: Chunk, replacements: list[Chunk]) -> None:
         with self._lock:
             replace_chunk(chunk.parent, chunk, replacements)
 
     def _chunk_settled(self, chunk: Chunk) -> None:
+        if chunk.kept_for is not None:
+            return  # run again for its state: the keeper passes it on
         if chunk.following is not None:
             self._dispatch_chunk(chunk.following)
         parent = chunk.parent
@@ -370,6 +398,8 @@ class DaskExecutor(Executor):
             self._settle(parent)
 
     def _settle(self, run: TaskRun) -> None:
+        if run.kept_for is not None and run.states is not None:
+            self._set_kept(run, run.states[0])
         with self._lock:
             if run.done.is_set():
                 return

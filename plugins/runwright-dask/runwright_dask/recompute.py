@@ -58,7 +58,7 @@ def refuse_if_recomputed() -> None:
 
 def lost_after_finishing(error: BaseException | None) -> str:
     """The message of a run that finished on a worker that died before its state reached
-    the client (the one window in which a finished run's outcome is lost)."""
+    the client, and whose run again (see ``DaskExecutor._run_again_for_state``) was lost too."""
     return (
         "finished on a Dask worker that died before its state reached the flow runner; it is not "
         f"run again ({error!r})"

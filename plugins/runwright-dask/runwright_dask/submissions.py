@@ -38,6 +38,8 @@ class Submission:
         #: state, or a chunk's list of states; ``kept_event`` is set once it is here
         self.kept: Any = None
         self.kept_event = threading.Event()
+        #: run again because its worker died before its state arrived: keep it for this one
+        self.kept_for: Submission | None = None
 
 
 class TaskRun(Submission):
