@@ -118,8 +118,8 @@ class DaskExecutor(Executor):
 
     def report_finished_runs(self, callback: FinishedRunCallback) -> bool:
         """Tell ``callback`` (in this process) of each task run as it finishes on a worker
-        process, once its state has reached this process (every finished state is kept
-        here, see ``keeping.py``)."""
+        process: its state's class comes with Dask's completion message (``Future.type``),
+        so the report waits for no transfer."""
         if self.task_hooks_in_process:
             return False
         self._finished_callback = callback
