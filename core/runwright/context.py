@@ -7,7 +7,8 @@ O(context size).
 
 Every thread starts with the ``[context]`` table of the configuration. A new thread does not
 inherit the keys of the thread that started it: runners pass the context explicitly to work
-they submit to an executor.
+they submit to an executor. Pickling the context gives the unpickling process's own
+context (see ``Context.__reduce__``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ class Context(threading.local):
         except ConfigError:
             seed = {}  # reported where the configuration is used, as a one-line error
         self.__dict__["_data"] = seed
+
+    def __reduce__(self) -> str:
+        """Pickled by reference, as the module's ``context``: a function pickled by value (a
+        task in a ``__main__`` script sent to a Dask worker process) that refers to the
+        context gets the unpickling process's own context, never a copy of this thread's."""
+        return "context"
 
     def __getattr__(self, name: str) -> Any:
         try:

@@ -501,3 +501,49 @@ def test_flow_runner_run_never_mutates_what_the_caller_passed():
     assert set(task_states) == {a, b} and task_states[a] is passed[1][a] and task_states[b] is passed[1][b]
     now = {name: dict(vars(s)) for name, s in (("flow", state), ("a", task_states[a]), ("b", task_states[b]))}
     assert now == state_attrs  # no attribute of a state the caller passed was set or replaced
+
+
+@task
+def failing_extract():
+    raise ValueError("no rows")
+
+
+@pytest.mark.parametrize("executor", ["local", "threads"])
+def test_a_mapped_task_over_a_failed_upstream_ends_trigger_failed(executor):
+    with Flow("f") as flow:
+        loaded = add.map(failing_extract(), [1, 2])
+        after = add(loaded, [0])
+    state = flow.run(executor=executor)
+    assert isinstance(state.result[loaded], st.TriggerFailed), state.result[loaded]
+    assert "all_successful" in state.result[loaded].message
+    assert isinstance(state.result[after], st.TriggerFailed)
+
+
+def test_a_mapped_task_whose_trigger_lets_it_run_over_a_failed_upstream_says_it_cannot_map():
+    @task(trigger=triggers.all_finished)
+    def tolerant(x):
+        return x
+
+    with Flow("f") as flow:
+        loaded = tolerant.map(failing_extract())
+    result = flow.run().result[loaded]
+    message = result.message
+    assert isinstance(result, st.Failed) and not isinstance(result, st.TriggerFailed)
+    assert "cannot map over x from 'failing_extract'" in message and "ended Failed" in message
+    assert "all_finished" in message and "has no length" not in message
+
+
+def test_children_over_a_partly_failed_mapped_upstream_keep_their_own_outcome():
+    @task
+    def maybe(x):
+        if x == 2:
+            raise ValueError("two")
+        return x
+
+    with Flow("f") as flow:
+        first = maybe.map([1, 2, 3])
+        second = add.map(first, [10, 10, 10])
+    result = flow.run().result[second]
+    assert isinstance(result, st.Mapped)
+    assert [type(s).__name__ for s in result.map_states] == ["Success", "TriggerFailed", "Success"]
+    assert [result.map_states[i].result for i in (0, 2)] == [11, 13]

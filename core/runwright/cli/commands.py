@@ -86,6 +86,8 @@ def run_command(
     pm.register(ended, name="runwright.cli-final-context")
     if not as_json:
         pm.register(reporter, name="runwright.cli-progress")
+        # task runs whose hooks fire in other processes (Dask workers) are reported by the executor
+        executor_instance.report_finished_runs(reporter.task_finished)
     try:
         with temporary_config(settings):
             configure_logging()  # a bad [logging] level fails here, before anything runs

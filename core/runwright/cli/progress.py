@@ -1,7 +1,9 @@
 """Live progress of a flow run: a rich display on a terminal, plain lines otherwise.
 
 It is a plugin registered on the plugin manager for the duration of one ``runwright run``:
-it only counts transitions, so it costs a few dict operations per task state change.
+it only counts transitions, so it costs a few dict operations per task state change. Task
+runs whose hooks fire in other processes (Dask worker processes) reach it through their
+executor's ``report_finished_runs`` instead.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 import click
 
-from runwright.engine.state import State
+from runwright.engine.state import Failed, Finished, State
 from runwright.hookspecs import hookimpl
 
 
@@ -66,21 +68,33 @@ class ProgressReporter:
         if context.get("map_index") is not None:
             return  # count tasks, not mapped children
         name = context.get("task_full_name") or task.name
-        with self._lock:
-            if new_state.is_running():
+        if new_state.is_running():
+            with self._lock:
                 self.running.add(name)
-                line = None
-            elif new_state.is_finished() and name not in self.finished:
-                self.running.discard(name)
-                self.finished.add(name)
-                if new_state.is_failed():
-                    self.failed += 1
-                line = f"[{self.done}/{self.total}] {name}: {type(new_state).__name__}"
-                if new_state.is_mapped():
-                    line += f" ({len(new_state.map_states)} children)"  # type: ignore[attr-defined]
-            else:
+                if self._progress is not None:
+                    self._refresh()
+        elif new_state.is_finished():
+            children = len(new_state.map_states) if new_state.is_mapped() else None  # type: ignore[attr-defined]
+            self._finished(name, type(new_state), children)
+
+    def task_finished(self, task: Any, state_type: type[State], map_count: int | None) -> None:
+        """An executor's report of a task run that finished where this process's hooks do
+        not fire (Dask worker processes): see ``Executor.report_finished_runs``."""
+        if issubclass(state_type, Finished):
+            self._finished(task.name, state_type, map_count)
+
+    def _finished(self, name: str, state_type: type[State], children: int | None) -> None:
+        with self._lock:
+            if name in self.finished:
                 return
+            self.running.discard(name)
+            self.finished.add(name)
+            if issubclass(state_type, Failed):
+                self.failed += 1
             if self._progress is not None:
                 self._refresh()
-            elif line is not None:
-                click.echo(line)
+                return
+            line = f"[{self.done}/{self.total}] {name}: {state_type.__name__}"
+            if children is not None:
+                line += f" ({children} children)"
+            click.echo(line)  # under the lock: lines print in the order they are counted

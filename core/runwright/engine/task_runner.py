@@ -293,6 +293,7 @@ class TaskRunner(Runner):
                     state = self.check_upstream_finished(state, upstream_states)
                     state = self.check_upstream_skipped(state, upstream_states)
                 if mapped:
+                    state = self.check_mapped_task_trigger(state, upstream_states)
                     state = self.run_mapped_task(state, upstream_states)
                     if not isinstance(state, Mapped):
                         raise ENDRUN(state)
@@ -537,9 +538,21 @@ class TaskRunner(Runner):
         return state
 
     # -- mapping ---------------------------------------------------------------------------
+    def check_mapped_task_trigger(self, state: State, upstream_states: dict[Edge, State]) -> State:
+        """A mapped parent's trigger, before it maps: over the upstream states that are not
+        Mapped (a Mapped upstream's children are judged per child, by each mapped child's
+        own trigger), so a failed upstream ends the parent TriggerFailed like any task.
+        (A trigger that lets it run over a failed upstream it maps over: see run_mapped_task.)
+        """
+        direct = {edge: upstream for edge, upstream in upstream_states.items() if not isinstance(upstream, Mapped)}
+        if not direct:
+            return state
+        return self.check_task_trigger(state, direct)
+
     @call_state_handlers
     def run_mapped_task(self, state: State, upstream_states: dict[Edge, State]) -> State:
-        """Become Mapped with one (not yet run) child state per mapped item.
+        """Become Mapped with one (not yet run) child state per mapped item (Failed, saying
+        so, when an upstream it maps over failed and the trigger let it run anyway).
 
         The parent reaches Mapped *before* any child runs, so a backend always knows the
         parent before it hears of a child.
@@ -550,6 +563,18 @@ class TaskRunner(Runner):
                 continue
             if isinstance(upstream, Mapped):
                 length = len(upstream.map_states)
+            elif upstream.is_failed():
+                # the trigger (all_finished, always_run, ...) let the parent run, but a failed
+                # task's result is its exception: there is nothing to map over
+                raise ENDRUN(
+                    Failed(
+                        f"Task {self.task.name!r} cannot map over {edge.key or 'an upstream result'} from "
+                        f"{edge.upstream_task.name!r}: that task ended {type(upstream).__name__}, so there are "
+                        f"no items to map over (the trigger {getattr(self.task.trigger, '__name__', self.task.trigger)!r} let {self.task.name!r} "
+                        "run, but a mapped task needs the result it maps over); map over a task that succeeded, "
+                        "or pass the argument unmapped(...)"
+                    )
+                )
             else:
                 value = upstream.result
                 try:

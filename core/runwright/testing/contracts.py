@@ -415,3 +415,39 @@ class ExecutorContract:
         assert flow.run(executor=executor).result[value].result == 7
         assert flow.run(executor=executor).result[value].result == 7
 
+
+    def test_finished_runs_are_reported_once_each_when_their_hooks_fire_elsewhere(self, executor: Executor) -> None:
+        import threading
+
+        from runwright import Flow, task
+
+        @task
+        def items() -> list[int]:
+            return [1, 2]
+
+        @task
+        def double(x: int) -> int:
+            return 2 * x
+
+        @task
+        def broken() -> int:
+            raise ValueError("on purpose")
+
+        reported: list[tuple[str, str, int | None]] = []
+        lock = threading.Lock()
+
+        def on_finished(task: Any, state_type: type, map_count: int | None) -> None:
+            with lock:
+                reported.append((task.name, state_type.__name__, map_count))
+
+        with Flow("contract-finished") as flow:
+            double.map(items())
+            broken()
+        reports = executor.report_finished_runs(on_finished)
+        flow.run(executor=executor)
+        if reports:
+            assert not executor.task_hooks_in_process
+            assert sorted(reported) == [("broken", "Failed", None), ("double", "Mapped", 2), ("items", "Success", None)]
+        else:  # the task-run hooks fire in this process and tell it
+            assert executor.task_hooks_in_process
+            assert reported == []

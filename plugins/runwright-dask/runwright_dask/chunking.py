@@ -10,7 +10,8 @@ a few Dask tasks and a worker that dies takes only its own chunk with it.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from runwright.engine.state import Mapped, State
 from runwright_dask.submissions import Chunk, TaskRun
@@ -43,14 +44,10 @@ def replace_chunk(run: TaskRun, chunk: Chunk, replacements: list[Chunk]) -> None
     run.open_chunks += len(replacements) - 1
 
 
-def children_states(run: TaskRun, fetched: dict[Any, list[State]]) -> list[State]:
+def children_states(run: TaskRun, kept: Callable[[Chunk], list[State]]) -> list[State]:
     """A finished mapped parent's children's states, in order, from its chunks' outcomes
-    (known on the client, or ``fetched`` from the cluster by future key)."""
+    (recorded on the client, or ``kept(chunk)``: fetched as the chunk finished)."""
     children: list[State] = []
     for chunk in run.chunks:
-        if chunk.states is not None:
-            children.extend(chunk.states)
-        else:
-            assert chunk.future is not None
-            children.extend(fetched[chunk.future.key])
+        children.extend(chunk.states if chunk.states is not None else kept(chunk))
     return children

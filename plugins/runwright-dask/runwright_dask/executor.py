@@ -35,11 +35,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from runwright.engine.executors import Executor, LostRun
-from runwright.engine.state import Failed, State
+from runwright.engine.executors.base import FinishedRunCallback
+from runwright.engine.state import Failed, Mapped, State
 from runwright_dask.chunking import children_states, chunk_size, cut_into_chunks, replace_chunk
 from runwright_dask.failures import FailurePolicy, exception_of, lost_run_of
+from runwright_dask.keeping import StateKeeper
+from runwright_dask.recompute import AlreadyRan, lost_after_finishing, register_guard
 from runwright_dask.session import cluster_session, connection_is_usable, inside_dask_task, plugin_config
-from runwright_dask.submissions import Chunk, TaskRun, input_of
+from runwright_dask.submissions import Chunk, Submission, TaskRun, input_of, lost_input, wait_until_kept
 from runwright_dask.worker import ChildCall, Slot, call_method, identity, is_plan, run_child_calls, run_task_run
 
 if TYPE_CHECKING:
@@ -81,6 +84,7 @@ class DaskExecutor(Executor):
         cluster_defaults = {k: config[k] for k in ("n_workers", "threads_per_worker") if config[k]}
         self.client_kwargs: dict[str, Any] = {**cluster_defaults, **client_kwargs} if self.address is None else dict(client_kwargs)
         self._on_worker = False
+        self._finished_callback: FinishedRunCallback | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -88,6 +92,7 @@ class DaskExecutor(Executor):
         self._lock = threading.RLock()
         self._shared: dict[int, tuple[Any, Future]] = {}
         self._keys = itertools.count()
+        self._keeper: StateKeeper | None = None
         self._failures = FailurePolicy(self._dispatch, self._settle, self._dispatch_chunk, self._chunk_settled)
 
     # -- pickling: a worker gets a copy without client, cluster or bookkeeping -------------
@@ -103,7 +108,33 @@ class DaskExecutor(Executor):
         self.__dict__.update(state)
         self.client_kwargs = {}
         self._on_worker = True
+        self._finished_callback = None
         self._reset()
+
+    @property  # type: ignore[override]
+    def task_hooks_in_process(self) -> bool:  # type: ignore[override]
+        """False unless the workers are threads of a LocalCluster started in this process."""
+        return self.address is None and not self.local_processes
+
+    def report_finished_runs(self, callback: FinishedRunCallback) -> bool:
+        """Tell ``callback`` (in this process) of each task run as it finishes on a worker
+        process: its state's class comes with Dask's completion message (``Future.type``),
+        so the report waits for no transfer."""
+        if self.task_hooks_in_process:
+            return False
+        self._finished_callback = callback
+        return True
+
+    def _report_finished(self, run: TaskRun, state_type: Any, map_count: int | None = None) -> None:
+        callback = self._finished_callback
+        if callback is None or run.task is None or not isinstance(state_type, type) or not issubclass(state_type, State):
+            return
+        if map_count is None and issubclass(state_type, Mapped):
+            map_count = 0  # a parent with no children (a plan has at least one)
+        try:
+            callback(run.task, state_type, map_count)
+        except Exception:  # a listener never breaks the run
+            logger.exception("runwright-dask: error in a finished-run callback for %r", run)
 
     @property  # type: ignore[override]
     def returns_futures(self) -> bool:  # type: ignore[override]
@@ -129,10 +160,14 @@ class DaskExecutor(Executor):
             yield
             return
         with cluster_session(self.address, self.local_processes, self.client_kwargs) as client:
+            register_guard(client)
             self._client = client
+            self._keeper = StateKeeper(client)
             try:
                 yield
             finally:
+                self._keeper.close()
+                self._keeper = None
                 self._client = None
                 self._shared.clear()
 
@@ -235,12 +270,25 @@ class DaskExecutor(Executor):
             if run.maps_children:
                 state = future.result()
                 if is_plan(state):
+                    self._report_finished(run, type(state), len(state.map_states))
                     self._submit_children(run, state)
                     return
+                run.states = [state]
+                self._report_finished(run, type(state))
+                self._settle(run)
+                return
+            if self._finished_callback is not None:
+                self._report_finished(run, future.type)
+            self._keep(run, future)
             self._settle(run)
             return
         exc = exception_of(future)
         failed_upstream = [up for up, bound in run.bound if bound.status in ("error", "cancelled")]
+        if isinstance(exc, AlreadyRan):  # an input's result was lost with its worker (recompute.py)
+            for up in run.upstream_runs():
+                if up not in failed_upstream and lost_input(up):
+                    wait_until_kept(up)  # rare: only after a worker died
+                    failed_upstream.append(up)
         if failed_upstream:
             # the Dask task never ran: an upstream run's task failed; go again once every
             # upstream run has its final (client-side) state (a suspect gives up its turn)
@@ -257,6 +305,44 @@ class DaskExecutor(Executor):
                 self._dispatch(run)
             return
         self._failures.run_lost(run, lost_run_of(exc))
+
+    def _keep(self, sub: Submission, future: Future) -> None:
+        """Fetch a finished Dask task's value into this process in the background (see
+        ``keeping.py``); the run goes on at once, with its future."""
+        assert self._keeper is not None
+        self._keeper.keep(future, functools.partial(self._kept, sub, future))
+
+    def _kept(self, sub: Submission, future: Future, value: Any, error: BaseException | None) -> None:
+        if error is not None and sub.kept_for is None and self._client is not None:
+            # its worker died before the state reached this process: the outcome is unknown
+            # here, so the work runs again (as if lost while running), and its state is kept
+            self._run_again_for_state(sub)
+            return
+        if error is not None:
+            reason = lost_after_finishing(error)
+            if isinstance(sub, Chunk):
+                value = [Failed(f"Task '{sub.parent.name}[{call.index}]': {reason}", result=error) for call in sub.calls]
+            else:
+                value = Failed(f"Task '{sub.name}': {reason}", result=error)
+        self._set_kept(sub, value)
+
+    @staticmethod
+    def _set_kept(sub: Submission, value: Any) -> None:
+        target = sub.kept_for or sub
+        target.kept = value
+        target.kept_event.set()
+
+    def _run_again_for_state(self, sub: Submission) -> None:
+        logger.warning("runwright-dask: %r finished on a worker that died before its state arrived; running it again", sub)
+        if isinstance(sub, Chunk):
+            chunk = Chunk(sub.parent, sub.calls)
+            chunk.kept_for = sub
+            self._dispatch_chunk(chunk)
+            return
+        assert isinstance(sub, TaskRun)
+        run = TaskRun(sub.fn, sub.args, sub.kwargs, sub.upstream_states)
+        run.kept_for = sub
+        self._dispatch(run)
 
     # -- mapped children -------------------------------------------------------------------
     def _submit_children(self, run: TaskRun, plan: Any) -> None:
@@ -286,15 +372,22 @@ class DaskExecutor(Executor):
         if future.status == "finished":
             if chunk.suspect:
                 self._failures.release(chunk)
+            self._keep(chunk, future)
             self._chunk_settled(chunk)
             return
-        self._failures.chunk_lost(chunk, lost_run_of(exception_of(future)), self._replace_chunk)
+        lost = lost_run_of(exception_of(future))
+        if chunk.kept_for is not None:  # run again for its state, and lost again
+            self._set_kept(chunk, [Failed(f"Task '{chunk.parent.name}[{call.index}]': {lost.reason}", result=lost.error) for call in chunk.calls])
+            return
+        self._failures.chunk_lost(chunk, lost, self._replace_chunk)
 
     def _replace_chunk(self, chunk: Chunk, replacements: list[Chunk]) -> None:
         with self._lock:
             replace_chunk(chunk.parent, chunk, replacements)
 
     def _chunk_settled(self, chunk: Chunk) -> None:
+        if chunk.kept_for is not None:
+            return  # run again for its state: the keeper passes it on
         if chunk.following is not None:
             self._dispatch_chunk(chunk.following)
         parent = chunk.parent
@@ -305,6 +398,8 @@ class DaskExecutor(Executor):
             self._settle(parent)
 
     def _settle(self, run: TaskRun) -> None:
+        if run.kept_for is not None and run.states is not None:
+            self._set_kept(run, run.states[0])
         with self._lock:
             if run.done.is_set():
                 return
@@ -329,6 +424,8 @@ class DaskExecutor(Executor):
         else:
             return futures
         runs = [value for value in values if isinstance(value, TaskRun)]
+        if self._keeper is not None:
+            self._keeper.flush()
         for run in runs:
             while not run.done.wait(_HEALTH_CHECK_SECONDS):
                 self._check_connection(runs)
@@ -353,38 +450,25 @@ class DaskExecutor(Executor):
                 self._settle(run)
 
     def _gather(self, runs: list[TaskRun]) -> dict[int, State]:
-        """Fetch the final states of finished runs, with one ``gather`` for all of them."""
-        needed: list[Future] = []
-        for run in runs:
-            if run.states is None and run.plan is None and run.future is not None:
-                needed.append(run.future)
-            for chunk in run.chunks:
-                if chunk.states is None and chunk.future is not None:
-                    needed.append(chunk.future)
-        fetched = dict(zip((f.key for f in needed), self._gather_futures(needed), strict=True))
+        """The final states of finished runs: recorded here, or kept as they finished."""
         values: dict[int, State] = {}
         for run in runs:
             if run.states is not None:
                 values[id(run)] = run.states[0]
             elif run.plan is not None:
                 state = run.plan
-                state.map_states = children_states(run, fetched)
+                state.map_states = children_states(run, self._kept_value)
                 values[id(run)] = state
             else:
-                values[id(run)] = fetched[run.future.key]  # type: ignore[union-attr]
+                values[id(run)] = self._kept_value(run)
         return values
 
-    def _gather_futures(self, futures: list[Future]) -> list[Any]:
-        if not futures:
-            return []
-        try:
-            return list(self.client.gather(futures))
-        except Exception:  # noqa: BLE001 - one lost result: fetch one by one, fail only it
-            out = []
-            for future in futures:
-                try:
-                    out.append(future.result())
-                except Exception as exc:  # noqa: BLE001
-                    out.append(Failed(f"The result of Dask task {future.key} was lost: {exc!r}", result=exc))
-            return out
+    def _kept_value(self, sub: Submission) -> Any:
+        """``sub``'s value, once the keeper has it (or a Failed state if the scheduler is gone)."""
+        while not sub.kept_event.wait(_HEALTH_CHECK_SECONDS):
+            usable, status = connection_is_usable(self._client)
+            if not usable:
+                failed = Failed(f"Task '{sub.name}': lost the connection to the Dask scheduler ({status}).")
+                return [failed for _ in sub.calls] if isinstance(sub, Chunk) else failed
+        return sub.kept
 

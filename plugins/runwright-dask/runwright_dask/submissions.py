@@ -34,6 +34,12 @@ class Submission:
         self.suspect = False
         #: lost with its worker while it was a suspect: every later loss is its own
         self.blamed = False
+        #: the finished Dask task's value fetched into this process (``keeping.py``): a
+        #: state, or a chunk's list of states; ``kept_event`` is set once it is here
+        self.kept: Any = None
+        self.kept_event = threading.Event()
+        #: run again because its worker died before its state arrived: keep it for this one
+        self.kept_for: Submission | None = None
 
 
 class TaskRun(Submission):
@@ -82,16 +88,43 @@ class Chunk(Submission):
 
 
 def input_of(run: TaskRun, bound: list[tuple[TaskRun, Future]]) -> tuple[str, Any]:
-    """How an upstream run reaches a worker: its client-side state, its future, or (mapped
-    parent) its state without children plus the children's futures or states."""
-    if run.states is not None:
+    """How an upstream run reaches a worker: its future while its result is on the cluster
+    (worker to worker), else its state kept or recorded on the client; for a mapped parent,
+    its state without children plus each chunk's future or states."""
+    if run.states is not None and not _usable(run.future):
         return ("value", run.states[0])
     if run.plan is not None:
         parent = copy.copy(run.plan)
         parent.map_states = []
-        parts = [chunk.states if chunk.states is not None else chunk.future for chunk in run.chunks]
+        parts = [chunk.future if _usable(chunk.future) else _client_side(chunk) for chunk in run.chunks]
         return ("mapped", (parent, parts))
+    if run.kept_event.is_set() and not _usable(run.future):
+        return ("value", run.kept)
     assert run.future is not None
     if not run.done.is_set():
         bound.append((run, run.future))
     return ("value", run.future)
+
+
+def _usable(future: Future | None) -> bool:
+    """True while a finished Dask task's result is on the cluster, as far as the client knows."""
+    return future is not None and future.status == "finished"
+
+
+def lost_input(run: TaskRun) -> bool:
+    """True when a result of ``run`` that a downstream Dask task needed is gone from the
+    cluster (its worker died; Dask was refused to compute it again): the downstream run is
+    then submitted again with the states kept on the client."""
+    futures = [run.future] if run.plan is None else [chunk.future for chunk in run.chunks]
+    return any(f is not None and f.status in ("error", "cancelled", "lost") for f in futures)
+
+
+def _client_side(chunk: Chunk) -> Any:
+    return chunk.states if chunk.states is not None else chunk.kept
+
+
+def wait_until_kept(run: TaskRun, timeout: float = 60.0) -> None:
+    """Wait until the values of ``run`` (its chunks', for a mapped parent) are kept here."""
+    for sub in run.chunks if run.plan is not None else [run]:
+        if sub.states is None:
+            sub.kept_event.wait(timeout)

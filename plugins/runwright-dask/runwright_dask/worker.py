@@ -18,6 +18,7 @@ from typing import Any
 
 from runwright.engine.executors import LostRun
 from runwright.engine.state import Mapped, State
+from runwright_dask.recompute import refuse_if_recomputed
 
 
 class Slot:
@@ -73,6 +74,7 @@ def is_plan(state: Any) -> bool:
 
 def run_child_calls(calls: list[ChildCall]) -> list[State]:
     """Run a chunk of mapped children one after the other (one Dask task per chunk)."""
+    refuse_if_recomputed()
     return [call.run() for call in calls]
 
 
@@ -94,7 +96,9 @@ def run_task_run(
     *inputs: tuple[str, Any],
 ) -> Any:
     """The function every top-level task run is submitted as: put the (resolved) upstream
-    inputs back into ``upstream_states``, then call ``fn`` (normally ``FlowRunner.run_task``)."""
+    inputs back into ``upstream_states``, then call ``fn`` (normally ``FlowRunner.run_task``).
+    A task run that finished before and whose result was lost is not run again."""
+    refuse_if_recomputed()
     if upstream_states is None:
         return fn(*args, **kwargs)
     if inputs:

@@ -208,3 +208,65 @@ def test_flow_defined_in_a_main_script_runs_on_process_workers(tmp_path: Path) -
     )
     done = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=60, env=os.environ)
     assert done.stdout.split() == ["True", "18", "True"], done.stderr[-2000:]
+
+
+def test_a_main_script_task_using_runwright_objects_runs_with_the_workers_context(tmp_path: Path) -> None:
+    """A task body in a ``__main__`` script (pickled by value, with the globals it refers to)
+    that uses the run context, the run logger, signals, a Parameter, the flow object and the
+    task decorator runs on worker processes, and reads the worker's own context."""
+    script = tmp_path / "context_script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json
+            import os
+            import runwright
+            from runwright import Flow, Parameter, context, get_run_logger, signals, task
+            from runwright.context import context as ctx
+            from runwright_dask import DaskExecutor
+
+            factor = Parameter("factor", default=10)
+
+            @task
+            def numbers():
+                return [1, 2, 3]
+
+            @task
+            def scaled(x, factor):
+                get_run_logger().info("scaling %s", x)
+                if x < 0:
+                    raise signals.FAIL("negative")
+                assert isinstance(factor_param, Parameter) and flow.name == "ctx-script" and callable(task)
+                return {
+                    "value": x * factor,
+                    "index": context.get("map_index"),
+                    "name": runwright.context.get("task_full_name"),
+                    "same": ctx is context,
+                    "pid": os.getpid(),
+                }
+
+            factor_param = factor
+            with Flow("ctx-script") as flow:
+                out = scaled.map(numbers(), runwright.unmapped(factor))
+
+            if __name__ == "__main__":
+                state = flow.run(executor=DaskExecutor(local_processes=True, n_workers=2, threads_per_worker=1))
+                children = state.result[out].map_states if state.is_successful() else [state.result[out]]
+                print(json.dumps({"ok": state.is_successful(), "main": os.getpid(),
+                                  "children": [c.result if c.is_successful() else c.message for c in children]}))
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=90, env=os.environ)
+    import json
+
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, done.stderr[-3000:]
+    report = json.loads(lines[-1])
+    assert report["ok"], report
+    children = report["children"]
+    assert [c["value"] for c in children] == [10, 20, 30]
+    assert [c["index"] for c in children] == [0, 1, 2]
+    assert [c["name"] for c in children] == ["scaled[0]", "scaled[1]", "scaled[2]"]
+    assert all(c["same"] for c in children)
+    assert report["main"] not in {c["pid"] for c in children}

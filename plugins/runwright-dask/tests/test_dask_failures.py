@@ -200,3 +200,20 @@ def test_only_the_task_that_kills_its_worker_fails(process_cluster: str, marker_
     assert isinstance(state.result[k], Failed) and "worker died" in state.result[k].message
     assert [state.result[o].result for o in others] == [0, 1, 2, 3]
     assert all(state.result[o].is_successful() for o in others)
+
+
+def test_a_mapped_task_over_a_failed_upstream_is_trigger_failed(cluster_address: str) -> None:
+    @task
+    def extract() -> list[int]:
+        raise ValueError("no data")
+
+    @task
+    def load(x: int) -> int:
+        return x
+
+    with Flow("dask-map-over-failed") as flow:
+        loaded = load.map(extract())
+
+    state = flow.run(executor=DaskExecutor(cluster_address))
+    assert isinstance(state.result[loaded], TriggerFailed), state.result[loaded]
+    assert "has no length" not in state.result[loaded].message

@@ -27,6 +27,15 @@ and ``wait(...)`` for the states it needs. The contract (checked by
   no attempt): the executor submits it again with that state (the ``state`` keyword) when
   :func:`runwright.engine.task_runner.in_process_retry_delay` says it runs again in this
   flow run, and otherwise keeps it as the final state.
+* **Finished runs, when the hooks fire elsewhere.** An executor whose task runs' hooks fire in
+  other processes (``task_hooks_in_process = False``) says so from
+  ``report_finished_runs(callback)`` (returns True) and then calls
+  ``callback(task, state_type, map_count)`` in this process once for each task run submitted
+  with a ``task`` keyword, as soon as its state is final (a mapped parent when it becomes
+  Mapped, with ``map_count`` its number of children; otherwise ``map_count`` is None). This
+  is how the flow runner's process (the CLI's progress display) learns of runs it cannot
+  hear through hooks. It costs nothing when no callback is given. An executor whose hooks
+  fire in this process returns False and never calls it: the hooks already tell.
 """
 
 from __future__ import annotations
@@ -36,7 +45,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runwright.engine.state import State
+    from runwright.task import Task
+
+#: ``callback(task, state_type, map_count)``: see "Finished runs" in the module docstring
+FinishedRunCallback = Callable[["Task", "type[State]", "int | None"], None]
 
 
 def run_with_timeout(fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
@@ -97,6 +113,10 @@ class Executor:
     #: blocking a worker.
     returns_futures = False
 
+    #: True when the task-run hooks of the runs it executes fire in this process (in its
+    #: threads included); False makes :meth:`report_finished_runs` report them instead.
+    task_hooks_in_process = True
+
     def __init__(self) -> None:
         self.executor_id = f"{type(self).__name__}: {uuid.uuid4()}"
 
@@ -119,5 +139,11 @@ class Executor:
     def wait(self, futures: Any) -> Any:
         """``futures`` (one, a list/tuple, or a dict's values) replaced by final states."""
         raise NotImplementedError
+
+    def report_finished_runs(self, callback: FinishedRunCallback) -> bool:
+        """Call ``callback(task, state_type, map_count)`` in this process as each task run
+        ends, when its hooks fire elsewhere; return whether it will (see the module
+        docstring). Here the hooks fire in this process: False, never called."""
+        return False
 
     timeout_handler = staticmethod(run_with_timeout)
