@@ -23,7 +23,10 @@ def test_a_typo_in_cloud_names_the_key_and_the_known_ones(tmp_path):
 def test_a_typo_in_server_names_the_key_and_the_known_ones(tmp_path):
     result = runwright_config(tmp_path, "[server]\nprot = 4300\n")
     assert result.returncode != 0
-    assert "Unknown key 'prot' in [server] (did you mean 'port'?); known keys: db, host, max_body_bytes, port" in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: Unknown key 'prot' in [server] (did you mean 'port'?); known keys: ")
+    known = line.split("known keys: ", 1)[1].split(", ")
+    assert known == sorted(known) and {"db", "host", "port", "max_body_bytes"} <= set(known)
 
 
 def test_runwright_config_lists_the_cloud_and_server_defaults(tmp_path):
