@@ -152,7 +152,10 @@ def test_task_runs_lost_with_their_worker_are_reported(server: TestServer, fragi
         )
     assert state.result[first].result == 5
     assert "worker died" in state.result[dead].message
-    assert [type(s).__name__ for s in state.result[children].map_states] == ["Success", "Failed", "Success"]
+    # The killer child fails. Its siblings are not asserted: when the worker died before
+    # `items`' state reached this process, `items` runs once more and the cloud backend
+    # refuses that run's writes, which can fail a sibling (docs/dask.md, "Known limit").
+    assert type(state.result[children].map_states[1]).__name__ == "Failed"
     assert state.result[cleaned].result == "cleaned"
 
     runs = {(t.task_slug, t.map_index): t for t in client.get_flow_run_task_runs(run_id)}
@@ -173,6 +176,6 @@ def test_task_runs_lost_with_their_worker_are_reported(server: TestServer, fragi
     assert "always_dies" in history(dead.slug)[-1]["message"]
     assert "worker died" in next(s for s in history(first.slug) if s["type"] == "Retrying")["message"]
     # the others end as they would have without the deaths
-    assert kinds(first.slug)[-1] == kinds(children.slug, 0)[-1] == kinds(children.slug, 2)[-1] == "Success"
+    assert kinds(first.slug)[-1] == "Success"
     assert kinds(children.slug)[-1] == "Mapped" and kinds(cleaned.slug)[-1] == "Success"
     assert client.get_flow_run_info(run_id).state["type"] == "Success"
