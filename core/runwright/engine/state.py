@@ -108,6 +108,9 @@ class State:
     def is_failed(self) -> bool:
         return isinstance(self, Failed)
 
+    def is_cancelled(self) -> bool:
+        return isinstance(self, Cancelled)
+
     def is_cached(self) -> bool:
         return isinstance(self, Cached)
 
@@ -286,6 +289,12 @@ class Skipped(Success):
     color = "#f0fff0"
 
 
+class Cancelled(Finished):
+    """Stopped on request (``runwright runs cancel``) before it finished; a retry runs it again."""
+
+    color = "#808080"
+
+
 class Failed(Finished):
     color = "#ff0000"
 
@@ -312,6 +321,6 @@ ALL_STATES: dict[str, type[State]] = {
     cls.__name__: cls
     for cls in (
         State, Pending, Paused, Scheduled, Resume, Retrying, _MetaState, ClientFailed, Submitted, Queued,
-        Running, Finished, Success, Cached, Mapped, Skipped, Failed, Aborted, TimedOut, TriggerFailed,
+        Running, Finished, Success, Cached, Mapped, Skipped, Cancelled, Failed, Aborted, TimedOut, TriggerFailed,
     )
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -87,6 +88,22 @@ flow_runs = Table(
     Column("lease", String(64), nullable=True),
     #: who holds the lease, as the runner said: "host:pid" (migration 0004)
     Column("lease_holder", String(300), nullable=True),
+    # orchestration (migration 0005): none of these is set on a run started by hand
+    #: the deployment the run was created for (no foreign key: a deleted deployment keeps its runs)
+    Column("deployment_id", ID, nullable=True),
+    #: the work queue agents take the run from (the deployment's queue when created)
+    Column("queue", String(200), nullable=True),
+    #: the agent that claimed the run
+    Column("agent_id", ID, nullable=True),
+    #: when an agent claimed the run
+    Column("claimed", DateTime, nullable=True),
+    #: the scheduler's key, "schedule:<ISO start time>": one run per deployment and start
+    Column("idempotency_key", String(200), nullable=True),
+    #: when ``runs cancel`` asked a Running run to stop (the runner and the agent are told)
+    Column("cancel_requested", DateTime, nullable=True),
+    UniqueConstraint("deployment_id", "idempotency_key", name="uq_flow_runs_deployment_key"),
+    Index("ix_flow_runs_queue_due", "tenant_id", "queue", "state_type", "scheduled_start_time"),
+    Index("ix_flow_runs_deployment_start", "deployment_id", "scheduled_start_time"),
     Index("ix_flow_runs_tenant_created", "tenant_id", "created"),
     Index("ix_flow_runs_flow_created", "flow_id", "created"),
     Index("ix_flow_runs_state_type", "state_type"),
@@ -161,15 +178,91 @@ logs = Table(
     Index("ix_logs_run_time", "flow_run_id", "timestamp"),
 )
 
+#: flow source (or any storage payload) kept by the server: content-addressed, per tenant
+storage_blobs = Table(
+    "storage_blobs",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    #: sha256 of ``data``, 64 hex digits
+    Column("digest", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created", DateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "digest", name="pk_storage_blobs"),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("flow_id", ID, ForeignKey("flows.id"), nullable=False),
+    Column("flow_name", String(500), nullable=False),
+    #: the storage's registered name ("server" built in) and its JSON reference to the code
+    Column("storage", String(100), nullable=False),
+    Column("storage_ref", Text, nullable=False),
+    #: ``Schedule.serialize()`` as JSON text; NULL: runs only when asked (``deployments run``)
+    Column("schedule", Text, nullable=True),
+    #: default parameters (JSON object)
+    Column("parameters", Text, nullable=False),
+    Column("queue", String(200), nullable=False),
+    Column("executor", String(100), nullable=True),
+    #: at most this many of its runs Submitted or Running at once (NULL: no limit)
+    Column("concurrency_limit", Integer, nullable=True),
+    Column("paused", Boolean, nullable=False),
+    #: sha256 of everything registered: re-deploying the same thing changes nothing
+    Column("spec_hash", String(64), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    #: the scheduler has created this deployment's runs up to this start time
+    Column("scheduled_until", DateTime, nullable=True),
+    Column("created", DateTime, nullable=False),
+    Column("updated", DateTime, nullable=False),
+    UniqueConstraint("tenant_id", "name", name="uq_deployments_tenant_name"),
+)
+
+#: a queue's own settings; a queue exists as soon as a deployment or an agent names it
+work_queues = Table(
+    "work_queues",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    #: at most this many runs of the queue Submitted or Running at once (NULL: no limit)
+    Column("concurrency_limit", Integer, nullable=True),
+    Column("created", DateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "name", name="pk_work_queues"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    #: the queues it takes runs from (JSON list)
+    Column("queues", Text, nullable=False),
+    #: how many runs it runs at once (NULL: no limit)
+    Column("run_limit", Integer, nullable=True),
+    Column("last_seen", DateTime, nullable=False),
+    Column("created", DateTime, nullable=False),
+    #: set when it stopped cleanly (SIGTERM); an agent unseen for the zombie timeout is offline
+    Column("stopped", DateTime, nullable=True),
+    Index("ix_agents_tenant_seen", "tenant_id", "last_seen"),
+)
+
 __all__ = [
+    "agents",
     "api_tokens",
+    "deployments",
     "flow_run_states",
     "flow_runs",
     "flows",
     "logs",
     "metadata",
     "results",
+    "storage_blobs",
     "task_run_states",
     "task_runs",
     "tenants",
+    "work_queues",
 ]
