@@ -19,6 +19,7 @@ from runwright_server.limits import BodyLimitMiddleware
 from runwright_server.routes import all_routers
 from runwright_server.settings import Settings
 from runwright_server.sweeper import ZombieSweeper
+from runwright_server.wakeups import Wakeups
 from runwright_server.warmup import warm_up
 
 API_PREFIX = "/api/v1"
@@ -49,6 +50,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.settings = settings
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
+    #: wakes agents' long polls and event streams of this process (see wakeups.py)
+    app.state.wakeups = Wakeups()
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     for router in all_routers():
         app.include_router(router, prefix=API_PREFIX)
