@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from runwright.engine.state import State
 from runwright_cloud.client import Client
 from runwright_server import migrate
 from runwright_server.auth import create_token, revoke_tokens
@@ -211,16 +212,17 @@ def json_summary(stdout: str) -> dict[str, Any]:
     return data
 
 
-def stored_value(client: Client, state: dict[str, Any]) -> Any:
-    """The value of a serialized Success state's stored result, downloaded as a user would
-    (the framed, checksummed cloudpickle the task's runner uploaded)."""
+def stored_value(client: Client, state: State) -> Any:
+    """The value of a Success state's stored result (as ``info.state`` holds it), downloaded
+    as a user would (the framed, checksummed cloudpickle the task's runner uploaded)."""
     import cloudpickle  # type: ignore[import-untyped]
 
+    from runwright.engine.result import SafeResult
     from runwright.engine.result_framing import unframe
 
-    result = state.get("_result") or {}
-    assert result.get("type") == "SafeResult", state
-    uri = result["value"]
+    result = state._result
+    assert isinstance(result, SafeResult), state
+    uri = result.value
     assert isinstance(uri, str) and uri.startswith("rwcloud://results/"), uri
     return cloudpickle.loads(unframe(client.download_result(uri)))
 
@@ -240,3 +242,4 @@ def succeeded_task_slugs(db_path: Path, run_id: str) -> set[str]:
     finally:
         db.close()
     return {str(r[0]) for r in rows}
+

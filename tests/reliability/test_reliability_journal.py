@@ -67,7 +67,7 @@ def outage_run(live_server: LiveServer, processes: Processes, tmp_path: Path) ->
     proc = processes.start(["run", str(flow_file), "--flow-run-id", run_id, "--executor", "threads", "--json"], env)
     wait_until(lambda: len(marker_counts(tmp_path / "marks")) == 2 or proc.poll() is not None, 60, "both tasks to start")
     wait_until(
-        lambda: [t.state["type"] for t in client.get_flow_run_task_runs(run_id)] == ["Running", "Running"]
+        lambda: [type(t.state).__name__ for t in client.get_flow_run_task_runs(run_id)] == ["Running", "Running"]
         or proc.poll() is not None,
         60,
         "both claims on the server",
@@ -85,7 +85,7 @@ def outage_run(live_server: LiveServer, processes: Processes, tmp_path: Path) ->
     assert "kept on this machine" in err, err[-3000:]
     assert journal.stat().st_mode & 0o777 == 0o600
     assert journal.parent.stat().st_mode & 0o777 == 0o700
-    assert client.get_flow_run_info(run_id).state["type"] == "Running"
+    assert type(client.get_flow_run_info(run_id).state).__name__ == "Running"
     return run_id, env, flow_file
 
 
@@ -98,9 +98,9 @@ def test_a_task_finished_during_an_outage_never_runs_again_on_resume(
     resumed = processes.run(["run", str(flow_file), "--flow-run-id", run_id, "--executor", "threads", "--json"], env)
     no_traceback(resumed.stderr)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
-    assert client.get_flow_run_info(run_id).state["type"] == "Success"
+    assert type(client.get_flow_run_info(run_id).state).__name__ == "Success"
     final = {t.task_slug: t for t in client.get_flow_run_task_runs(run_id)}
-    assert {slug: t.state["type"] for slug, t in final.items()} == dict.fromkeys(final, "Success")
+    assert {slug: type(t.state).__name__ for slug, t in final.items()} == dict.fromkeys(final, "Success")
     assert sorted(stored_value(client, t.state) for t in final.values()) == ["fast", "slow"]
     assert marker_counts(tmp_path / "marks") == {"fast": 1, "slow": 1}  # neither ran again
     assert not (Path(env["HOME"]) / ".runwright" / "journal" / f"{run_id}.jsonl").exists()
