@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from runwright.engine.state import State
 from runwright_cloud.client import Client
 from runwright_server import migrate
 from runwright_server.auth import create_token, revoke_tokens
@@ -211,16 +213,17 @@ def json_summary(stdout: str) -> dict[str, Any]:
     return data
 
 
-def stored_value(client: Client, state: dict[str, Any]) -> Any:
-    """The value of a serialized Success state's stored result, downloaded as a user would
-    (the framed, checksummed cloudpickle the task's runner uploaded)."""
+def stored_value(client: Client, state: State) -> Any:
+    """The value of a Success state's stored result (as ``info.state`` holds it), downloaded
+    as a user would (the framed, checksummed cloudpickle the task's runner uploaded)."""
     import cloudpickle  # type: ignore[import-untyped]
 
+    from runwright.engine.result import SafeResult
     from runwright.engine.result_framing import unframe
 
-    result = state.get("_result") or {}
-    assert result.get("type") == "SafeResult", state
-    uri = result["value"]
+    result = state._result
+    assert isinstance(result, SafeResult), state
+    uri = result.value
     assert isinstance(uri, str) and uri.startswith("rwcloud://results/"), uri
     return cloudpickle.loads(unframe(client.download_result(uri)))
 
@@ -240,3 +243,88 @@ def succeeded_task_slugs(db_path: Path, run_id: str) -> set[str]:
     finally:
         db.close()
     return {str(r[0]) for r in rows}
+
+
+BRANCHES = '''
+import time
+from pathlib import Path
+
+from runwright import Flow, task
+
+HERE = Path(__file__).parent
+
+
+def mark(name):
+    with open(HERE / "marks" / (name + ".count"), "a") as f:
+        f.write("x\\n")
+
+
+def wait_for(name):
+    deadline = time.monotonic() + 30
+    while not (HERE / name).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@task
+def slow():
+    mark("slow")
+    wait_for("release-slow")
+    return "slow"
+
+
+@task
+def fast():
+    mark("fast")
+    wait_for("release-fast")
+    return "fast"
+
+
+with Flow("outage-branches") as flow:
+    slow()
+    fast()
+'''
+
+
+@dataclass
+class OutageRun:
+    """A flow run of two independent tasks, ``slow`` and ``fast``, each waiting for its
+    ``release-<name>`` file in ``where``, whose server was SIGKILLed while both ran."""
+
+    run_id: str
+    flow_file: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[str]
+    client: Client
+    where: Path
+
+    def release(self, name: str) -> None:
+        (self.where / f"release-{name}").touch()
+
+    def counts(self) -> dict[str, int]:
+        return marker_counts(self.where / "marks")
+
+
+@pytest.fixture
+def server_down_mid_run(live_server: LiveServer, processes: Processes, tmp_path: Path) -> OutageRun:
+    """Run the two-branch flow in a subprocess (``runwright run --flow-run-id ID`` with threads,
+    heartbeats every 0.2 s, ``outage_tolerance = 0``); once both tasks run and both claims are
+    on the server, SIGKILL the server. The test releases the tasks and restarts the server."""
+    flow_file = tmp_path / "flow.py"
+    flow_file.write_text(BRANCHES)
+    (tmp_path / "marks").mkdir()
+    flow = runpy.run_path(str(flow_file))["flow"]
+    client = live_server.a.client(live_server.url)
+    s = flow.structure()
+    run_id = client.create_flow_run(client.register_flow(s["name"], s["tasks"], s["edges"]))
+    env = processes.env(live_server, RUNWRIGHT__CLOUD__HEARTBEAT_INTERVAL="0.2", RUNWRIGHT__CLOUD__OUTAGE_TOLERANCE="0")
+    proc = processes.start(["run", str(flow_file), "--flow-run-id", run_id, "--executor", "threads", "--json"], env)
+    run = OutageRun(run_id, flow_file, env, proc, client, tmp_path)
+    wait_until(lambda: len(run.counts()) == 2 or proc.poll() is not None, 60, "both tasks to start")
+
+    def both_claims_recorded() -> bool:  # claims are queued (task_claims = "lease"): they land just after
+        return [type(t.state).__name__ for t in client.get_flow_run_task_runs(run_id)] == ["Running", "Running"]
+
+    wait_until(lambda: both_claims_recorded() or proc.poll() is not None, 60, "both claims on the server")
+    assert proc.poll() is None, proc.communicate()
+    live_server.kill()
+    return run

@@ -209,7 +209,7 @@ def test_a_result_damaged_on_the_server_fails_the_resumed_reader_clearly(
     runs = {t.task_slug: t for t in client.get_flow_run_task_runs(run_id)}
     produce = next(t for slug, t in runs.items() if slug.startswith("produce"))
     consume = next(t for slug, t in runs.items() if slug.startswith("consume"))
-    uri = produce.state["_result"]["value"]
+    uri = produce.state._result.value
     live_server.stop()
     db = sqlite3.connect(live_server.db_path)
     with db:

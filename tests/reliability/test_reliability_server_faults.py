@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LiveServer, Processes, marker_counts, no_traceback, stored_value, succeeded_task_slugs, wait_until
+from .conftest import (
+    LiveServer,
+    OutageRun,
+    Processes,
+    marker_counts,
+    no_traceback,
+    stored_value,
+    succeeded_task_slugs,
+    wait_until,
+)
 
 LENGTH = 30
 
@@ -82,7 +91,7 @@ def test_a_server_killed_and_restarted_mid_run_loses_nothing(
     print(f"server fault ({downtime} s down): finished in {attempts} attempt(s); {len(finished)} tasks done at the crash")
     assert attempts == 1, "an outage shorter than [cloud] outage_tolerance (60 s) must not stop the run"
     info = client.get_flow_run_info(run_id)
-    assert info.state["type"] == "Success", (attempts, info.state)
+    assert type(info.state).__name__ == "Success", (attempts, info.state)
     assert [h["version"] for h in client.get_flow_run_states(run_id)] == list(range(info.version + 1))
     counts = marker_counts(tmp_path / "marks")
     task_runs = {t.task_slug: t for t in client.get_flow_run_task_runs(run_id)}
@@ -103,81 +112,28 @@ def test_a_server_killed_and_restarted_mid_run_loses_nothing(
     assert len(counts) == LENGTH and all(1 <= n <= 2 for n in counts.values()), counts
 
 
-BRANCHES = '''
-import time
-from pathlib import Path
-
-from runwright import Flow, task
-
-HERE = Path(__file__).parent
-
-
-def mark(name):
-    with open(HERE / "marks" / (name + ".count"), "a") as f:
-        f.write("x\\n")
-
-
-@task
-def slow():
-    mark("slow")
-    deadline = time.monotonic() + 30
-    while not (HERE / "release-slow").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return "slow"
-
-
-@task
-def fast():
-    mark("fast")
-    deadline = time.monotonic() + 30
-    while not (HERE / "release-fast").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return "fast"
-
-
-with Flow("server-faults-branches") as flow:
-    slow()
-    fast()
-'''
-
-
 def test_a_task_state_lost_while_the_server_was_down_never_ends_in_a_successful_run(
-    live_server: LiveServer, processes: Processes, tmp_path: Path
+    live_server: LiveServer, processes: Processes, server_down_mid_run: OutageRun
 ) -> None:
     """One branch finishes while the server is down for longer than the run tolerates (its
     Success cannot be sent), the other after it is back: the run must not be recorded Success
     with that task run left Running. It ends recoverably, and resuming the same flow run
     records everything."""
-    flow_file = tmp_path / "flow.py"
-    flow_file.write_text(BRANCHES)
-    (tmp_path / "marks").mkdir()
-    flow = runpy.run_path(str(flow_file))["flow"]
-    client = live_server.a.client(live_server.url)
-    s = flow.structure()
-    run_id = client.create_flow_run(client.register_flow(s["name"], s["tasks"], s["edges"]))
-    env = processes.env(live_server, RUNWRIGHT__CLOUD__HEARTBEAT_INTERVAL="0.2", RUNWRIGHT__CLOUD__OUTAGE_TOLERANCE="0")
-    proc = processes.start(["run", str(flow_file), "--flow-run-id", run_id, "--executor", "threads", "--json"], env)
-    wait_until(lambda: len(marker_counts(tmp_path / "marks")) == 2 or proc.poll() is not None, 60, "both tasks to start")
-
-    def both_claims_recorded() -> bool:  # claims are queued (task_claims = "lease"): they land just after
-        return [t.state["type"] for t in client.get_flow_run_task_runs(run_id)] == ["Running", "Running"]
-
-    wait_until(lambda: both_claims_recorded() or proc.poll() is not None, 60, "both claims on the server")
-    assert proc.poll() is None, proc.communicate()
-    live_server.kill()
-    (tmp_path / "release-fast").touch()  # fast finishes while the server is down
+    run = server_down_mid_run
+    client, run_id, flow_file, env, proc = run.client, run.run_id, run.flow_file, run.env, run.proc
+    run.release("fast")  # fast finishes while the server is down
     time.sleep(3.0)  # longer than the client's retries
     live_server.start()
-    (tmp_path / "release-slow").touch()  # slow finishes once the server is back
+    run.release("slow")  # slow finishes once the server is back
     out, err = processes.wait(proc, timeout=60)
     no_traceback(err)
     info = client.get_flow_run_info(run_id)
-    task_states = {t.task_slug: t.state["type"] for t in client.get_flow_run_task_runs(run_id)}
-    if info.state["type"] == "Success":
+    task_states = {t.task_slug: type(t.state).__name__ for t in client.get_flow_run_task_runs(run_id)}
+    if type(info.state).__name__ == "Success":
         assert set(task_states.values()) == {"Success"}, f"the run is Success but its task runs are {task_states}"
     else:
         assert proc.returncode != 0, "the process reported success that the server does not have"
-        assert info.state["type"] == "Running", info.state
+        assert type(info.state).__name__ == "Running", info.state
         time.sleep(0.5)
         resumed = processes.run(
             ["run", str(flow_file), "--flow-run-id", run_id, "--executor", "threads", "--json"],
@@ -185,9 +141,9 @@ def test_a_task_state_lost_while_the_server_was_down_never_ends_in_a_successful_
         )
         no_traceback(resumed.stderr)
         assert resumed.returncode == 0, resumed.stderr[-4000:]
-        assert client.get_flow_run_info(run_id).state["type"] == "Success"
+        assert type(client.get_flow_run_info(run_id).state).__name__ == "Success"
     final = {t.task_slug: t for t in client.get_flow_run_task_runs(run_id)}
-    assert {slug: t.state["type"] for slug, t in final.items()} == dict.fromkeys(final, "Success")
+    assert {slug: type(t.state).__name__ for slug, t in final.items()} == dict.fromkeys(final, "Success")
     assert sorted(stored_value(client, t.state) for t in final.values()) == ["fast", "slow"]
-    counts = marker_counts(tmp_path / "marks")
+    counts = run.counts()
     assert counts["slow"] == 1, counts  # recorded Success before: never runs again

@@ -174,7 +174,7 @@ def tenant_a_run(live_server: LiveServer, processes: Processes, tmp_path: Path) 
     done = processes.run(["run", str(flow_file), "--flow-run-id", run_id, "--json"], processes.env(live_server))
     assert done.returncode == 0, done.stderr
     task_runs = client.get_flow_run_task_runs(run_id)
-    uris = [t.state["_result"]["value"] for t in task_runs]
+    uris = [t.state._result.value for t in task_runs]
     assert "tenant a's secret" in [stored_value(client, t.state) for t in task_runs]
     return {
         "file": flow_file,

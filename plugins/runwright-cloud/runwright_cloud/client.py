@@ -20,11 +20,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
+from runwright.engine.state import State
 from runwright_cloud._config import config_value
 from runwright_cloud.errors import (
     AuthorizationError,
@@ -35,9 +36,7 @@ from runwright_cloud.errors import (
     ServerUnreachable,
     VersionConflict,
 )
-
-if TYPE_CHECKING:
-    from runwright.engine.state import State
+from runwright_cloud.received_states import state_from_server
 
 DEFAULT_API = "http://127.0.0.1:4200"
 API_PREFIX = "/api/v1"
@@ -48,19 +47,26 @@ _MAX_RETRY_DELAY = 2.0
 
 @dataclass(frozen=True)
 class TaskRunInfo:
-    """A task run as the runners need it; ``state`` is the serialized state dict."""
+    """A task run as the runners need it: ``state`` is its current state, a runwright
+    ``State`` (an :class:`~runwright_cloud.received_states.UnknownState` when this process
+    cannot rebuild it), ``serialized_state`` the dict the server holds."""
 
     id: str
     task_slug: str
     map_index: int
     version: int
-    state: dict[str, Any]
+    serialized_state: dict[str, Any]
     heartbeat: datetime | None = None
+    state: State = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", state_from_server(self.serialized_state))
 
 
 @dataclass(frozen=True)
 class FlowRunInfo:
-    """A flow run with its parent task runs (map index -1); ``state`` is the serialized dict."""
+    """A flow run with its parent task runs (map index -1); ``state`` and ``serialized_state``
+    as for :class:`TaskRunInfo`."""
 
     id: str
     flow_id: str
@@ -69,13 +75,17 @@ class FlowRunInfo:
     context: dict[str, Any]
     version: int
     scheduled_start_time: datetime
-    state: dict[str, Any]
+    serialized_state: dict[str, Any]
     task_runs: list[TaskRunInfo] = field(default_factory=list)
     heartbeat: datetime | None = None
     #: some runner holds the flow run's lease (its last state write carried a runner token)
     leased: bool = False
     #: who holds the lease, as its runner said (``"host:pid"``), when known
     lease_holder: str | None = None
+    state: State = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", state_from_server(self.serialized_state))
 
 
 def _task_run_info(data: Mapping[str, Any]) -> TaskRunInfo:
@@ -84,7 +94,7 @@ def _task_run_info(data: Mapping[str, Any]) -> TaskRunInfo:
         task_slug=data["task_slug"],
         map_index=data["map_index"],
         version=data["version"],
-        state=data["state"],
+        serialized_state=data["state"],
         heartbeat=_parse_optional(data.get("heartbeat")),
     )
 
@@ -328,6 +338,7 @@ class Client:
         return result
 
     def get_flow_run_info(self, flow_run_id: str) -> FlowRunInfo:
+        """The flow run with its parent task runs; ``info.state`` is a runwright ``State``."""
         return _flow_run_info(self._json("GET", f"/flow_runs/{flow_run_id}", idempotent=True))
 
     def get_flow_run_task_runs(self, flow_run_id: str) -> list[TaskRunInfo]:
@@ -335,7 +346,8 @@ class Client:
         return [_task_run_info(tr) for tr in self._json("GET", f"/flow_runs/{flow_run_id}/task_runs", idempotent=True)]
 
     def get_task_run_info(self, flow_run_id: str, task_slug: str, map_index: int | None = None) -> TaskRunInfo:
-        """Get or create the task run of (flow run, task slug, map index); None means -1."""
+        """Get or create the task run of (flow run, task slug, map index); None means -1.
+        ``info.state`` is a runwright ``State``."""
         body = {"flow_run_id": flow_run_id, "task_slug": task_slug, "map_index": -1 if map_index is None else map_index}
         return _task_run_info(self._json("POST", "/task_runs", idempotent=True, json_body=body))
 
@@ -540,8 +552,6 @@ def _state_body(state: Any) -> Mapping[str, Any]:
     (the seed's client took those) serialized, its results stored first."""
     if isinstance(state, Mapping):
         return state
-    from runwright.engine.state import State
-
     if not isinstance(state, State):
         raise TypeError(f"a state must be a runwright State or its serialized dict, not {type(state).__name__}")
     from runwright_cloud.state_bodies import serialize_for_server
@@ -559,7 +569,7 @@ def _flow_run_info(data: dict[str, Any]) -> FlowRunInfo:
         context=data["context"],
         version=data["version"],
         scheduled_start_time=datetime.fromisoformat(data["scheduled_start_time"]),
-        state=data["state"],
+        serialized_state=data["state"],
         task_runs=[_task_run_info(tr) for tr in data["task_runs"]],
         heartbeat=_parse_optional(data.get("heartbeat")),
         leased=bool(data.get("leased")),

@@ -106,6 +106,7 @@ def runs_show(flow_run_id: str, as_json: bool) -> None:
     """Show a flow run and its task runs (mapped children included). Task run states this
     machine kept during an outage (its journal) are recorded first."""
     from runwright_cloud import journal
+    from runwright_cloud.received_states import state_name
 
     client = _client(start=False)
     journal.replay(client, flow_run_id)
@@ -115,23 +116,23 @@ def runs_show(flow_run_id: str, as_json: bool) -> None:
         data = {
             "id": info.id,
             "flow_name": info.flow_name,
-            "state": info.state,
+            "state": info.serialized_state,
             "version": info.version,
             "parameters": info.parameters,
             "task_runs": [
-                {"id": t.id, "task_slug": t.task_slug, "map_index": t.map_index, "version": t.version, "state": t.state}
+                {"id": t.id, "task_slug": t.task_slug, "map_index": t.map_index, "version": t.version, "state": t.serialized_state}
                 for t in task_runs
             ],
         }
         click.echo(json.dumps(data, indent=2, default=str))
         return
-    click.echo(f"Flow run {info.id} of {info.flow_name!r}: {_state_name(info.state)} (version {info.version})")
-    if info.state.get("message"):
-        click.echo(f"  {info.state['message']}")
+    click.echo(f"Flow run {info.id} of {info.flow_name!r}: {state_name(info.state)} (version {info.version})")
+    if info.state.message:
+        click.echo(f"  {info.state.message}")
     for t in task_runs:
         slug = t.task_slug if t.map_index == -1 else f"{t.task_slug}[{t.map_index}]"
-        message = (t.state.get("message") or "")[:80]
-        click.echo(f"  {slug:30}  {_state_name(t.state):12}  {message}")
+        message = (t.state.message or "")[:80]
+        click.echo(f"  {slug:30}  {state_name(t.state):12}  {message}")
 
 
 SERVER_DIST = "runwright-server"

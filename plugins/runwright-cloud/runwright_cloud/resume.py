@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 import socket
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from runwright.engine.state import Failed, Pending, Running, State
+from runwright_cloud.received_states import require_known
 
 #: How the server's sweeper words the Failed state of a run whose heartbeat stopped.
 SWEEPER_MESSAGE_PREFIX = "no heartbeat"
@@ -63,9 +63,11 @@ def is_stale(heartbeat: datetime | None, zombie_timeout: float) -> bool:
     return datetime.now(UTC) - heartbeat > timedelta(seconds=zombie_timeout)
 
 
-def restore_task_state(data: dict[str, Any], heartbeat: datetime | None, zombie_timeout: float) -> State | None:
-    """The state a task run resumes from, or None to run it afresh."""
-    state = State.deserialize(data)
+def restore_task_state(stored: State, heartbeat: datetime | None, zombie_timeout: float) -> State | None:
+    """The state a task run resumes from (``stored`` is its state on the server), or None to
+    run it afresh. A state this process cannot read raises
+    :class:`~runwright_cloud.received_states.UnknownStateError`."""
+    state = require_known(stored, "task run")
     if type(state) is Pending and not state.cached_inputs:
         return None
     if isinstance(state, Running) and is_stale(heartbeat, zombie_timeout):
@@ -75,9 +77,9 @@ def restore_task_state(data: dict[str, Any], heartbeat: datetime | None, zombie_
     return state
 
 
-def restore_flow_state(data: dict[str, Any]) -> State:
+def restore_flow_state(stored: State) -> State:
     """The state a flow run resumes from; a run the sweeper failed starts again."""
-    state = State.deserialize(data)
+    state = require_known(stored, "flow run")
     if lost_heartbeat(state):
         return Pending("Resuming a flow run whose runner stopped sending heartbeats.")
     return state

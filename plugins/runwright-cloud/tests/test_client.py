@@ -43,14 +43,14 @@ def test_operations_round_trip(client: Client) -> None:
     info = client.get_flow_run_info(run_id)
     assert isinstance(info, FlowRunInfo)
     assert (info.flow_id, info.flow_name, info.parameters, info.context, info.version) == (flow_id, name, {"p": 1}, {"c": 2}, 0)
-    assert info.scheduled_start_time == when and info.state["type"] == "Scheduled"
+    assert info.scheduled_start_time == when and type(info.state).__name__ == "Scheduled"
     assert sorted(t.task_slug for t in info.task_runs) == ["a", "b"]
 
     assert client.set_flow_run_state(run_id, 0, {"type": "Running"}) == 1
     a = next(t for t in info.task_runs if t.task_slug == "a")
     assert client.get_task_run_info(run_id, "a").id == a.id
     child = client.get_task_run_info(run_id, "a", map_index=0)
-    assert child.map_index == 0 and child.version == 0 and child.state["type"] == "Pending"
+    assert child.map_index == 0 and child.version == 0 and type(child.state).__name__ == "Pending"
     assert client.set_task_run_state(a.id, 0, {"type": "Running"}, cache_for=timedelta(hours=1)) == 1
     results = client.set_task_run_states(
         [{"task_run_id": a.id, "version": 1, "state": {"type": "Cached", "k": 1}}, {"task_run_id": child.id, "version": 5, "state": {"type": "Running"}}]
@@ -84,7 +84,7 @@ def test_state_writes_take_state_objects_as_the_seeds_client_did(client: Client)
     client.set_flow_run_state(run_id, version, {"type": "Success", "message": "dicts still work"})
     history = [(h["state"]["type"], h["state"]["message"]) for h in client.get_task_run_states(task_run.id)]
     assert history[1:] == [("Running", None), ("Success", "done")]
-    assert client.get_flow_run_info(run_id).state["type"] == "Success"
+    assert type(client.get_flow_run_info(run_id).state).__name__ == "Success"
     with pytest.raises(TypeError, match="runwright State or its serialized dict"):
         client.set_task_run_state(task_run.id, task_version + 1, "Success")  # type: ignore[arg-type]
 

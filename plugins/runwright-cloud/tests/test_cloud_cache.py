@@ -61,7 +61,7 @@ def run(flow: Flow, **context: Any) -> Any:
 
 
 def task_states(cloud: Client, flow_run_id: str) -> list[str]:
-    return sorted({f"{run.task_slug}:{run.state['type']}" for run in cloud.get_flow_run_task_runs(flow_run_id)})
+    return sorted({f"{run.task_slug}:{type(run.state).__name__}" for run in cloud.get_flow_run_task_runs(flow_run_id)})
 
 
 def test_a_cached_rerun_makes_one_request_for_all_its_cache_checks(

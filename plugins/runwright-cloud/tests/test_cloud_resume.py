@@ -119,14 +119,14 @@ def test_a_killed_run_resumes_without_rerunning_finished_tasks(server: TestServe
     run_id = create(client, tmp_path, "kill")
     run_and_kill(tmp_path, server.url, server.token_a, run_id)
     assert counts(tmp_path) == {"a": 1, "b": 1, "c": 1, "d": 0}
-    states = {t.task_slug: t.state["type"] for t in client.get_flow_run_task_runs(run_id)}
+    states = {t.task_slug: type(t.state).__name__ for t in client.get_flow_run_task_runs(run_id)}
     assert states == {"a-1": "Success", "b-1": "Success", "c-1": "Running", "d-1": "Pending"}
 
     time.sleep(0.6)  # c's heartbeat is now older than the zombie timeout below
     finish(tmp_path, server.url, server.token_a, run_id, RUNWRIGHT__CLOUD__ZOMBIE_TIMEOUT="0.5")
     assert counts(tmp_path) == {"a": 1, "b": 1, "c": 2, "d": 1}
     info = client.get_flow_run_info(run_id)
-    assert info.state["type"] == "Success"
+    assert type(info.state).__name__ == "Success"
     c_run = next(t for t in client.get_flow_run_task_runs(run_id) if t.task_slug == "c-1")
     assert [r["state"]["type"] for r in client.get_task_run_states(c_run.id)] == ["Pending", "Running", "Running", "Success"]
 
@@ -159,7 +159,7 @@ def test_a_run_resumes_at_once_after_its_runner_was_killed(server: TestServer, t
     finish(tmp_path, server.url, server.token_a, run_id)  # default zombie timeout (120 s), no waiting
     assert time.monotonic() - started < 60
     assert counts(tmp_path) == {"a": 1, "b": 1, "c": 2, "d": 1}
-    assert client.get_flow_run_info(run_id).state["type"] == "Success"
+    assert type(client.get_flow_run_info(run_id).state).__name__ == "Success"
 
 
 def test_a_run_held_by_a_runner_elsewhere_is_refused_naming_take_over(server: TestServer, tmp_path: Path) -> None:
@@ -176,7 +176,7 @@ def test_a_run_held_by_a_runner_elsewhere_is_refused_naming_take_over(server: Te
     assert counts(tmp_path) == {"a": 1, "b": 1, "c": 1, "d": 0}
     finish(tmp_path, server.url, server.token_a, run_id, "--take-over")
     assert counts(tmp_path) == {"a": 1, "b": 1, "c": 2, "d": 1}
-    assert client.get_flow_run_info(run_id).state["type"] == "Success"
+    assert type(client.get_flow_run_info(run_id).state).__name__ == "Success"
 
 
 @pytest.fixture
@@ -202,11 +202,11 @@ def test_runs_the_sweeper_failed_for_lost_heartbeats_run_again(sweeping_server: 
     while True:
         info = client.get_flow_run_info(run_id)
         c_state = next(t for t in client.get_flow_run_task_runs(run_id) if t.task_slug == "c-1").state
-        if info.state["type"] == "Failed" and c_state["type"] == "Failed":
+        if type(info.state).__name__ == "Failed" and type(c_state).__name__ == "Failed":
             break
         assert time.monotonic() < deadline, "the sweeper did not fail the zombie runs"
         time.sleep(0.1)
-    assert c_state["message"].startswith("no heartbeat")
+    assert (c_state.message or "").startswith("no heartbeat")
     finish(tmp_path, url, token, run_id)
     assert counts(tmp_path) == {"a": 1, "b": 1, "c": 2, "d": 1}
-    assert client.get_flow_run_info(run_id).state["type"] == "Success"
+    assert type(client.get_flow_run_info(run_id).state).__name__ == "Success"

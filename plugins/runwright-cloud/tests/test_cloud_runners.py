@@ -15,6 +15,7 @@ import pytest
 from runwright import Flow, task
 from runwright.config import temporary_config
 from runwright.engine.flow_runner import FlowRunner
+from runwright.engine.result import SafeResult
 from runwright.engine.state import ClientFailed, Failed, Running, Success
 from runwright.testing.recorder import HookRecorder
 from runwright_cloud import CloudFlowRunner, CloudResultHandler
@@ -84,9 +85,9 @@ def test_results_are_checkpointed_to_the_server_by_default(cloud: Client) -> Non
     run_id = create_run(cloud, flow)
     flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
     task_run = next(t for t in cloud.get_flow_run_task_runs(run_id) if t.task_slug == "second-1")
-    result = task_run.state["_result"]
-    assert result["type"] == "SafeResult" and result["value"].startswith("rwcloud://")
-    assert CloudResultHandler().read(result["value"]) == 2
+    result = task_run.state._result
+    assert isinstance(result, SafeResult) and result.value.startswith("rwcloud://")
+    assert CloudResultHandler().read(result.value) == 2
 
 
 def test_the_plain_flow_runner_with_the_cloud_backend_reports_identically(cloud: Client) -> None:

@@ -257,8 +257,8 @@ def test_a_leased_run_sends_claims_results_and_states_in_batches(cloud: Client, 
     assert 1 <= requests_made["POST /task_run_states"] <= 30
     assert all(h == ["Running", "Success"] for h in histories(cloud, run_id).values())
     # every checkpointed result is readable from the server, as a new process would
-    final = next(t for t in cloud.get_flow_run_task_runs(run_id) if t.state["type"] == "Success" and t.task_slug.endswith("-30"))
-    assert CloudResultHandler().read(final.state["_result"]["value"]) == 30
+    final = next(t for t in cloud.get_flow_run_task_runs(run_id) if type(t.state).__name__ == "Success" and t.task_slug.endswith("-30"))
+    assert CloudResultHandler().read(final.state._result.value) == 30
     assert not heartbeat.beating()
 
 
@@ -299,7 +299,7 @@ def test_a_large_result_is_uploaded_before_its_batch(
     requests_made.clear()
     assert flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id}).is_successful()
     assert requests_made["POST /results"] == 1  # the big one; the small one went inline
-    values = sorted(CloudResultHandler().read(t.state["_result"]["value"]) for t in cloud.get_flow_run_task_runs(run_id))
+    values = sorted(CloudResultHandler().read(t.state._result.value) for t in cloud.get_flow_run_task_runs(run_id))
     assert values == [b"b" * 20_000, b"s" * 100]
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
+from pydantic_core import PydanticSerializationError, to_json
 from sqlalchemy import Engine
 
 from runwright_server.schemas import ConflictOut, ErrorOut
@@ -45,9 +46,14 @@ def json_default(value: Any) -> Any:
 def json_response(content: Any, status_code: int = 200) -> Response:
     """``content`` as a JSON response without the route's response-model validation: for large
     answers the server builds itself, already in the declared shape (datetimes as pydantic
-    writes them)."""
-    body = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=json_default)
-    return Response(body.encode("utf-8"), status_code=status_code, media_type="application/json")
+    writes them). pydantic-core's encoder writes it (datetimes as :func:`json_default` does,
+    without a Python call per value: a flow run's answer with thousands of task runs is
+    written in a few milliseconds); anything it cannot write goes to ``json.dumps``."""
+    try:
+        body = to_json(content)
+    except PydanticSerializationError:
+        body = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=json_default).encode("utf-8")
+    return Response(body, status_code=status_code, media_type="application/json")
 
 
 def new_ids(count: int) -> list[str]:

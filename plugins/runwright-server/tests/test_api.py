@@ -172,6 +172,27 @@ def test_cached_states_filter_and_order(server: TestServer, sa: requests.Session
     assert len(recent) == 3
 
 
+def test_flow_wide_cached_states_keep_the_newest_state_of_each_key(server: TestServer, sa: requests.Session) -> None:
+    """A cached task's hits repeat the text of the state they hit: one row per key; states
+    without a key each count (up to per_task); another key is another row."""
+    name = unique()
+    runs = [server.make_run(sa, name=name) for _ in range(4)]
+    keyed = {"type": "Cached", "message": "é", "cache_key": "k1"}
+    for i, run in enumerate(runs):
+        a, b = (next(t for t in run["task_runs"] if t["task_slug"] == slug) for slug in ("a", "b"))
+        state_a = keyed if i < 3 else {**keyed, "cache_key": "k2"}
+        sa.post(f"{server.api}/task_runs/{a['id']}/state", json={"version": 0, "state": state_a})
+        sa.post(f"{server.api}/task_runs/{b['id']}/state", json={"version": 0, "state": {"type": "Cached"}})
+        time.sleep(0.01)
+    rows = sa.get(server.api + "/cached_states", params={"flow_name": name, "per_task": 3}).json()
+    by_slug = {slug: [r for r in rows if r["task_slug"] == slug] for slug in ("a", "b")}
+    assert [r["cache_key"] for r in by_slug["a"]] == ["k2", "k1"]
+    assert by_slug["a"][1]["flow_run_id"] == runs[2]["id"] and by_slug["a"][1]["state"] == keyed  # the newest of k1
+    assert [r["cache_key"] for r in by_slug["b"]] == [None, None, None]  # per_task bounds the keyless ones
+    assert [r["flow_run_id"] for r in by_slug["b"]] == [run["id"] for run in reversed(runs[1:])]
+    assert all(r["created"].endswith("Z") and r["map_index"] == -1 for r in rows)
+
+
 def test_results_round_trip(server: TestServer, sa: requests.Session) -> None:
     payload = bytes(range(256)) * 100
     r = sa.post(server.api + "/results", data=payload, headers={"Content-Type": "application/octet-stream"})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -25,7 +26,7 @@ from sqlalchemy import Connection, select
 
 from runwright_server import models
 from runwright_server.auth import Principal, require_principal
-from runwright_server.common import AUTH_RESPONSES, aware, engine_of, json_default
+from runwright_server.common import AUTH_RESPONSES, engine_of
 from runwright_server.db import read_tx
 from runwright_server.routes.results import _URI
 from runwright_server.schemas import CachedStateOut, MapIndex, Name, UtcDatetime
@@ -71,28 +72,24 @@ def cached_states(
     if task_slug is not None:
         stmt = stmt.limit(limit)
     with read_tx(engine_of(request)) as conn:
-        out: list[dict[str, Any]] = []
-        seen: dict[tuple[str, int], set[str | None]] = {}
+        out: list[_Row] = []
+        seen: dict[tuple[str, int], set[str | int]] = {}
+        # a cache hit is recorded with the text of the state it hit: the history of a task
+        # cached for many runs holds the same text many times, parsed here once
+        parsed: dict[str, tuple[str | None, str | None]] = {}
         for r in conn.execute(stmt):
-            state = json.loads(r.state)
-            key = state.get("cache_key") if isinstance(state.get("cache_key"), str) else None
+            known = parsed.get(r.state)
+            if known is None:
+                state = json.loads(r.state)
+                cache_key = state.get("cache_key")
+                known = parsed[r.state] = (cache_key if isinstance(cache_key, str) else None, _result_id(state))
+            key, result_id = known
             if task_slug is None:
                 keys = seen.setdefault((r.task_slug, r.map_index), set())
                 if (key is not None and key in keys) or len(keys) >= per_task:
                     continue
-                keys.add(key if key is not None else f"#{len(out)}")
-            out.append(
-                {
-                    "task_run_id": r.task_run_id,
-                    "flow_run_id": r.flow_run_id,
-                    "task_slug": r.task_slug,
-                    "map_index": r.map_index,
-                    "state": state,
-                    "cache_key": key,
-                    "created": aware(r.timestamp),
-                    "_text": r.state,
-                }
-            )
+                keys.add(key if key is not None else len(out))  # a state without a key is distinct
+            out.append(_Row(r.task_run_id, r.flow_run_id, r.task_slug, r.map_index, r.state, key, r.timestamp, result_id))
             if len(out) >= limit:
                 break
         if inline_results:
@@ -100,16 +97,59 @@ def cached_states(
     return _answer(out)
 
 
-def _answer(rows: list[dict[str, Any]]) -> Response:
-    """The rows as JSON, each state's stored text spliced in as it is (thousands of states
-    are not re-validated and re-encoded to be sent back)."""
+class _Row:
+    """One answer row: the stored state's text is sent as it is."""
+
+    __slots__ = ("cache_key", "created", "flow_run_id", "map_index", "result", "result_id", "state_text", "task_run_id", "task_slug")
+
+    def __init__(
+        self,
+        task_run_id: str,
+        flow_run_id: str,
+        task_slug: str,
+        map_index: int,
+        state_text: str,
+        cache_key: str | None,
+        created: datetime,
+        result_id: str | None,
+    ) -> None:
+        self.task_run_id = task_run_id
+        self.flow_run_id = flow_run_id
+        self.task_slug = task_slug
+        self.map_index = map_index
+        self.state_text = state_text
+        self.cache_key = cache_key
+        self.created = created
+        self.result_id = result_id
+        self.result: str | None = None
+
+
+def _answer(rows: list[_Row]) -> Response:
+    """The rows as JSON, built as text: each state's stored text spliced in as it is
+    (thousands of states are not re-validated and re-encoded to be sent back); the only
+    strings that may need escaping (ids, slugs) go through the JSON encoder."""
+    quote = _ENCODE_STRING
     parts = []
     for row in rows:
-        text = row.pop("_text")
-        del row["state"]
-        head = json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=json_default)
-        parts.append(f'{head[:-1]},"state":{text}}}')
+        key = f'"{row.cache_key}"' if row.cache_key is not None and row.cache_key.isalnum() else quote(row.cache_key)
+        result = f',"result":"{row.result}"' if row.result is not None else ""
+        parts.append(
+            f'{{"task_run_id":{quote(row.task_run_id)},"flow_run_id":{quote(row.flow_run_id)},'
+            f'"task_slug":{quote(row.task_slug)},"map_index":{int(row.map_index)},"cache_key":{key},'
+            f'"created":"{_utc_text(row.created)}"{result},"state":{row.state_text}}}'
+        )
     return Response(("[" + ",".join(parts) + "]").encode("utf-8"), media_type="application/json")
+
+
+_ENCODE_STRING = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _utc_text(value: datetime) -> str:
+    """A stored naive-UTC time as ISO 8601 with a ``Z`` (as :func:`json_default` writes it)."""
+    text = value.isoformat()
+    if value.tzinfo is None:
+        return text + "Z"
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def _result_id(state: dict[str, Any]) -> str | None:
@@ -119,24 +159,22 @@ def _result_id(state: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
-def _inline(conn: Connection, tenant_id: str, rows: list[dict[str, Any]]) -> None:
-    """Add each row's small result of this tenant (one query per :data:`_IN_CHUNK` rows)."""
-    wanted = {rid: row for row in rows if (rid := _result_id(row["state"])) is not None}
+def _inline(conn: Connection, tenant_id: str, rows: list[_Row]) -> None:
+    """Add each row's small result of this tenant (one query per :data:`_IN_CHUNK` ids)."""
     found: dict[str, bytes] = {}
     r = models.results
-    for chunk in _chunks(list(wanted), _IN_CHUNK):
+    for chunk in _chunks(list({row.result_id for row in rows if row.result_id is not None}), _IN_CHUNK):
         query = select(r.c.id, r.c.data).where(
             r.c.tenant_id == tenant_id, r.c.id.in_(chunk), r.c.size <= INLINE_RESULT_MAX_BYTES
         )
-        found.update((row.id, bytes(row.data)) for row in conn.execute(query))
+        found.update((found_row.id, bytes(found_row.data)) for found_row in conn.execute(query))
     total = 0
     for row in rows:
-        rid = _result_id(row["state"])
-        data = found.get(rid) if rid is not None else None
+        data = found.get(row.result_id) if row.result_id is not None else None
         if data is None or total + len(data) > INLINE_TOTAL_MAX_BYTES:
             continue
         total += len(data)
-        row["result"] = base64.b64encode(data).decode("ascii")
+        row.result = base64.b64encode(data).decode("ascii")
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
