@@ -19,6 +19,7 @@ from runwright_server.limits import BodyLimitMiddleware
 from runwright_server.routes import all_routers
 from runwright_server.settings import Settings
 from runwright_server.sweeper import ZombieSweeper
+from runwright_server.ui import mount_ui
 from runwright_server.wakeups import Wakeups
 from runwright_server.warmup import warm_up
 
@@ -46,6 +47,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         version=__version__,
         description="Flows, flow runs, task runs, states (version-locked), results and logs.",
         lifespan=lifespan,
+        docs_url=None,  # the UI serves /docs with its local Swagger assets (ui/__init__.py)
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.settings = settings
@@ -55,6 +58,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     for router in all_routers():
         app.include_router(router, prefix=API_PREFIX)
+    mount_ui(app, settings.token_cache_seconds)
     # outermost last: the 405 Allow header, then the token (before any body byte), then the size
     app.add_middleware(
         BodyLimitMiddleware,

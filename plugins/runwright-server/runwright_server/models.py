@@ -107,6 +107,9 @@ flow_runs = Table(
     Index("ix_flow_runs_tenant_created", "tenant_id", "created"),
     Index("ix_flow_runs_flow_created", "flow_id", "created"),
     Index("ix_flow_runs_state_type", "state_type"),
+    # the UI's runs list, filtered by state or deployment, newest first (migration 0006)
+    Index("ix_flow_runs_tenant_state_created", "tenant_id", "state_type", "created"),
+    Index("ix_flow_runs_tenant_deployment_created", "tenant_id", "deployment_id", "created"),
 )
 
 task_runs = Table(
@@ -125,6 +128,8 @@ task_runs = Table(
     Column("updated", DateTime, nullable=False),
     UniqueConstraint("flow_run_id", "task_slug", "map_index", name="uq_task_runs_run_slug_index"),
     Index("ix_task_runs_state_type", "state_type"),
+    #: "did any task run of this run change?" (the UI's live updates; migration 0006)
+    Index("ix_task_runs_run_updated", "flow_run_id", "updated"),
 )
 
 flow_run_states = Table(
@@ -176,6 +181,9 @@ logs = Table(
     Column("name", String(500), nullable=False),
     Column("message", Text, nullable=False),
     Index("ix_logs_run_time", "flow_run_id", "timestamp"),
+    #: the UI: a run's or a task run's newest lines (migration 0006)
+    Index("ix_logs_run_id", "flow_run_id", "id"),
+    Index("ix_logs_task_run", "task_run_id", "id"),
 )
 
 #: flow source (or any storage payload) kept by the server: content-addressed, per tenant
@@ -250,6 +258,20 @@ agents = Table(
     Index("ix_agents_tenant_seen", "tenant_id", "last_seen"),
 )
 
+#: the web UI's sign-ins: the cookie holds a random id, only its sha256 is stored (migration 0006)
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    #: the API token signed in with: revoking it ends the session
+    Column("token_hash", String(64), nullable=False),
+    #: the session's CSRF token, sent back with every form and htmx request
+    Column("csrf", String(64), nullable=False),
+    Column("created", DateTime, nullable=False),
+    Column("expires", DateTime, nullable=False),
+)
+
 __all__ = [
     "agents",
     "api_tokens",
@@ -264,5 +286,6 @@ __all__ = [
     "task_run_states",
     "task_runs",
     "tenants",
+    "ui_sessions",
     "work_queues",
 ]
