@@ -356,14 +356,30 @@ def _deployment(r: Any, now: datetime) -> dict[str, Any]:
 
 
 def describe_schedule(schedule: Any) -> str:
+    """A schedule in words: "every 1 h from 2026-01-01 00:00 UTC", "cron 0 3 * * * (Europe/Paris)"."""
     if not schedule:
         return "none (runs when asked)"
-    try:
-        from runwright.schedules import BaseSchedule
+    if not isinstance(schedule, dict):
+        return str(schedule)[:200]
+    kind = schedule.get("type")
+    if kind == "Schedule":
+        return "; ".join(describe_schedule(c) for c in schedule.get("clocks") or [])
+    tz = schedule.get("timezone") or "UTC"
+    if kind == "IntervalSchedule":
+        start = str(schedule.get("start_date") or "")[:16].replace("T", " ")
+        return f"every {_interval(schedule.get('interval'))} from {start} {tz}".rstrip()
+    if kind == "CronSchedule":
+        return f"cron {schedule.get('cron')} ({tz})"
+    return json.dumps(schedule)[:200]
 
-        return repr(BaseSchedule.deserialize(schedule))
-    except Exception:  # an unreadable schedule is shown, not fatal to the page
-        return json.dumps(schedule)[:200]
+
+def _interval(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)) or seconds <= 0:
+        return str(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} s"
 
 
 def next_starts(schedule: Any, now: datetime, n: int = 3) -> list[datetime]:
