@@ -155,6 +155,8 @@ task_run_states = Table(
     Column("timestamp", DateTime, nullable=False),
     UniqueConstraint("task_run_id", "version", name="uq_task_run_states_run_version"),
     Index("ix_task_run_states_type_time", "state_type", "timestamp"),
+    #: the UI's timeline: a task run's first Running state, one index probe (migration 0006)
+    Index("ix_task_run_states_run_type_time", "task_run_id", "state_type", "timestamp"),
 )
 
 results = Table(

@@ -212,29 +212,30 @@ def task_runs(conn: Connection, tenant: str, run_id: str, updated_since: datetim
     mine = [tr.c.flow_run_id == run_id, tr.c.tenant_id == tenant]
     if updated_since is not None:
         mine.append(tr.c.updated >= updated_since)
+    # one index probe per task run (ix_task_run_states_run_type_time); times in epoch ms
+    # computed by the database: no datetime objects for 10,000 rows
     started = (
-        select(trs.c.task_run_id, func.min(trs.c.timestamp).label("start"))
-        .join(tr, tr.c.id == trs.c.task_run_id)
-        .where(*mine, trs.c.state_type == "Running")
-        .group_by(trs.c.task_run_id)
-        .subquery()
+        select(func.min(trs.c.timestamp))
+        .where(trs.c.task_run_id == tr.c.id, trs.c.state_type == "Running")
+        .correlate(tr)
+        .scalar_subquery()
     )
+    epoch = _epoch_ms(conn)
+    finished = tr.c.state_type.in_(FINISHED_TYPES)
     rows = conn.execute(
-        select(tr.c.id, tr.c.task_slug, tr.c.map_index, tr.c.state_type, started.c.start, tr.c.updated)
-        .outerjoin(started, started.c.task_run_id == tr.c.id)
-        .where(*mine)
+        select(tr.c.id, tr.c.task_slug, tr.c.map_index, tr.c.state_type, epoch(started), epoch(tr.c.updated), finished).where(*mine)
     ).all()
-    out = []
-    for r in rows:
-        end = r[5] if r[3] in FINISHED_TYPES else None
-        out.append([r[0], r[1], r[2], r[3], _ms(r[4]), _ms(end)])
-    return out
+    return [[r[0], r[1], r[2], r[3], _int(r[4]), _int(r[5]) if r[6] else None] for r in rows]
 
 
-def _ms(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    return int((value - datetime(1970, 1, 1)).total_seconds() * 1000)
+def _epoch_ms(conn: Connection) -> Any:
+    if conn.dialect.name == "sqlite":
+        return lambda col: func.round((func.julianday(col) - 2440587.5) * 86400000.0)
+    return lambda col: func.round(func.extract("epoch", col) * 1000)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def task_run_detail(conn: Connection, tenant: str, run_id: str, task_run_id: str) -> dict[str, Any] | None:

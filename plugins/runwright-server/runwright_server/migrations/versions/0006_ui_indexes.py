@@ -35,6 +35,8 @@ def upgrade() -> None:
         batch_op.create_index("ix_flow_runs_tenant_deployment_created", ["tenant_id", "deployment_id", "created"], unique=False)
     with op.batch_alter_table("task_runs") as batch_op:
         batch_op.create_index("ix_task_runs_run_updated", ["flow_run_id", "updated"], unique=False)
+    with op.batch_alter_table("task_run_states") as batch_op:
+        batch_op.create_index("ix_task_run_states_run_type_time", ["task_run_id", "state_type", "timestamp"], unique=False)
     with op.batch_alter_table("logs") as batch_op:
         batch_op.create_index("ix_logs_run_id", ["flow_run_id", "id"], unique=False)
         batch_op.create_index("ix_logs_task_run", ["task_run_id", "id"], unique=False)
@@ -44,6 +46,8 @@ def downgrade() -> None:
     with op.batch_alter_table("logs") as batch_op:
         batch_op.drop_index("ix_logs_task_run")
         batch_op.drop_index("ix_logs_run_id")
+    with op.batch_alter_table("task_run_states") as batch_op:
+        batch_op.drop_index("ix_task_run_states_run_type_time")
     with op.batch_alter_table("task_runs") as batch_op:
         batch_op.drop_index("ix_task_runs_run_updated")
     with op.batch_alter_table("flow_runs") as batch_op:
