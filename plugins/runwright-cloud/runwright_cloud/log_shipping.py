@@ -32,7 +32,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from runwright.context import context as runtime_context
@@ -147,7 +147,7 @@ class LogShipper:
                 self._notices_in_flight = notices
             try:
                 self._ship(client, [{k: v for k, v in r.items() if k != "_notice"} for r in batch])
-            except Exception:  # noqa: BLE001 - the thread must survive anything
+            except Exception:
                 logger.exception("Shipping %d log record(s) failed", len(batch))
             with self._cond:
                 self._finished += len(batch) - notices
@@ -175,7 +175,7 @@ class LogShipper:
                     "_notice": True,
                     "flow_run_id": key[1],
                     "task_run_id": None,
-                    "timestamp": datetime.now(timezone.utc),
+                    "timestamp": datetime.now(UTC),
                     "level": "WARNING",
                     "name": logger.name,
                     "message": (
@@ -247,7 +247,7 @@ class ShippingHandler(logging.Handler):
                 {
                     "flow_run_id": str(flow_run_id),
                     "task_run_id": runtime_context.get("task_run_id"),
-                    "timestamp": datetime.fromtimestamp(record.created, timezone.utc),
+                    "timestamp": datetime.fromtimestamp(record.created, UTC),
                     "level": record.levelname[:20],
                     "name": record.name[:500],
                     "message": _message(record, self._formatter),

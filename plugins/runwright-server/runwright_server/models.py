@@ -107,6 +107,9 @@ flow_runs = Table(
     Index("ix_flow_runs_tenant_created", "tenant_id", "created"),
     Index("ix_flow_runs_flow_created", "flow_id", "created"),
     Index("ix_flow_runs_state_type", "state_type"),
+    # migration 0006: the filters of GET /flow_runs (state, deployment), newest first
+    Index("ix_flow_runs_tenant_state_created", "tenant_id", "state_type", "created"),
+    Index("ix_flow_runs_deployment_created", "deployment_id", "created"),
 )
 
 task_runs = Table(
@@ -176,6 +179,9 @@ logs = Table(
     Column("name", String(500), nullable=False),
     Column("message", Text, nullable=False),
     Index("ix_logs_run_time", "flow_run_id", "timestamp"),
+    # migration 0006: reads after an id (``runs logs --follow``), per task run
+    Index("ix_logs_run_id", "flow_run_id", "id"),
+    Index("ix_logs_task_run_id", "task_run_id", "id"),
 )
 
 #: flow source (or any storage payload) kept by the server: content-addressed, per tenant
