@@ -107,9 +107,9 @@ flow_runs = Table(
     Index("ix_flow_runs_tenant_created", "tenant_id", "created"),
     Index("ix_flow_runs_flow_created", "flow_id", "created"),
     Index("ix_flow_runs_state_type", "state_type"),
-    # the UI's runs list, filtered by state or deployment, newest first (migration 0006)
+    # migration 0006: the filters of GET /flow_runs (state, deployment), newest first
     Index("ix_flow_runs_tenant_state_created", "tenant_id", "state_type", "created"),
-    Index("ix_flow_runs_tenant_deployment_created", "tenant_id", "deployment_id", "created"),
+    Index("ix_flow_runs_deployment_created", "deployment_id", "created"),
 )
 
 task_runs = Table(
@@ -128,7 +128,7 @@ task_runs = Table(
     Column("updated", DateTime, nullable=False),
     UniqueConstraint("flow_run_id", "task_slug", "map_index", name="uq_task_runs_run_slug_index"),
     Index("ix_task_runs_state_type", "state_type"),
-    #: "did any task run of this run change?" (the UI's live updates; migration 0006)
+    #: "did any task run of this run change?" (the UI's live updates; migration 0007)
     Index("ix_task_runs_run_updated", "flow_run_id", "updated"),
 )
 
@@ -155,7 +155,7 @@ task_run_states = Table(
     Column("timestamp", DateTime, nullable=False),
     UniqueConstraint("task_run_id", "version", name="uq_task_run_states_run_version"),
     Index("ix_task_run_states_type_time", "state_type", "timestamp"),
-    #: the UI's timeline: a task run's first Running state, one index probe (migration 0006)
+    #: the UI's timeline: a task run's first Running state, one index probe (migration 0007)
     Index("ix_task_run_states_run_type_time", "task_run_id", "state_type", "timestamp"),
 )
 
@@ -183,9 +183,9 @@ logs = Table(
     Column("name", String(500), nullable=False),
     Column("message", Text, nullable=False),
     Index("ix_logs_run_time", "flow_run_id", "timestamp"),
-    #: the UI: a run's or a task run's newest lines (migration 0006)
+    # migration 0006: reads after an id (``runs logs --follow``), per task run
     Index("ix_logs_run_id", "flow_run_id", "id"),
-    Index("ix_logs_task_run", "task_run_id", "id"),
+    Index("ix_logs_task_run_id", "task_run_id", "id"),
 )
 
 #: flow source (or any storage payload) kept by the server: content-addressed, per tenant
@@ -260,7 +260,7 @@ agents = Table(
     Index("ix_agents_tenant_seen", "tenant_id", "last_seen"),
 )
 
-#: the web UI's sign-ins: the cookie holds a random id, only its sha256 is stored (migration 0006)
+#: the web UI's sign-ins: the cookie holds a random id, only its sha256 is stored (migration 0007)
 ui_sessions = Table(
     "ui_sessions",
     metadata,

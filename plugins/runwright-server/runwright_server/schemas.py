@@ -197,6 +197,27 @@ class FlowOut(BaseModel):
 # ----------------------------------------------------------------------------- runs
 
 
+class FlowVersionOut(BaseModel):
+    id: str
+    version: str | None
+    created: datetime
+
+
+class LastRunOut(BaseModel):
+    id: str
+    state_type: str
+    created: datetime
+
+
+class FlowSummaryOut(BaseModel):
+    """A flow by name (``GET /flows/summary``): its registered versions, runs, last run."""
+
+    name: str
+    versions: list[FlowVersionOut]
+    run_count: int
+    last_run: LastRunOut | None
+
+
 class FlowRunIn(_In):
     flow_id: Id
     parameters: JsonObject = Field(default_factory=dict)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 def all_routers() -> list[APIRouter]:
     from runwright_server.routes import (
         cached_states,
+        events,
         flow_runs,
         flows,
         health,
@@ -24,4 +25,5 @@ def all_routers() -> list[APIRouter]:
         cached_states.router,
         results.router,
         logs.router,
+        events.router,
     ]

@@ -45,6 +45,8 @@ def set_state(
                 # the lease lives while the flow run is Running; any other state clears it
                 running = body.state["type"] == "Running"
                 set_lease(conn, run_id, body.lease if running else None, body.lease_holder if running else None)
+    if outcome.status == "ok" and not lease_lost:
+        request.app.state.wakeups.notify(tenant)  # event streams (and agents) look again at once
     if lease_lost:
         return _conflict(f"the flow run of this task run is leased by another runner (current version {outcome.version})", outcome)
     if outcome.status == "not_found":

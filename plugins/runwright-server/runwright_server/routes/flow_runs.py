@@ -26,7 +26,7 @@ from runwright_server.common import (
 )
 from runwright_server.db import read_tx, write_tx
 from runwright_server.locking import FLOW_RUNS, TASK_RUNS, driver_statement
-from runwright_server.routes import _states
+from runwright_server.routes import _states, run_filters
 from runwright_server.routes.task_runs import task_run_out
 from runwright_server.schemas import (
     FlowRunIn,
@@ -34,8 +34,10 @@ from runwright_server.schemas import (
     FlowRunSummary,
     HeartbeatOut,
     Id,
+    Label,
     LeaseReleaseIn,
     LeaseReleaseOut,
+    ShortLabel,
     StateHistoryItem,
     StateWriteIn,
     StateWriteOut,
@@ -161,6 +163,7 @@ def create_flow_run(body: FlowRunIn, request: Request, principal: Auth) -> Respo
             )
         row = _get_run(conn, run_id, tenant)
     assert row is not None
+    request.app.state.wakeups.notify(tenant)
     out = flow_run_out(row)
     # built in the declared shape (TaskRunSummary) and sent without re-validating 1,000s of rows
     out["task_runs"] = [
@@ -177,11 +180,15 @@ def list_flow_runs(
     flow_id: Annotated[Id | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    flow: Annotated[Label | None, Query(description="Only runs of the flow of this name (any version)")] = None,
+    state: Annotated[ShortLabel | None, Query(description="Only runs in this state type or a subtype (Failed: TimedOut too)")] = None,
+    deployment: Annotated[ShortLabel | None, Query(description="Only runs of the deployment of this name")] = None,
 ) -> list[dict[str, Any]]:
     fr = models.flow_runs
     stmt = _summary_select().where(fr.c.tenant_id == principal.tenant_id)
     if flow_id is not None:
         stmt = stmt.where(fr.c.flow_id == flow_id)
+    stmt = run_filters.apply(stmt, principal.tenant_id, flow=flow, state=state, deployment=deployment)
     stmt = stmt.order_by(fr.c.created.desc(), fr.c.id.desc()).limit(limit).offset(offset)
     with read_tx(engine_of(request)) as conn:
         return [flow_run_out(row) for row in conn.execute(stmt).mappings()]
