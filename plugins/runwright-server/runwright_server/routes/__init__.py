@@ -7,12 +7,14 @@ from fastapi import APIRouter
 
 def all_routers() -> list[APIRouter]:
     from runwright_server.routes import (
+        agents,
         cached_states,
         flow_runs,
         flows,
         health,
         logs,
         results,
+        run_control,
         task_runs,
     )
 
@@ -24,4 +26,6 @@ def all_routers() -> list[APIRouter]:
         cached_states.router,
         results.router,
         logs.router,
+        agents.router,
+        run_control.router,
     ]
