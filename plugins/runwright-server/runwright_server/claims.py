@@ -238,6 +238,7 @@ class _Limits:
             ).all()
         ) if deployment_ids else {}
         busy = and_(fr.c.tenant_id == tenant_id, fr.c.state_type.in_(BUSY_TYPES))
+        counts: dict[Any, int]
         if queue_limits:
             counts = dict(
                 conn.execute(

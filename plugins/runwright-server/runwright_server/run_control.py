@@ -30,6 +30,8 @@ ATTEMPTS = 5
 class Outcome:
     status: Literal["cancelled", "requested", "retried", "finished", "unfinished", "not_requested", "not_found"]
     state_type: str | None = None
+    #: the run's work queue (a retried run of a deployment waits there for an agent)
+    queue: str | None = None
 
 
 def _cancelled_text(message: str) -> str:
@@ -39,7 +41,7 @@ def _cancelled_text(message: str) -> str:
 def _read(conn: Connection, tenant_id: str, run_id: str) -> object | None:
     fr = models.flow_runs
     return conn.execute(
-        select(fr.c.version, fr.c.state_type, fr.c.cancel_requested).where(fr.c.id == run_id, fr.c.tenant_id == tenant_id)
+        select(fr.c.version, fr.c.state_type, fr.c.cancel_requested, fr.c.queue).where(fr.c.id == run_id, fr.c.tenant_id == tenant_id)
     ).first()
 
 
@@ -136,5 +138,5 @@ def retry(engine: Engine, tenant_id: str, run_id: str) -> Outcome:
             ).all()
             for task in tasks:
                 write_state(conn, TASK_RUNS, task.id, tenant_id, task.version, pending, "Pending", now)
-            return Outcome("retried", "Scheduled")
+            return Outcome("retried", "Scheduled", row.queue)  # type: ignore[attr-defined]
     return Outcome("unfinished", None)

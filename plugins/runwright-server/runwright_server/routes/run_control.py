@@ -30,6 +30,7 @@ class RunControlOut(BaseModel):
     id: str
     state: str = Field(description="The run's state type after the request.")
     cancel_requested: bool = False
+    queue: str | None = Field(default=None, description="The run's work queue (none: no agent runs it).")
 
 
 class CancelledIn(_In):
@@ -41,7 +42,7 @@ def _answer(request: Request, tenant: str, run_id: str, outcome: run_control.Out
         raise not_found("flow run")
     if outcome.status in ("cancelled", "retried"):
         request.app.state.wakeups.notify(tenant)
-        return {"id": run_id, "state": outcome.state_type, "cancel_requested": outcome.status == "cancelled"}
+        return {"id": run_id, "state": outcome.state_type, "cancel_requested": outcome.status == "cancelled", "queue": outcome.queue}
     if outcome.status == "requested":
         request.app.state.wakeups.notify(tenant)
         return JSONResponse(status_code=202, content={"id": run_id, "state": outcome.state_type, "cancel_requested": True})
