@@ -78,7 +78,7 @@ def touch_agent(engine: Engine, tenant_id: str, agent_id: str) -> bool:
     a = models.agents
     with write_tx(engine) as conn:
         count = conn.execute(
-            update(a).where(a.c.id == agent_id, a.c.tenant_id == tenant_id).values(last_seen=utcnow(), stopped=None)
+            update(a).where(a.c.id == agent_id, a.c.tenant_id == tenant_id).values(last_seen=utcnow())
         ).rowcount
     return bool(count)
 
@@ -161,6 +161,9 @@ def claim(
     claimed: list[dict[str, Any]] = []
     agent_id, agent_name = agent.id, agent.name
     with write_tx(engine) as conn:
+        stopped = conn.execute(select(models.agents.c.stopped).where(models.agents.c.id == agent_id)).scalar()
+        if stopped is not None:
+            return claimed  # a stopped agent's last poll takes nothing
         if agent.run_limit is not None:
             busy = conn.execute(
                 select(func.count()).where(
@@ -323,12 +326,22 @@ def release(engine: Engine, tenant_id: str, agent_id: str, run_ids: list[str]) -
 
 
 def stop_agent(engine: Engine, tenant_id: str, agent_id: str) -> bool:
-    a = models.agents
+    """A clean stop: the agent claims nothing more, and its claimed runs that never started
+    go back to Scheduled."""
+    a, fr = models.agents, models.flow_runs
     now = utcnow()
     with write_tx(engine) as conn:
         count = conn.execute(
             update(a).where(a.c.id == agent_id, a.c.tenant_id == tenant_id).values(stopped=now, last_seen=now)
         ).rowcount
+        if count:
+            rows = conn.execute(
+                select(fr.c.id, fr.c.version).where(
+                    fr.c.tenant_id == tenant_id, fr.c.agent_id == agent_id, fr.c.state_type == "Submitted"
+                )
+            ).all()
+            for row in rows:
+                reschedule(conn, row.id, tenant_id, row.version, "Handed back by its agent (it stopped)", now)
     return bool(count)
 
 

@@ -180,3 +180,13 @@ def test_waiting_polls_hold_no_thread(server: TestServer, sa: requests.Session) 
             assert future.result(timeout=30) == {"claimed": [], "cancel": []}
     for s in sessions:
         s.close()
+
+
+def test_a_stopped_agent_claims_nothing_and_hands_back_its_unstarted_runs(server: TestServer, sa: requests.Session) -> None:
+    queue = unique("q")
+    _dep, ids = _queued_runs(server, sa, 3, queue)
+    agent = _agent(server, sa, [queue])
+    assert len(_poll(server, sa, agent, [queue], free_slots=1)["claimed"]) == 1
+    assert sa.post(f"{server.api}/agents/{agent}/stop").status_code == 200
+    assert _poll(server, sa, agent, [queue])["claimed"] == []
+    assert {sa.get(f"{server.api}/flow_runs/{i}").json()["state"]["type"] for i in ids} == {"Scheduled"}

@@ -162,10 +162,12 @@ def release(agent_id: str, body: ReleaseIn, request: Request, principal: Auth) -
 
 @router.post("/agents/{agent_id}/stop", response_model=StopOut, responses=NOT_FOUND)
 def stop(agent_id: str, request: Request, principal: Auth) -> dict[str, Any]:
-    """A clean stop of the agent."""
+    """A clean stop of the agent: it claims nothing more; its claimed runs that never started
+    go back to Scheduled."""
     check_id(agent_id, "agent")
     if not claims.stop_agent(engine_of(request), principal.tenant_id, agent_id):
         raise not_found("agent")
+    request.app.state.wakeups.notify(principal.tenant_id)
     return {"id": agent_id, "stopped": True}
 
 
