@@ -501,8 +501,10 @@ class Client:
         rows: list[dict[str, Any]] = self._json("GET", "/cached_states", idempotent=True, params=params)
         return rows
 
-    def update_flow_run_heartbeat(self, flow_run_id: str) -> None:
-        self._json("POST", f"/flow_runs/{flow_run_id}/heartbeat", idempotent=True)
+    def update_flow_run_heartbeat(self, flow_run_id: str) -> bool:
+        """Beat for the flow run; True when a cancel was requested (the runner stops)."""
+        answer = self._json("POST", f"/flow_runs/{flow_run_id}/heartbeat", idempotent=True)
+        return bool(isinstance(answer, dict) and answer.get("cancel"))
 
     def update_task_run_heartbeat(self, task_run_id: str) -> None:
         self._json("POST", f"/task_runs/{task_run_id}/heartbeat", idempotent=True)

@@ -33,7 +33,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await warm_up(app, engine)  # before serving: the first requests are not the slow ones
-        sweeper = ZombieSweeper(engine, settings.zombie_timeout, settings.sweep_interval)
+        sweeper = ZombieSweeper(engine, settings.zombie_timeout, settings.sweep_interval, app.state.wakeups.notify_all)
         sweeper.start()
         app.state.sweeper = sweeper
         try:

@@ -391,6 +391,7 @@ class CachedStateOut(BaseModel):
 class HeartbeatOut(BaseModel):
     id: str
     heartbeat: datetime
+    cancel: bool = Field(default=False, description="Flow runs: a cancel was requested; the runner stops and records Cancelled.")
 
 
 # ----------------------------------------------------------------------------- results, logs

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 def all_routers() -> list[APIRouter]:
     from runwright_server.routes import (
+        agents,
         cached_states,
         events,
         flow_runs,
@@ -14,6 +15,7 @@ def all_routers() -> list[APIRouter]:
         health,
         logs,
         results,
+        run_control,
         task_runs,
     )
 
@@ -26,4 +28,6 @@ def all_routers() -> list[APIRouter]:
         results.router,
         logs.router,
         events.router,
+        agents.router,
+        run_control.router,
     ]

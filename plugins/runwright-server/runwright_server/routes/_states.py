@@ -88,6 +88,9 @@ def heartbeat(request: Request, principal: Principal, kind: RunKind, run_id: str
         count = conn.execute(
             update(runs).where(runs.c.id == run_id, runs.c.tenant_id == principal.tenant_id).values(heartbeat=now)
         ).rowcount
+        cancel = kind is FLOW_RUNS and count == 1 and conn.execute(
+            select(runs.c.cancel_requested).where(runs.c.id == run_id)
+        ).scalar() is not None
     if count != 1:
         raise not_found(what)
-    return {"id": run_id, "heartbeat": aware(now)}
+    return {"id": run_id, "heartbeat": aware(now), "cancel": cancel}
