@@ -94,16 +94,16 @@ def _event(name: str, data: Any) -> bytes:
 class _RunWatch:
     """What a run's stream has sent so far, and the queries for what changed since."""
 
-    def __init__(self, engine: Any, tenant: str, run_id: str, log_after: int) -> None:
+    def __init__(self, engine: Any, tenant: str, run_id: str, log_after: int, tasks_since: datetime | None) -> None:
         self.engine, self.tenant, self.run_id = engine, tenant, run_id
         self.fingerprint: tuple[Any, ...] | None = None
-        self.tasks_since: datetime | None = None  # None: send every task run
+        #: the page has the task runs updated before this; None: send every task run
+        self.tasks_since = tasks_since
         self.log_after = log_after
 
     def step(self) -> tuple[list[bytes], bool]:
         """The events to send now, and whether the run is finished (or gone)."""
         out: list[bytes] = []
-        tr = models.task_runs
         with read_tx(self.engine) as conn:
             fp = queries.run_fingerprint(conn, self.tenant, self.run_id)
             if fp is None:
@@ -136,10 +136,19 @@ class _RunWatch:
 
 @router.get("/flow-runs/{run_id}/live")
 async def run_events(
-    request: Request, session: Session, run_id: str, log_after: Annotated[int, Query(ge=0)] = 0
+    request: Request,
+    session: Session,
+    run_id: str,
+    log_after: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
+    """``since``: the newest task-run update the page already shows (its ``data-tasks-since``)."""
     check_id(run_id, "flow run")
-    watch = _RunWatch(engine_of(request), session.tenant_id, run_id, log_after)
+    try:
+        tasks_since = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        tasks_since = None
+    watch = _RunWatch(engine_of(request), session.tenant_id, run_id, log_after, tasks_since)
 
     async def stream() -> AsyncIterator[bytes]:
         wakeups = request.app.state.wakeups

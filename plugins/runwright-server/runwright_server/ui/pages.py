@@ -141,7 +141,19 @@ def flow_run(request: Request, session: Session, run_id: str, notice: str = "") 
     run = _run_or_404(request, session, run_id)
     if isinstance(run, Response):
         return run
-    return render(request, "flow_run.html", run=run, notice=notice[:200], task_run=None, **_ctx(session))
+    return render(request, "flow_run.html", run=run, notice=notice[:200], task_run=None, **_tasks(request, session, run_id), **_ctx(session))
+
+
+def _tasks(request: Request, session: UiSession, run_id: str) -> dict[str, Any]:
+    """The run's task runs, in the page itself (no second round trip before the timeline
+    shows), and the newest update they include: the page's event stream sends what changes
+    from there on."""
+    with read_tx(engine_of(request)) as conn:
+        fingerprint = queries.run_fingerprint(conn, session.tenant_id, run_id)
+        rows = queries.task_runs(conn, session.tenant_id, run_id)
+    since = fingerprint[3] if fingerprint is not None else None
+    text = json.dumps(rows, separators=(",", ":")).replace("</", "<\\/")
+    return {"tasks_json": text, "tasks_since": since.isoformat() if since is not None else ""}
 
 
 @router.get("/flow-runs/{run_id}/tasks/{task_run_id}")
@@ -157,7 +169,9 @@ def task_run(request: Request, session: Session, run_id: str, task_run_id: str) 
         return render(request, "not_found.html", status_code=404, what="task run", **_ctx(session))
     if request.headers.get("hx-request"):
         return render(request, "_task_panel.html", run=run, task=detail, logs=logs, **_ctx(session))
-    return render(request, "flow_run.html", run=run, notice="", task_run=detail, task_logs=logs, **_ctx(session))
+    return render(
+        request, "flow_run.html", run=run, notice="", task_run=detail, task_logs=logs, **_tasks(request, session, run_id), **_ctx(session)
+    )
 
 
 @router.post("/flow-runs/{run_id}/cancel")

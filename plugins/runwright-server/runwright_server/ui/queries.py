@@ -392,7 +392,7 @@ def next_starts(schedule: Any, now: datetime, n: int = 3) -> list[datetime]:
         from runwright.schedules import BaseSchedule
 
         return [t.astimezone(UTC).replace(tzinfo=None) for t in BaseSchedule.deserialize(schedule).next(n, after=now.replace(tzinfo=UTC))]
-    except Exception:  # see describe_schedule
+    except (ValueError, TypeError, KeyError, OverflowError):  # a schedule this core cannot read
         return []
 
 

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+
 from runwright_server.testing import TestServer, unique
 from runwright_server.testing.browser import DESKTOP, Api, seed_agent, seed_deployment, sign_in
 
@@ -78,14 +79,19 @@ def test_a_run_of_10000_mapped_tasks_shows_its_tasks_within_a_second(page: Any, 
     api.set_task_states(children[9000:9100], "Failed")
     api.set_run_state(run["id"], "Running")
 
-    timings = []
+    shown, walls = [], []
     for _ in range(3):
         start = time.monotonic()
-        page.goto(f"{server.url}/flow-runs/{run['id']}")
+        page.goto(f"{server.url}/flow-runs/{run['id']}", wait_until="commit")
         page.wait_for_selector(".row[data-slug='transform'] .counts-inline", timeout=5000)
-        timings.append(time.monotonic() - start)
-    print(f"\n10,000-task run page: tasks shown after {min(timings) * 1000:.0f} ms (min of 3; all {[round(t * 1000) for t in timings]})")
-    assert min(timings) < 1.0
+        walls.append(time.monotonic() - start)
+        # navigation start -> the timeline drawn with every task run (the page's own mark)
+        shown.append(page.evaluate("() => performance.getEntriesByName('runwright:tasks-shown')[0].startTime") / 1000)
+    print(
+        f"\n10,000-task run page: tasks shown {min(shown) * 1000:.0f} ms after navigation (min of 3; all "
+        f"{[round(t * 1000) for t in shown]}; as playwright saw it {[round(t * 1000) for t in walls]})"
+    )
+    assert min(shown) < 1.0
     assert page.get_attribute("#run", "data-tasks-loaded") == "10003"
     counts = page.inner_text(".row[data-slug='transform'] .counts-inline")
     assert "9000 Success" in counts and "100 Failed" in counts and "900 Pending" in counts

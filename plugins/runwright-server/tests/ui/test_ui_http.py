@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 import uuid
@@ -121,7 +122,7 @@ def big_server(tmp_path_factory: pytest.TempPathFactory) -> tuple[ServerProcess,
             created = now - timedelta(seconds=26 * (RUNS - i))
             rows.append({
                 "id": str(uuid.uuid4()), "tenant_id": tenant, "flow_id": flows[i % 20], "parameters": "{}", "context": "{}",
-                "scheduled_start_time": created, "state": '{"type": "%s", "message": null}' % state, "state_type": state,
+                "scheduled_start_time": created, "state": json.dumps({"type": state, "message": None}), "state_type": state,
                 "version": 1, "heartbeat": None, "created": created, "updated": created + timedelta(seconds=5),
             })
             if len(rows) == 10_000:

@@ -203,8 +203,12 @@
 
   // -- live ------------------------------------------------------------------------------
   var source = null;
+  JSON.parse(document.getElementById("task-data").textContent).forEach(function (t) { tasks.set(t[0], t); });
+  root.dataset.tasksLoaded = String(tasks.size);
+  rebuild();
+  if (window.performance && performance.mark) performance.mark("runwright:tasks-shown");
   function connect() {
-    source = new EventSource(runUrl + "/live?log_after=" + lastLog);
+    source = new EventSource(runUrl + "/live?log_after=" + lastLog + "&since=" + encodeURIComponent(root.dataset.tasksSince || ""));
     source.addEventListener("run", function (ev) {
       var run = JSON.parse(ev.data);
       document.getElementById("run-state").innerHTML = '<span class="badge s-' + esc(run.state_type) + '">' + esc(run.state_type) + "</span>";
