@@ -8,11 +8,13 @@ from fastapi import APIRouter
 def all_routers() -> list[APIRouter]:
     from runwright_server.routes import (
         cached_states,
+        deployments,
         flow_runs,
         flows,
         health,
         logs,
         results,
+        storage,
         task_runs,
     )
 
@@ -24,4 +26,6 @@ def all_routers() -> list[APIRouter]:
         cached_states.router,
         results.router,
         logs.router,
+        storage.router,
+        deployments.router,
     ]
