@@ -9,12 +9,14 @@ def all_routers() -> list[APIRouter]:
     from runwright_server.routes import (
         agents,
         cached_states,
+        deployments,
         flow_runs,
         flows,
         health,
         logs,
         results,
         run_control,
+        storage,
         task_runs,
     )
 
@@ -26,6 +28,8 @@ def all_routers() -> list[APIRouter]:
         cached_states.router,
         results.router,
         logs.router,
+        storage.router,
+        deployments.router,
         agents.router,
         run_control.router,
     ]
