@@ -17,6 +17,7 @@ from runwright_server.db import make_engine
 from runwright_server.gate import AuthGateMiddleware
 from runwright_server.limits import BodyLimitMiddleware
 from runwright_server.routes import all_routers
+from runwright_server.scheduler import Scheduler, SchedulingLimits
 from runwright_server.settings import Settings
 from runwright_server.sweeper import ZombieSweeper
 from runwright_server.ui import mount_ui
@@ -36,9 +37,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         sweeper = ZombieSweeper(engine, settings.zombie_timeout, settings.sweep_interval, app.state.wakeups.notify_all)
         sweeper.start()
         app.state.sweeper = sweeper
+        scheduler = Scheduler(
+            engine, SchedulingLimits.of(settings), settings.scheduler_interval, app.state.wakeups.notify
+        )
+        scheduler.start()
+        app.state.scheduler = scheduler
         try:
             yield
         finally:
+            scheduler.stop()
             sweeper.stop()
             engine.dispose()
 
@@ -65,6 +72,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         max_json_bytes=settings.max_json_body_bytes,
         large_paths=frozenset({API_PREFIX + "/results", API_PREFIX + "/task_run_states"}),
+        large_prefixes=(API_PREFIX + "/storage/",),
     )
     app.add_middleware(AuthGateMiddleware, prefix=API_PREFIX + "/", public=frozenset({API_PREFIX + "/health"}))
     app.add_middleware(AllowHeaderMiddleware, paths=lambda: app.openapi()["paths"])

@@ -257,6 +257,9 @@ class FlowRunSummary(BaseModel):
     lease_holder: str | None = Field(
         default=None, description='Who holds the lease, as its runner said ("host:pid"), while leased.'
     )
+    late: bool = Field(
+        default=False, description="Scheduled, and its start passed more than [server] late_after_seconds ago."
+    )
 
 
 class FlowRunOut(FlowRunSummary):

@@ -231,6 +231,8 @@ class Agent:
             cancelling = [run_id for run_id, p in processes.items() if p.cancel_seen is not None]
             free = 0 if stopping else (NO_LIMIT_SLOTS if self.limit is None else self.limit)
             wait = STOPPING_POLL_WAIT if stopping else POLL_WAIT
+            if down_since is not None:
+                wait = 0.0  # after an outage: a quick look first, which tells that the server is back
             try:
                 answer = self.api.poll(self.agent_id, self.queues, free, wait, running, cancelling)
             except NotFoundError:

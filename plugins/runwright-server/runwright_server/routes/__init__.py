@@ -9,6 +9,7 @@ def all_routers() -> list[APIRouter]:
     from runwright_server.routes import (
         agents,
         cached_states,
+        deployments,
         events,
         flow_runs,
         flows,
@@ -16,6 +17,7 @@ def all_routers() -> list[APIRouter]:
         logs,
         results,
         run_control,
+        storage,
         task_runs,
     )
 
@@ -28,6 +30,8 @@ def all_routers() -> list[APIRouter]:
         results.router,
         logs.router,
         events.router,
+        storage.router,
+        deployments.router,
         agents.router,
         run_control.router,
     ]
