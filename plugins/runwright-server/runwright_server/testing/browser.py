@@ -8,9 +8,7 @@ installs Debian's ``chromium`` when it is missing), or ``RUNWRIGHT_CHROMIUM``.
 
 from __future__ import annotations
 
-import json
 import os
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -110,53 +108,25 @@ class Api:
         assert r.status_code == 201, r.text
 
 
-def seed_deployment(server: TestServer, flow: dict[str, Any], parameters: dict[str, Any], tenant: str = "a") -> str:
-    """A deployment row (the deployments API is another branch's; the schema is migration 0005)."""
-    from sqlalchemy import select
-
-    from runwright_server import models
-    from runwright_server.db import make_engine, write_tx
-
+def seed_deployment(server: TestServer, flow: dict[str, Any], parameters: dict[str, Any], token: str | None = None) -> str:
+    """An hourly deployment of ``flow`` (``POST /deployments``); its name."""
     name = unique("dep")
-    now = datetime.now(UTC).replace(tzinfo=None)
-    schedule = {"type": "IntervalSchedule", "interval": 3600, "start_date": "2026-01-01T00:00:00+00:00"}
-    engine = make_engine(server.db_url)
-    try:
-        with write_tx(engine) as conn:
-            tenant_id = conn.execute(select(models.tenants.c.id).where(models.tenants.c.name == tenant)).scalar()
-            conn.execute(
-                models.deployments.insert().values(
-                    id=str(uuid.uuid4()), tenant_id=tenant_id, name=name, flow_id=flow["id"], flow_name=flow["name"],
-                    storage="server", storage_ref=json.dumps({"digest": "0" * 64, "filename": "flow.py"}),
-                    schedule=json.dumps(schedule), parameters=json.dumps(parameters), queue="default", executor=None,
-                    concurrency_limit=None, paused=False, spec_hash="0" * 64, version=1, scheduled_until=None,
-                    created=now, updated=now,
-                )
-            )
-    finally:
-        engine.dispose()
+    body = {
+        "name": name, "flow_id": flow["id"], "flow_name": flow["name"], "storage": "server",
+        "storage_ref": {"digest": "0" * 64, "filename": "flow.py"},
+        "schedule": {"type": "IntervalSchedule", "interval": 3600, "start_date": "2026-01-01T00:00:00+00:00"},
+        "parameters": parameters, "queue": "default",
+    }
+    r = server.session(token).post(server.api + "/deployments", json=body)
+    assert r.status_code in (200, 201), r.text
     return name
 
 
-def seed_agent(server: TestServer, name: str, tenant: str = "a") -> None:
-    from sqlalchemy import select
-
-    from runwright_server import models
-    from runwright_server.db import make_engine, write_tx
-
-    now = datetime.now(UTC).replace(tzinfo=None)
-    engine = make_engine(server.db_url)
-    try:
-        with write_tx(engine) as conn:
-            tenant_id = conn.execute(select(models.tenants.c.id).where(models.tenants.c.name == tenant)).scalar()
-            conn.execute(
-                models.agents.insert().values(
-                    id=str(uuid.uuid4()), tenant_id=tenant_id, name=name, queues=json.dumps(["default"]), run_limit=4,
-                    last_seen=now, created=now, stopped=None,
-                )
-            )
-    finally:
-        engine.dispose()
+def seed_agent(server: TestServer, name: str, token: str | None = None) -> str:
+    """An agent registered by ``POST /agents`` (seen now); its id."""
+    r = server.session(token).post(server.api + "/agents", json={"name": name, "queues": ["default"], "run_limit": 4})
+    assert r.status_code in (200, 201), r.text
+    return str(r.json()["id"])
 
 
 def ui_session(server: TestServer, token: str) -> requests.Session:

@@ -1,9 +1,9 @@
 """What the UI's buttons do: cancel, retry, pause / resume, run a deployment.
 
-Cancel and retry are the API's own functions (:mod:`runwright_server.run_control`, behind
-``POST /flow_runs/{id}/cancel`` and ``/retry``). Pause / resume and "Run" follow the
-deployments contract (docs/orchestration.md, "Deployments"), scoped to the tenant of the
-session; the caller wakes the tenant's waiters (agents' polls, event streams).
+Each is what the HTTP API does for the same request, called in-process with the session's
+tenant as the principal: cancel and retry are :mod:`runwright_server.run_control` (behind
+``POST /flow_runs/{id}/cancel`` and ``/retry``); pause, resume and "Run" are the deployment
+routes' own functions (``POST /deployments/{name}/pause``, ``/resume``, ``/runs``).
 An action that does not apply (cancel a finished run, retry a running one) raises
 :class:`ActionRefused` with the reason the page shows.
 """
@@ -11,16 +11,16 @@ An action that does not apply (cancel a finished run, retry a running one) raise
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from fastapi import HTTPException, Request
+from pydantic import ValidationError
+from sqlalchemy import Engine
 
-from runwright_server import models, run_control
-from runwright_server.auth import utcnow
-from runwright_server.db import write_tx
-from runwright_server.schemas import to_json_text
+from runwright_server import run_control
+from runwright_server.auth import Principal
+from runwright_server.deployment_schemas import DeploymentRunIn
+from runwright_server.routes import deployments
 
 
 class ActionRefused(Exception):
@@ -55,50 +55,32 @@ def _notice(outcome: run_control.Outcome, what: str, done: dict[str, str]) -> st
     raise ActionRefused(f"cannot {what} the run now ({outcome.status}); reload and try again")
 
 
-def set_paused(engine: Engine, tenant: str, name: str, paused: bool) -> None:
-    d = models.deployments
-    with write_tx(engine) as conn:
-        count = conn.execute(
-            update(d).where(d.c.tenant_id == tenant, d.c.name == name).values(paused=paused, updated=utcnow())
-        ).rowcount
-    if count != 1:
-        raise NotFound("deployment not found")
+def set_paused(request: Request, tenant: str, name: str, paused: bool) -> None:
+    """Pause or resume (the API's ``POST /deployments/{name}/pause`` / ``resume``: pausing drops
+    its untouched scheduled runs, resuming schedules from now on)."""
+    route = deployments.pause_deployment if paused else deployments.resume_deployment
+    try:
+        route(name, request, Principal(tenant_id=tenant))
+    except HTTPException as exc:
+        raise _refusal(exc) from None
 
 
-def run_deployment(engine: Engine, tenant: str, name: str, parameters: dict[str, Any]) -> str:
-    """A new run of the deployment (Scheduled, due now, its parameters merged over the defaults)."""
-    d, f = models.deployments, models.flows
-    now = utcnow()
-    with write_tx(engine) as conn:
-        dep = conn.execute(select(d).where(d.c.tenant_id == tenant, d.c.name == name)).mappings().first()
-        if dep is None:
-            raise NotFound("deployment not found")
-        tasks = json.loads(conn.execute(select(f.c.tasks).where(f.c.id == dep["flow_id"])).scalar() or "[]")
-        merged = {**json.loads(dep["parameters"]), **parameters}
-        run_id = str(uuid.uuid4())
-        state = {"type": "Scheduled", "message": None, "start_time": now.replace(tzinfo=UTC).isoformat()}
-        text = to_json_text(state)
-        conn.execute(
-            models.flow_runs.insert().values(
-                id=run_id, tenant_id=tenant, flow_id=dep["flow_id"], parameters=to_json_text(merged),
-                context=to_json_text({}), scheduled_start_time=now, state=text, state_type="Scheduled",
-                version=0, heartbeat=None, created=now, updated=now, deployment_id=dep["id"], queue=dep["queue"],
-            )
-        )
-        conn.execute(
-            models.flow_run_states.insert().values(flow_run_id=run_id, version=0, state=text, state_type="Scheduled", timestamp=now)
-        )
-        pending = to_json_text({"type": "Pending", "message": None})
-        rows = [
-            {
-                "id": str(uuid.uuid4()), "tenant_id": tenant, "flow_run_id": run_id, "task_slug": t["slug"],
-                "map_index": -1, "state": pending, "state_type": "Pending", "version": 0, "heartbeat": None,
-                "created": now, "updated": now,
-            }
-            for t in tasks
-        ]
-        if rows:
-            conn.execute(models.task_runs.insert(), rows)
-            history = [{"task_run_id": r["id"], "version": 0, "state": pending, "state_type": "Pending", "timestamp": now} for r in rows]
-            conn.execute(models.task_run_states.insert(), history)
+def run_deployment(request: Request, tenant: str, name: str, parameters: dict[str, Any]) -> str:
+    """A new run of the deployment, due now, its parameters over the defaults (the API's
+    ``POST /deployments/{name}/runs``, which also wakes waiting agents); the new run's id."""
+    try:
+        body = DeploymentRunIn(parameters=parameters)
+    except ValidationError as exc:
+        raise ActionRefused("the parameters are not valid: " + "; ".join(e["msg"] for e in exc.errors())[:300]) from None
+    try:
+        response = deployments.run_deployment(name, body, request, Principal(tenant_id=tenant))
+    except HTTPException as exc:
+        raise _refusal(exc) from None
+    run_id: str = json.loads(bytes(response.body))["id"]
     return run_id
+
+
+def _refusal(exc: HTTPException) -> Exception:
+    if exc.status_code == 404:
+        return NotFound("deployment not found")
+    return ActionRefused(str(exc.detail))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -239,12 +239,11 @@ def _parse_parameters(form: dict[str, str]) -> dict[str, Any]:
 async def deployment_run(request: Request, session: Session, name: str) -> Response:
     form = await checked_form(request, session)
     try:
-        run_id = await run_in_threadpool(
-            actions.run_deployment, engine_of(request), session.tenant_id, name[:200], _parse_parameters(form)
-        )
+        run_id = await run_in_threadpool(actions.run_deployment, request, session.tenant_id, name[:200], _parse_parameters(form))
     except actions.NotFound:
         return render(request, "not_found.html", status_code=404, what="deployment", **_ctx(session))
-    request.app.state.wakeups.notify(session.tenant_id)
+    except actions.ActionRefused as exc:
+        return redirect(request, f"/deployments/{quote(name[:200])}/run?error=" + quote_plus(str(exc)))
     return redirect(request, f"/flow-runs/{run_id}")
 
 
@@ -261,9 +260,11 @@ async def resume(request: Request, session: Session, name: str) -> Response:
 async def _pause(request: Request, session: Session, name: str, paused: bool) -> Response:
     await checked_form(request, session)
     try:
-        await run_in_threadpool(actions.set_paused, engine_of(request), session.tenant_id, name[:200], paused)
+        await run_in_threadpool(actions.set_paused, request, session.tenant_id, name[:200], paused)
     except actions.NotFound:
         return render(request, "not_found.html", status_code=404, what="deployment", **_ctx(session))
+    except actions.ActionRefused as exc:
+        return redirect(request, "/deployments?notice=" + quote_plus(str(exc)))
     request.app.state.wakeups.notify(session.tenant_id)
     return redirect(request, "/deployments?notice=" + quote_plus(("paused " if paused else "resumed ") + name[:200]))
 
