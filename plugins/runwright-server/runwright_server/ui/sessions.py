@@ -117,7 +117,8 @@ async def session_of(app: Any, cookie: str | None) -> UiSession | None:
 
 
 def end_session(app: Any, cookie: str) -> None:
-    """Sign out: the session's row is deleted (other processes stop knowing it at once)."""
+    """Sign out: the session's row is deleted (other server processes stop accepting it
+    within their session cache's few seconds)."""
     digest = _digest(cookie)
     app.state.ui_sessions.drop(digest)
     with write_tx(app.state.engine) as conn:
