@@ -75,7 +75,7 @@ def graph_json(request: Request, session: Session, run_id: str) -> Response:
     """The flow's tasks (slugs) and edges ``[upstream, downstream]``, for the graph view."""
     check_id(run_id, "flow run")
     with read_tx(engine_of(request)) as conn:
-        run = queries.get_run(conn, session.tenant_id, run_id)
+        run = queries.get_run(conn, session.tenant_id, run_id, with_graph=True)
     if run is None:
         return _not_found()
     slugs = [t["slug"] for t in run["tasks"] if isinstance(t, dict) and "slug" in t]

@@ -160,11 +160,13 @@ def filter_choices(conn: Connection, tenant: str) -> dict[str, list[str]]:
 
 
 # -- one flow run ----------------------------------------------------------------------------
-def get_run(conn: Connection, tenant: str, run_id: str) -> dict[str, Any] | None:
+def get_run(conn: Connection, tenant: str, run_id: str, with_graph: bool = False) -> dict[str, Any] | None:
+    """The run; with ``with_graph`` also its flow's ``tasks`` and ``edges`` (large flows: only when asked)."""
     fr, f = models.flow_runs, models.flows
+    graph = (f.c.tasks, f.c.edges) if with_graph else ()
     r = conn.execute(
         _run_select()
-        .add_columns(fr.c.parameters, fr.c.version, fr.c.heartbeat, fr.c.agent_id, fr.c.queue, f.c.tasks, f.c.edges, f.c.version.label("flow_version"))
+        .add_columns(fr.c.parameters, fr.c.version, fr.c.heartbeat, fr.c.agent_id, fr.c.queue, f.c.version.label("flow_version"), *graph)
         .where(fr.c.id == run_id, fr.c.tenant_id == tenant)
     ).mappings().first()
     if r is None:
@@ -177,9 +179,9 @@ def get_run(conn: Connection, tenant: str, run_id: str) -> dict[str, Any] | None
         heartbeat=r["heartbeat"],
         queue=r["queue"],
         flow_version=r["flow_version"],
-        tasks=_json(r["tasks"], []),
-        edges=_json(r["edges"], []),
     )
+    if with_graph:
+        out.update(tasks=_json(r["tasks"], []), edges=_json(r["edges"], []))
     started = conn.execute(
         select(func.min(models.flow_run_states.c.timestamp)).where(
             models.flow_run_states.c.flow_run_id == run_id, models.flow_run_states.c.state_type == "Running"
