@@ -274,6 +274,15 @@ def smoke_server(s: Smoke) -> None:
     s.common(["server"], "server")
     s.expect(s.runwright("server", "token", "create", "--name", "smoke", "--db", f"sqlite:///{s.home / 'server.db'}"), True)
     s.expect(s.runwright("server", "token", "list", "--db", f"sqlite:///{s.home / 'server.db'}"), True, "smoke")
+    # the web UI's templates and vendored browser files are package data of the wheel
+    check = (
+        "from pathlib import Path; import runwright_server.ui as ui; here = Path(ui.__file__).parent; "
+        "files = ['templates/base.html', 'templates/flow_run.html', 'static/ui.css', 'static/run.js', "
+        "'static/vendor/htmx/htmx.min.js', 'static/vendor/dagre/dagre.min.js', "
+        "'static/vendor/swagger-ui/swagger-ui-bundle.js', 'static/vendor/swagger-ui/swagger-ui.css']; "
+        "bad = [f for f in files if not (here / f).is_file()]; print('ui ok' if not bad else f'ui missing {bad}')"
+    )
+    s.expect(sh(s.python, "-c", check, cwd=s.home), True, "ui ok")
 
 
 def smoke_dask(s: Smoke) -> None:

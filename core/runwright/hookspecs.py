@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from runwright.engine.state import Cached, State
     from runwright.engine.task_runner import TaskRunner, TaskRunSetup
     from runwright.flow import Flow
+    from runwright.storage import Storage
     from runwright.task import Task
 
 PROJECT_NAME = "runwright"
@@ -133,6 +134,20 @@ def runwright_register_backends(register: Callable[[Backend], None]) -> None:
     Called once per process and plugin manager, the first time a backend is looked up. The
     core registers ``local``; a backend plugin registers its own. The runners call the
     active backend's methods directly (see :mod:`runwright.backends` for the order).
+    """
+
+
+@hookspec
+def runwright_register_storages(register: Callable[[Storage], None]) -> None:
+    """Register storages: where deployed flow code is kept (``runwright deploy --storage NAME``).
+
+    :param register: call ``register(storage)`` with an instance of a
+        :class:`runwright.storage.Storage` subclass; its ``name`` is the registered name.
+        Registering a name twice is an error naming both storages.
+
+    Called once per process and plugin manager, the first time a storage is looked up (by
+    ``runwright deploy`` and by an agent fetching a deployment's code). The core registers
+    none; runwright-cloud registers ``server``.
     """
 
 

@@ -9,15 +9,25 @@ handler), shows its records on standard error. It runs at the start of every flo
 plain script calling ``flow.run()`` shows what its tasks log, as ``runwright run`` does.
 An application that configures logging itself (``logging.basicConfig``, a framework, pytest)
 keeps its own handlers: runwright then only sets its logger's level.
+
+:func:`stdout_logged` is ``@task(log_stdout=True)``: while the task's body runs, each line
+it prints is also a record of its run logger, marked with :data:`STDOUT_RECORD_ATTRIBUTE`
+(the console handler skips those: the print itself is already on the console).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 ROOT_LOGGER_NAME = "runwright"
+
+#: set (True) on the records made of a task's prints (``log_stdout``)
+STDOUT_RECORD_ATTRIBUTE = "runwright_stdout"
 
 #: the configuration last applied: (level, format, the config object it came from)
 _applied: tuple[Any, ...] | None = None
@@ -30,6 +40,7 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
+        self.addFilter(_not_a_print)
 
     @property  # type: ignore[override]
     def stream(self) -> Any:
@@ -106,3 +117,77 @@ def get_run_logger() -> logging.Logger:
         "get_run_logger() was called outside a flow or task run; call it inside a task, or use "
         "logging.getLogger(__name__) in other code"
     )
+
+
+def _not_a_print(record: logging.LogRecord) -> bool:
+    return not getattr(record, STDOUT_RECORD_ATTRIBUTE, False)
+
+
+_STDOUT_LOGGER_KEY = "_stdout_logger"
+
+
+class _StdoutTee:
+    """``sys.stdout`` while a ``log_stdout`` task runs: writes go to the stream it replaced,
+    and, in a thread whose run context names a logger under ``_stdout_logger`` (the timeout
+    thread of a task gets a copy of its context), each complete line is logged too."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._local = threading.local()
+
+    def write(self, text: str) -> int:
+        written = self.stream.write(text)
+        from runwright.context import context
+
+        logger = context.get(_STDOUT_LOGGER_KEY)
+        if logger is not None and text and not getattr(self._local, "busy", False):
+            pending = getattr(self._local, "pending", "") + text
+            *lines, self._local.pending = pending.split("\n")
+            for line in lines:
+                self._log(logger, line)
+        return written if isinstance(written, int) else len(text)
+
+    def finish_line(self, logger: logging.Logger) -> None:
+        """Log what this thread printed after its last newline."""
+        pending = getattr(self._local, "pending", "")
+        self._local.pending = ""
+        if pending:
+            self._log(logger, pending)
+
+    def _log(self, logger: logging.Logger, line: str) -> None:
+        self._local.busy = True  # a handler writing to sys.stdout must not loop back here
+        try:
+            logger.info("%s", line.rstrip("\r"), extra={STDOUT_RECORD_ATTRIBUTE: True})
+        finally:
+            self._local.busy = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+_tee_lock = threading.Lock()
+_tee_users = 0
+
+
+@contextmanager
+def stdout_logged(logger: logging.Logger) -> Iterator[None]:
+    """Log every line printed in this block (and in its timeout thread) to ``logger`` too;
+    the prints still reach the console. ``sys.stdout`` is wrapped while any block is open."""
+    global _tee_users
+    from runwright.context import context
+
+    with _tee_lock:
+        tee = sys.stdout if isinstance(sys.stdout, _StdoutTee) else None
+        if tee is None:
+            tee = _StdoutTee(sys.stdout)
+            sys.stdout = tee  # type: ignore[assignment]
+        _tee_users += 1
+    try:
+        with context(**{_STDOUT_LOGGER_KEY: logger}):
+            yield
+    finally:
+        tee.finish_line(logger)
+        with _tee_lock:
+            _tee_users -= 1
+            if _tee_users == 0 and sys.stdout is tee:
+                sys.stdout = tee.stream

@@ -57,7 +57,8 @@ class Task(metaclass=_TaskMeta):
     ``timeout`` is a number of seconds; ``cache_for`` (a timedelta) enables caching with
     ``cache_validator`` (a function or a registered name); ``checkpoint`` writes the result
     with its handler as soon as the task succeeds; ``on_failure(task, state)`` runs when the
-    task fails.
+    task fails. ``log_stdout`` sends what the task prints to its run logger too, a record per
+    line (the console still shows the print itself, once).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class Task(metaclass=_TaskMeta):
         result_handler: ResultHandler | str | None = None,
         state_handlers: list[Callable[..., Any]] | None = None,
         on_failure: Callable[[Task, State], Any] | None = None,
+        log_stdout: bool = False,
     ) -> None:
         from runwright import triggers
         from runwright.config import get_config
@@ -127,6 +129,7 @@ class Task(metaclass=_TaskMeta):
         self.state_handlers: list[Callable[..., Any]] = list(state_handlers or [])
         if on_failure is not None:
             self.state_handlers.append(_failure_handler(on_failure))
+        self.log_stdout = bool(log_stdout)
 
     # -- properties ------------------------------------------------------------------------
     @property

@@ -21,6 +21,8 @@ setup(
     ],
     package_data={
         "runwright_server": ["py.typed"],
+        # the web UI: templates, its own CSS/JS and the vendored browser libraries
+        "runwright_server.ui": ["templates/*.html", "static/*.*", "static/vendor/VERSIONS", "static/vendor/*/*"],
         "runwright_server.migrations": ["script.py.mako"],
     },
     author="The runwright authors",
@@ -46,6 +48,7 @@ setup(
         "alembic>=1.12",
         "pydantic>=2",
         "click>=8.1",
+        "jinja2>=3.1",
     ],
     extras_require={
         "test": ["pytest", "requests>=2.28", "schemathesis", "psycopg[binary]>=3.1"],

@@ -22,6 +22,7 @@ import datetime
 import functools
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -48,6 +49,7 @@ from runwright.engine.state import (
     utcnow,
 )
 from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
+from runwright.run_logging import stdout_logged
 
 if TYPE_CHECKING:
     from runwright.edge import Edge
@@ -468,7 +470,7 @@ class TaskRunner(Runner):
         task = self.task
         raw_inputs = {k: v.value for k, v in inputs.items()}
         try:
-            with runtime_context(logger=task.logger):
+            with runtime_context(logger=task.logger), stdout_logged(task.logger) if task.log_stdout else nullcontext():
                 if task.timeout is None:
                     value = task.run(**raw_inputs)
                 else:

@@ -32,6 +32,7 @@ from runwright.plugins.results import ResultStore
 
 if TYPE_CHECKING:
     from runwright.backends import Backend
+    from runwright.storage import Storage
 
 logger = logging.getLogger("runwright.plugins")
 
@@ -244,6 +245,10 @@ class RunwrightPluginManager(HookDispatcher):
     def backend(self, name: str) -> Backend:
         """The backend registered as ``name`` (``--backend``, ``[engine] backend``)."""
         return self.lookup("backends", name)  # type: ignore[no-any-return]
+
+    def storage(self, name: str) -> Storage:
+        """The storage registered as ``name`` (``runwright deploy --storage NAME``)."""
+        return self.lookup("storages", name)  # type: ignore[no-any-return]
 
     # -- results (kept for code written against the manager; prefer ``pm.results``) -------
     def write_result(self, value: Any, handler: ResultHandler) -> str:

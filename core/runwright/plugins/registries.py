@@ -82,11 +82,29 @@ def add_backend(table: dict[str, Any]) -> Callable[..., None]:
     return register
 
 
+def add_storage(table: dict[str, Any]) -> Callable[..., None]:
+    """``register(storage)``: a named :class:`runwright.storage.Storage` instance; a name
+    registered twice (by another object) is an error naming both."""
+
+    def register(storage: Any) -> None:
+        from runwright.storage import Storage
+
+        if not isinstance(storage, Storage) or not storage.name:
+            raise TypeError(f"register() takes a named runwright.storage.Storage instance, not {storage!r}")
+        existing = table.get(storage.name)
+        if existing is not None and existing is not storage:
+            raise ValueError(f"Storage name {storage.name!r} is registered twice: {existing!r} and {storage!r}")
+        table[storage.name] = storage
+
+    return register
+
+
 REGISTRIES: tuple[RegistrySpec, ...] = (
     RegistrySpec("result_handlers", "runwright_register_result_handlers", "Result handler", add_result_handler),
     RegistrySpec("cache_validators", "runwright_register_cache_validators", "Cache validator", add_named),
     RegistrySpec("executors", "runwright_register_executors", "Executor", add_named),
     RegistrySpec("backends", "runwright_register_backends", "Backend", add_backend),
+    RegistrySpec("storages", "runwright_register_storages", "Storage", add_storage),
     RegistrySpec("config_tables", "runwright_register_config", "Configuration table", add_config_table),
 )
 
@@ -118,6 +136,10 @@ class Registries:
     @property
     def backends(self) -> dict[str, Any]:
         return self.tables["backends"]
+
+    @property
+    def storages(self) -> dict[str, Any]:
+        return self.tables["storages"]
 
     @property
     def config_tables(self) -> dict[str, ConfigTable]:

@@ -23,6 +23,7 @@ run of the process: the backend object itself is cheap to create and register.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from runwright.engine.task_runner import TaskRunner, TaskRunSetup
     from runwright.flow import Flow
     from runwright.task import Task
+    from runwright_cloud.cloud_settings import CloudSettings
     from runwright_cloud.reporting.flow_runs import FlowRunReporter
     from runwright_cloud.reporting.services import Services
     from runwright_cloud.reporting.task_runs import TaskRunReporter
@@ -55,6 +57,8 @@ class CloudBackend(Backend):
         self._services: Services | None = None
         self._flows: FlowRunReporter | None = None
         self._tasks: TaskRunReporter | None = None
+        #: set in a process that runs task runs of a flow run another process runs (a Dask worker)
+        self._worker_settings: CloudSettings | None = None
 
     # -- the reporting, created on first use ------------------------------------------------
     def _start(self) -> None:
@@ -99,6 +103,12 @@ class CloudBackend(Backend):
 
     def initialize_flow_run(self, runner: FlowRunner, flow: Flow, setup: FlowRunSetup) -> None:
         self.flows.initialize(runner, flow, setup)
+        self._ship_logs(setup.context.get(SETTINGS_KEY))
+
+    def _ship_logs(self, settings: CloudSettings | None) -> None:
+        """From the first cloud run of the process on, its records go to the server."""
+        if settings is not None:
+            self.services.logs.install(settings.log_queue_size, settings.outage_tolerance)
 
     def flow_state_change(self, runner: FlowRunner, flow: Flow, old_state: State, new_state: State) -> None:
         flows = self._flows
@@ -114,6 +124,10 @@ class CloudBackend(Backend):
 
     def initialize_task_run(self, runner: TaskRunner, task: Task, setup: TaskRunSetup) -> None:
         self.tasks.initialize(runner, task, setup)
+        settings = setup.context.get(SETTINGS_KEY)
+        self._ship_logs(settings)  # a Dask worker's first task run installs it
+        if settings is not None and settings.owner_pid != os.getpid():
+            self._worker_settings = settings
 
     def task_state_change(self, runner: TaskRunner, task: Task, old_state: State, new_state: State) -> None:
         tasks = self._tasks  # set by initialize_task_run, which always comes first
@@ -124,6 +138,13 @@ class CloudBackend(Backend):
         tasks = self._tasks
         if tasks is not None:
             tasks.end(runner, state)
+        settings = self._worker_settings
+        if settings is not None:
+            # a worker process: its records are on the server before the task's outcome
+            # reaches the flow runner (which then writes the flow run's final state)
+            shipper = self.services.logs.shipper
+            if shipper.pending():
+                shipper.flush(timeout=settings.outage_tolerance + 5.0)
 
     def check_task_is_cached(
         self, runner: TaskRunner, task: Task, state: State, inputs: dict[str, Any], parameters: dict[str, Any]
@@ -147,3 +168,4 @@ class CloudBackend(Backend):
             fields={"flow_run_id": flow_run_id},
             message=f"Flow run {flow_run_id}: see `runwright runs show {flow_run_id}`",
         )
+

@@ -513,8 +513,10 @@ class Client:
         rows: list[dict[str, Any]] = self._json("GET", "/cached_states", idempotent=True, params=params)
         return rows
 
-    def update_flow_run_heartbeat(self, flow_run_id: str) -> None:
-        self._json("POST", f"/flow_runs/{flow_run_id}/heartbeat", idempotent=True)
+    def update_flow_run_heartbeat(self, flow_run_id: str) -> bool:
+        """Beat for the flow run; True when a cancel was requested (the runner stops)."""
+        answer = self._json("POST", f"/flow_runs/{flow_run_id}/heartbeat", idempotent=True)
+        return bool(isinstance(answer, dict) and answer.get("cancel"))
 
     def update_task_run_heartbeat(self, task_run_id: str) -> None:
         self._json("POST", f"/task_runs/{task_run_id}/heartbeat", idempotent=True)
@@ -545,6 +547,91 @@ class Client:
             "GET", f"/flow_runs/{flow_run_id}/logs", idempotent=True, params={"limit": limit, "offset": offset}
         )
         return result
+
+
+    # ------------------------------------------------------------------ stored code and deployments
+
+    def put_stored_code(self, digest: str, data: bytes) -> bool:
+        """Keep ``data`` (whose sha256 hex is ``digest``) in the server's storage; True when
+        it was new. Idempotent (content-addressed), so retried like a read."""
+        response, _ = self._request("PUT", f"/storage/{digest}", idempotent=True, data=bytes(data))
+        return bool(self._check(response).json()["created"])
+
+    def get_stored_code(self, digest: str) -> bytes:
+        """The bytes stored under ``digest`` (:class:`NotFoundError` when this tenant has none)."""
+        response, _ = self._request("GET", f"/storage/{digest}", idempotent=True)
+        return self._check(response).content
+
+    def create_deployment(
+        self,
+        name: str,
+        flow_id: str,
+        flow_name: str,
+        storage: str,
+        storage_ref: Mapping[str, Any],
+        schedule: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        queue: str = "default",
+        executor: str | None = None,
+        concurrency_limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Register or update the deployment ``name``; the server's answer, with ``changed``
+        (False: the same deployment was registered already, nothing changed). Idempotent."""
+        body = {
+            "name": name,
+            "flow_id": flow_id,
+            "flow_name": flow_name,
+            "storage": storage,
+            "storage_ref": dict(storage_ref),
+            "schedule": dict(schedule) if schedule is not None else None,
+            "parameters": dict(parameters or {}),
+            "queue": queue,
+            "executor": executor,
+            "concurrency_limit": concurrency_limit,
+        }
+        result: dict[str, Any] = self._json("POST", "/deployments", idempotent=True, json_body=body)
+        return result
+
+    def list_deployments(self, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
+        """The tenant's deployments by name, each with its ``next_starts``."""
+        params = {"limit": limit, "offset": offset}
+        result: list[dict[str, Any]] = self._json("GET", "/deployments", idempotent=True, params=params)
+        return result
+
+    def get_deployment(self, name: str) -> dict[str, Any]:
+        """The deployment ``name`` (:class:`NotFoundError` when there is none)."""
+        result: dict[str, Any] = self._json("GET", f"/deployments/{_path_name(name)}", idempotent=True)
+        return result
+
+    def pause_deployment(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"/deployments/{_path_name(name)}/pause", idempotent=True)
+        return result
+
+    def resume_deployment(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"/deployments/{_path_name(name)}/resume", idempotent=True)
+        return result
+
+    def delete_deployment(self, name: str) -> dict[str, Any]:
+        """Delete the deployment and its runs that never started; ``{name, dropped_runs,
+        cancelled_runs}``."""
+        result: dict[str, Any] = self._json("DELETE", f"/deployments/{_path_name(name)}", idempotent=False)
+        return result
+
+    def run_deployment(self, name: str, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Create a run of the deployment, due now (its parameters under ``parameters``);
+        the new flow run as the server describes it. Not retried once sent."""
+        body = {"parameters": dict(parameters or {})}
+        result: dict[str, Any] = self._json(
+            "POST", f"/deployments/{_path_name(name)}/runs", idempotent=False, json_body=body
+        )
+        return result
+
+
+def _path_name(name: str) -> str:
+    """A deployment name as a path segment (quoted: a name the server cannot have is a 404)."""
+    from urllib.parse import quote
+
+    return quote(name, safe="")
 
 
 def _state_body(state: Any) -> Mapping[str, Any]:

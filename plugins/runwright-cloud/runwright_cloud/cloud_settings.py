@@ -24,6 +24,9 @@ Keys (``RUNWRIGHT__CLOUD__<KEY>`` overrides each one):
 - ``outage_tolerance``: seconds a task-run or flow-run state write made during a run keeps
   being retried while the server is unreachable or answers 5xx (60): a server restarted
   within that time costs the run a pause, not a stop. Keep it below ``zombie_timeout``.
+- ``log_queue_size``: most log records of a process waiting to be shipped to the server
+  (10000); a record arriving while they wait is dropped and counted, and the run's logs say
+  how many (see :mod:`runwright_cloud.log_shipping`).
 
 The settings object is plain, frozen data: it travels in the run context to thread and Dask
 workers, which therefore never need the configuration of the process that started the run.
@@ -48,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "task_claims": "lease",
     "auto_start": True,
     "outage_tolerance": 60.0,
+    "log_queue_size": 10_000,
 }
 TASK_CLAIMS = ("lease", "sync")
 DEFAULT_SERVER_PORT = 4200
@@ -88,6 +92,7 @@ class CloudSettings:
     batch_linger: float = 0.002
     task_claims: str = "lease"
     outage_tolerance: float = 60.0
+    log_queue_size: int = 10_000
 
     @property
     def leased(self) -> bool:
@@ -133,6 +138,7 @@ def load_settings() -> CloudSettings:
             batch_linger=max(0.0, float(values["batch_linger"])),
             task_claims=claims,
             outage_tolerance=max(0.0, float(values["outage_tolerance"])),
+            log_queue_size=max(1, int(values["log_queue_size"])),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"Invalid value in [cloud]: {exc}") from exc

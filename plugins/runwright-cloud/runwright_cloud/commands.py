@@ -151,8 +151,12 @@ def server_not_installed() -> None:
 
 
 def register_commands(cli: click.Group) -> None:
-    """Add ``runs``; add a ``server`` placeholder that names the package to install when
+    """Add ``runs`` (with ``runs cancel``/``retry``) and ``agent``; add a ``server`` placeholder that names the package to install when
     runwright-server (which registers the real ``server`` group) is not installed."""
+    import runwright_cloud.run_commands  # noqa: F401 - adds `runs cancel` and `runs retry`
+    from runwright_cloud.agent.command import agent_group
+
     cli.add_command(runs_group)
+    cli.add_command(agent_group)
     if importlib.util.find_spec("runwright_server") is None:
         cli.add_command(server_not_installed)

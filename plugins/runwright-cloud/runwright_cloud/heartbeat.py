@@ -5,15 +5,18 @@ The thread starts when the first run is added and exits as soon as the last one 
 (an ``Event`` wakes it at once): the end of a run never waits for a heartbeat. It is a
 daemon thread and is never joined. A failed heartbeat is logged as a warning once per run
 and does not affect the run: the server's sweeper fails a run only after ``zombie_timeout``
-seconds without one.
+seconds without one. A flow run's heartbeat answered ``cancel: true`` stops the process
+(:mod:`runwright_cloud.cancelling`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from runwright_cloud.cancelling import stop_cancelled_run
 from runwright_cloud.errors import ClientError
 
 if TYPE_CHECKING:
@@ -33,6 +36,8 @@ class Heartbeat:
         self._warned: set[str] = set()
         self._thread: threading.Thread | None = None
         self.interval = 30.0
+        #: called (on the heartbeat thread) for a flow run whose cancel was requested
+        self.on_cancel: Callable[[str, Client], None] = stop_cancelled_run
 
     def add(self, kind: str, run_id: str, client: Client, interval: float) -> None:
         """Beat for the flow run (``kind="flow"``) or task run (``"task"``) ``run_id``."""
@@ -73,14 +78,17 @@ class Heartbeat:
                 flows = list(self._flow_runs.items())
                 tasks = list(self._task_runs.items())
             for run_id, client in flows:
-                self._beat(client.update_flow_run_heartbeat, "flow run", run_id)
+                if self._beat(client.update_flow_run_heartbeat, "flow run", run_id):
+                    self.on_cancel(run_id, client)
             for run_id, client in tasks:
                 self._beat(client.update_task_run_heartbeat, "task run", run_id)
 
-    def _beat(self, send: object, what: str, run_id: str) -> None:
+    def _beat(self, send: object, what: str, run_id: str) -> bool:
+        """Send one heartbeat; True when its answer asks the run to stop (a cancel)."""
         try:
-            send(run_id)  # type: ignore[operator]
+            return bool(send(run_id))  # type: ignore[operator]
         except ClientError as exc:
             if run_id not in self._warned:
                 self._warned.add(run_id)
                 logger.warning("Heartbeat failed for %s %s: %s", what, run_id, exc)
+            return False

@@ -5,7 +5,10 @@
 * the ``cloud`` backend (:class:`runwright_cloud.backend.CloudBackend`), which reports the
   runs that choose it and owns this process's reporting state;
 * the ``cloud`` result handler (:class:`runwright_cloud.result_handler.CloudResultHandler`);
-* the ``runwright runs ...`` commands (and ``runwright server ...`` with the server);
+* the ``server`` storage (:class:`runwright_cloud.server_storage.ServerStorage`): deployed
+  flow code kept by the runwright server;
+* the ``runwright runs ...`` commands (and ``runwright server ...`` with the server),
+  ``runwright deploy`` and ``runwright deployments ...``;
 * ``runwright run --flow-run-id ID``: run (or resume) that flow run, on the cloud backend.
 
 Loading the plugin imports neither the reporting code nor the HTTP client (requests): the
@@ -43,6 +46,12 @@ class CloudPlugin:
         from runwright_cloud.result_handler import CloudResultHandler
 
         register(CloudResultHandler, "cloud")
+
+    @hookimpl
+    def runwright_register_storages(self, register: Callable[..., None]) -> None:
+        from runwright_cloud.server_storage import ServerStorage
+
+        register(ServerStorage())
 
     @hookimpl
     def runwright_register_config(self, register: Callable[..., None]) -> None:

@@ -1,8 +1,9 @@
 """ASGI middleware that caps request bodies, by Content-Length and by the bytes streamed.
 
 Two limits: the JSON routes' (``[server] max_json_body_bytes``, 4 MiB by default) and the
-larger one of the routes that carry results (``[server] max_body_bytes``, 64 MiB): ``POST
-/results`` (raw bytes) and ``POST /task_run_states`` (a batch with its inline results).
+larger one of the routes that carry results or stored code (``[server] max_body_bytes``, 64
+MiB): ``POST /results`` (raw bytes), ``POST /task_run_states`` (a batch with its inline
+results) and ``PUT /storage/{digest}`` (a prefix).
 """
 
 from __future__ import annotations
@@ -27,18 +28,29 @@ class BodyLimitMiddleware:
     parsing passes it through and it is rendered as a 413 JSON error).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_json_bytes: int | None = None, large_paths: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_json_bytes: int | None = None,
+        large_paths: frozenset[str] = frozenset(),
+        large_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         #: the limit of every path but ``large_paths``
         self.max_json_bytes = max_bytes if max_json_bytes is None else max_json_bytes
         self.large_paths = large_paths
+        #: paths starting with one of these have the larger limit too
+        self.large_prefixes = large_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_bytes if scope["path"] in self.large_paths else self.max_json_bytes
+        path = scope["path"]
+        large = path in self.large_paths or (bool(self.large_prefixes) and path.startswith(self.large_prefixes))
+        limit = self.max_bytes if large else self.max_json_bytes
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await self._refuse(send, limit)

@@ -107,6 +107,9 @@ flow_runs = Table(
     Index("ix_flow_runs_tenant_created", "tenant_id", "created"),
     Index("ix_flow_runs_flow_created", "flow_id", "created"),
     Index("ix_flow_runs_state_type", "state_type"),
+    # migration 0006: the filters of GET /flow_runs (state, deployment), newest first
+    Index("ix_flow_runs_tenant_state_created", "tenant_id", "state_type", "created"),
+    Index("ix_flow_runs_deployment_created", "deployment_id", "created"),
 )
 
 task_runs = Table(
@@ -125,6 +128,8 @@ task_runs = Table(
     Column("updated", DateTime, nullable=False),
     UniqueConstraint("flow_run_id", "task_slug", "map_index", name="uq_task_runs_run_slug_index"),
     Index("ix_task_runs_state_type", "state_type"),
+    #: "did any task run of this run change?" (the UI's live updates; migration 0007)
+    Index("ix_task_runs_run_updated", "flow_run_id", "updated"),
 )
 
 flow_run_states = Table(
@@ -150,6 +155,8 @@ task_run_states = Table(
     Column("timestamp", DateTime, nullable=False),
     UniqueConstraint("task_run_id", "version", name="uq_task_run_states_run_version"),
     Index("ix_task_run_states_type_time", "state_type", "timestamp"),
+    #: the UI's timeline: a task run's first Running state, one index probe (migration 0007)
+    Index("ix_task_run_states_run_type_time", "task_run_id", "state_type", "timestamp"),
 )
 
 results = Table(
@@ -176,6 +183,9 @@ logs = Table(
     Column("name", String(500), nullable=False),
     Column("message", Text, nullable=False),
     Index("ix_logs_run_time", "flow_run_id", "timestamp"),
+    # migration 0006: reads after an id (``runs logs --follow``), per task run
+    Index("ix_logs_run_id", "flow_run_id", "id"),
+    Index("ix_logs_task_run_id", "task_run_id", "id"),
 )
 
 #: flow source (or any storage payload) kept by the server: content-addressed, per tenant
@@ -250,6 +260,20 @@ agents = Table(
     Index("ix_agents_tenant_seen", "tenant_id", "last_seen"),
 )
 
+#: the web UI's sign-ins: the cookie holds a random id, only its sha256 is stored (migration 0007)
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    #: the API token signed in with: revoking it ends the session
+    Column("token_hash", String(64), nullable=False),
+    #: the session's CSRF token, sent back with every form and htmx request
+    Column("csrf", String(64), nullable=False),
+    Column("created", DateTime, nullable=False),
+    Column("expires", DateTime, nullable=False),
+)
+
 __all__ = [
     "agents",
     "api_tokens",
@@ -264,5 +288,6 @@ __all__ = [
     "task_run_states",
     "task_runs",
     "tenants",
+    "ui_sessions",
     "work_queues",
 ]

@@ -34,6 +34,10 @@ CONFIG_DEFAULTS: dict[str, object] = {
     "token_cache_seconds": 5.0,
     "header_timeout": 10.0,
     "keep_alive_timeout": 5,
+    "schedule_ahead_runs": 10,
+    "schedule_ahead_seconds": 3600.0,
+    "late_after_seconds": 5.0,
+    "scheduler_interval": 5.0,
 }
 
 

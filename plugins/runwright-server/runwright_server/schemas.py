@@ -215,6 +215,27 @@ class FlowOut(BaseModel):
 # ----------------------------------------------------------------------------- runs
 
 
+class FlowVersionOut(BaseModel):
+    id: str
+    version: str | None
+    created: datetime
+
+
+class LastRunOut(BaseModel):
+    id: str
+    state_type: str
+    created: datetime
+
+
+class FlowSummaryOut(BaseModel):
+    """A flow by name (``GET /flows/summary``): its registered versions, runs, last run."""
+
+    name: str
+    versions: list[FlowVersionOut]
+    run_count: int
+    last_run: LastRunOut | None
+
+
 class FlowRunIn(_In):
     flow_id: Id
     parameters: JsonObject = Field(default_factory=dict)
@@ -253,6 +274,9 @@ class FlowRunSummary(BaseModel):
     leased: bool = Field(default=False, description="A runner holds the flow run's lease.")
     lease_holder: str | None = Field(
         default=None, description='Who holds the lease, as its runner said ("host:pid"), while leased.'
+    )
+    late: bool = Field(
+        default=False, description="Scheduled, and its start passed more than [server] late_after_seconds ago."
     )
 
 
@@ -388,6 +412,7 @@ class CachedStateOut(BaseModel):
 class HeartbeatOut(BaseModel):
     id: str
     heartbeat: datetime
+    cancel: bool = Field(default=False, description="Flow runs: a cancel was requested; the runner stops and records Cancelled.")
 
 
 # ----------------------------------------------------------------------------- results, logs

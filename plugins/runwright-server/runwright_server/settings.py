@@ -18,6 +18,10 @@ DEFAULT_MAX_JSON_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_TOKEN_CACHE_SECONDS = 5.0
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5
+DEFAULT_SCHEDULE_AHEAD_RUNS = 10
+DEFAULT_SCHEDULE_AHEAD_SECONDS = 3600.0
+DEFAULT_LATE_AFTER_SECONDS = 5.0
+DEFAULT_SCHEDULER_INTERVAL = 5.0
 
 
 def default_db_url() -> str:
@@ -38,7 +42,10 @@ class Settings:
     longest a revoked token keeps working; 0 checks the database on every request),
     ``header_timeout`` (seconds a connection has to send a whole request line and headers,
     from its opening or its last answer) and ``keep_alive_timeout`` (seconds an idle
-    keep-alive connection stays open).
+    keep-alive connection stays open). The scheduler (:mod:`runwright_server.scheduler`)
+    keeps the runs of each deployment's next ``schedule_ahead_runs`` starts within
+    ``schedule_ahead_seconds`` created, looking every ``scheduler_interval`` seconds; a
+    Scheduled run whose start passed more than ``late_after_seconds`` ago reads ``late``.
     """
 
     db_url: str
@@ -51,6 +58,10 @@ class Settings:
     token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_TIMEOUT
+    schedule_ahead_runs: int = DEFAULT_SCHEDULE_AHEAD_RUNS
+    schedule_ahead_seconds: float = DEFAULT_SCHEDULE_AHEAD_SECONDS
+    late_after_seconds: float = DEFAULT_LATE_AFTER_SECONDS
+    scheduler_interval: float = DEFAULT_SCHEDULER_INTERVAL
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -63,6 +74,12 @@ class Settings:
             raise ValueError("token_cache_seconds must be between 0 and 3600")
         if self.header_timeout <= 0 or self.keep_alive_timeout <= 0:
             raise ValueError("header_timeout and keep_alive_timeout must be positive")
+        if not 1 <= self.schedule_ahead_runs <= 1000:
+            raise ValueError("schedule_ahead_runs must be between 1 and 1000")
+        if self.schedule_ahead_seconds <= 0 or self.scheduler_interval <= 0 or self.late_after_seconds < 0:
+            raise ValueError(
+                "schedule_ahead_seconds and scheduler_interval must be positive, late_after_seconds not negative"
+            )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -82,6 +99,12 @@ class Settings:
             ),
             "header_timeout": float(config_value("server", "header_timeout", DEFAULT_HEADER_TIMEOUT)),
             "keep_alive_timeout": int(config_value("server", "keep_alive_timeout", DEFAULT_KEEP_ALIVE_TIMEOUT)),
+            "schedule_ahead_runs": int(config_value("server", "schedule_ahead_runs", DEFAULT_SCHEDULE_AHEAD_RUNS)),
+            "schedule_ahead_seconds": float(
+                config_value("server", "schedule_ahead_seconds", DEFAULT_SCHEDULE_AHEAD_SECONDS)
+            ),
+            "late_after_seconds": float(config_value("server", "late_after_seconds", DEFAULT_LATE_AFTER_SECONDS)),
+            "scheduler_interval": float(config_value("server", "scheduler_interval", DEFAULT_SCHEDULER_INTERVAL)),
         }
         known = {f.name for f in dataclasses.fields(cls)}
         for key, value in overrides.items():

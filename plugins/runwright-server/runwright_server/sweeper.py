@@ -1,20 +1,28 @@
-"""The zombie sweeper: fails Running runs whose heartbeat is too old.
+"""The zombie sweeper: fails Running runs whose heartbeat is too old, and gives the runs of
+vanished agents to other agents.
 
 A background thread wakes every ``interval`` seconds. A flow run or task run in state
 ``Running`` whose last heartbeat (or last state write, if it never sent one) is older than
 ``timeout`` seconds is moved to ``{"type": "Failed", "message": "no heartbeat for N s"}``
 through the same version-checked write as any client, so a runner that comes back later
 gets a 409 and stops, and the transition is in the history.
+
+Runs of deployments are not failed: a ``Running`` one goes back to ``Scheduled`` (due now)
+for another agent, which resumes it (finished task runs are kept), and so does a
+``Submitted`` one whose agent was unseen for ``timeout`` (:func:`claims.requeue_zombies`).
+Each sweep that moved runs wakes the tenants' waiting agents (``wakeups``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
+from runwright_server import claims
 from runwright_server.auth import utcnow
 from runwright_server.db import write_tx
 from runwright_server.locking import FLOW_RUNS, TASK_RUNS, RunKind, write_state
@@ -35,12 +43,13 @@ def sweep_kind(engine: Engine, kind: RunKind, timeout: float, now: datetime | No
     runs = kind.runs
     state_text = to_json_text(failed_state(timeout))
     failed = 0
+    query = select(runs.c.id, runs.c.tenant_id, runs.c.version).where(
+        runs.c.state_type == "Running", func.coalesce(runs.c.heartbeat, runs.c.updated) < cutoff
+    )
+    if kind is FLOW_RUNS:
+        query = query.where(runs.c.deployment_id.is_(None))  # those go to another agent instead
     with write_tx(engine) as conn:
-        rows = conn.execute(
-            select(runs.c.id, runs.c.tenant_id, runs.c.version)
-            .where(runs.c.state_type == "Running", func.coalesce(runs.c.heartbeat, runs.c.updated) < cutoff)
-            .limit(BATCH)
-        ).all()
+        rows = conn.execute(query.limit(BATCH)).all()
         for row in rows:
             outcome = write_state(conn, kind, row.id, row.tenant_id, row.version, state_text, "Failed", now)
             failed += outcome.status == "ok"
@@ -48,15 +57,18 @@ def sweep_kind(engine: Engine, kind: RunKind, timeout: float, now: datetime | No
 
 
 def sweep_once(engine: Engine, timeout: float, now: datetime | None = None) -> int:
-    """One sweep over flow runs and task runs."""
-    return sweep_kind(engine, FLOW_RUNS, timeout, now) + sweep_kind(engine, TASK_RUNS, timeout, now)
+    """One sweep over flow runs, task runs and the runs of vanished agents."""
+    requeued = claims.requeue_zombies(engine, timeout, now)
+    return requeued + sweep_kind(engine, FLOW_RUNS, timeout, now) + sweep_kind(engine, TASK_RUNS, timeout, now)
 
 
 class ZombieSweeper:
     """Runs :func:`sweep_once` every ``interval`` seconds on a daemon thread until stopped."""
 
-    def __init__(self, engine: Engine, timeout: float, interval: float) -> None:
+    def __init__(self, engine: Engine, timeout: float, interval: float, on_change: Callable[[], None] | None = None) -> None:
         self.engine = engine
+        #: called after a sweep that changed runs (the app wakes every waiting agent)
+        self.on_change = on_change
         self.timeout = timeout
         self.interval = interval
         self._stop = threading.Event()
@@ -80,4 +92,6 @@ class ZombieSweeper:
                 log.exception("zombie sweep failed")
                 continue
             if count:
-                log.warning("marked %d run(s) Failed: no heartbeat for %g s", count, self.timeout)
+                log.warning("swept %d run(s): no heartbeat (or agent) for %g s", count, self.timeout)
+                if self.on_change is not None:
+                    self.on_change()

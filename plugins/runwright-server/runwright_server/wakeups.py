@@ -40,6 +40,13 @@ class Wakeups:
         for loop, future in waiters:
             loop.call_soon_threadsafe(_resolve, future)
 
+    def notify_all(self) -> None:
+        """Wake every waiter of every tenant (the sweeper moved runs of unknown tenants)."""
+        with self._lock:
+            tenants = list(self._waiters)
+        for tenant_id in tenants:
+            self.notify(tenant_id)
+
     async def wait(self, tenant_id: str, seen: int, timeout: float) -> bool:
         """Wait until the tenant's generation moves past ``seen`` or ``timeout`` passes."""
         loop = asyncio.get_running_loop()
@@ -51,7 +58,7 @@ class Wakeups:
         try:
             await asyncio.wait_for(future, timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             with self._lock:

@@ -65,3 +65,39 @@ def test_running_runs_without_heartbeat_fail(zombie_server: tuple[TestServer, re
     # state allows that); the Running it writes is version-checked like any write
     assert s.post(f"{api}/flow_runs/{dead['id']}/state", json={"version": 2, "state": {"type": "Running"}}).ok
     assert s.post(f"{api}/task_runs/{dead_task}/state", json={"version": 2, "state": {"type": "Running"}}).ok
+
+
+def test_runs_of_a_vanished_agent_go_back_to_scheduled(zombie_server: tuple[TestServer, requests.Session]) -> None:
+    """A Submitted run whose agent stopped polling, and a Running run of a deployment whose
+    heartbeat stopped, are scheduled again for another agent (not failed)."""
+    from runwright_server.testing.orchestration import insert_deployment, queue_run
+
+    srv, s = zombie_server
+    api = srv.api
+    flow = srv.make_flow(s)
+    engine = make_engine(srv.db_url)
+    from sqlalchemy import select
+
+    from runwright_server import models
+
+    with engine.connect() as conn:
+        tenant = conn.execute(select(models.tenants.c.name)).scalars().first()
+    engine.dispose()
+    dep = insert_deployment(srv.db_url, tenant, flow["id"], queue="zq")
+    runs = [s.post(f"{api}/flow_runs", json={"flow_id": flow["id"]}).json() for _ in range(2)]
+    for run in runs:
+        queue_run(srv.db_url, run["id"], dep, "zq")
+    agent = s.post(f"{api}/agents", json={"queues": ["zq"]}).json()["id"]
+    claimed = s.post(f"{api}/agents/{agent}/poll", json={"queues": ["zq"], "free_slots": 2, "wait_seconds": 0}).json()
+    assert len(claimed["claimed"]) == 2
+    started = runs[1]["id"]
+    assert s.post(f"{api}/flow_runs/{started}/state", json={"version": 1, "state": {"type": "Running"}}).ok
+    time.sleep(2.5)  # neither the agent nor the run's runner is heard from
+    for run in runs:
+        got = s.get(f"{api}/flow_runs/{run['id']}").json()
+        assert got["state"]["type"] == "Scheduled", got["state"]
+    history = [h["state"]["type"] for h in s.get(f"{api}/flow_runs/{started}/states").json()]
+    assert history == ["Scheduled", "Submitted", "Running", "Scheduled"]
+    other = s.post(f"{api}/agents", json={"queues": ["zq"]}).json()["id"]
+    again = s.post(f"{api}/agents/{other}/poll", json={"queues": ["zq"], "free_slots": 2, "wait_seconds": 0}).json()
+    assert sorted(c["flow_run"]["id"] for c in again["claimed"]) == sorted(r["id"] for r in runs)

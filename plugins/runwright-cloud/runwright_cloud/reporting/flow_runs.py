@@ -217,7 +217,13 @@ class FlowRunReporter:
                 )
                 logger.error("%s", message)
                 raise ENDRUN(ClientFailed(message, state=new_state))
+            self.flush_logs(report)  # a run's logs are on the server before its final state
         self._write_flow_state(report, new_state, endrun=True)
+
+    def flush_logs(self, report: FlowRunReport) -> None:
+        """Wait until the log records queued so far are shipped (at most the outage tolerance)."""
+        if not self.services.logs.shipper.flush(timeout=report.settings.outage_tolerance + 5.0):
+            logger.warning("Flow run %s: some log records are not on the runwright server yet", report.id)
 
     def _write_flow_state(self, report: FlowRunReport, state: State, endrun: bool) -> None:
         try:
@@ -253,7 +259,9 @@ class FlowRunReporter:
         try:
             report.writer.flush()
             if state is not None and state is not report.last_reported and state.is_finished():
+                self.flush_logs(report)
                 self._write_flow_state(report, state, endrun=False)
+            self.flush_logs(report)  # and what was logged after the final state
             finished = report.last_reported is not None and report.last_reported.is_finished()
             if report.holds_lease and report.lease is not None and not finished:
                 # ended without a final state: let the next runner resume it at once

@@ -7,12 +7,17 @@ from fastapi import APIRouter
 
 def all_routers() -> list[APIRouter]:
     from runwright_server.routes import (
+        agents,
         cached_states,
+        deployments,
+        events,
         flow_runs,
         flows,
         health,
         logs,
         results,
+        run_control,
+        storage,
         task_runs,
     )
 
@@ -24,4 +29,9 @@ def all_routers() -> list[APIRouter]:
         cached_states.router,
         results.router,
         logs.router,
+        events.router,
+        storage.router,
+        deployments.router,
+        agents.router,
+        run_control.router,
     ]

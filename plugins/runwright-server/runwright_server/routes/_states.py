@@ -45,6 +45,8 @@ def set_state(
                 # the lease lives while the flow run is Running; any other state clears it
                 running = body.state["type"] == "Running"
                 set_lease(conn, run_id, body.lease if running else None, body.lease_holder if running else None)
+    if outcome.status == "ok" and not lease_lost:
+        request.app.state.wakeups.notify(tenant)  # event streams (and agents) look again at once
     if lease_lost:
         return _conflict(f"the flow run of this task run is leased by another runner (current version {outcome.version})", outcome)
     if outcome.status == "not_found":
@@ -86,6 +88,9 @@ def heartbeat(request: Request, principal: Principal, kind: RunKind, run_id: str
         count = conn.execute(
             update(runs).where(runs.c.id == run_id, runs.c.tenant_id == principal.tenant_id).values(heartbeat=now)
         ).rowcount
+        cancel = kind is FLOW_RUNS and count == 1 and conn.execute(
+            select(runs.c.cancel_requested).where(runs.c.id == run_id)
+        ).scalar() is not None
     if count != 1:
         raise not_found(what)
-    return {"id": run_id, "heartbeat": aware(now)}
+    return {"id": run_id, "heartbeat": aware(now), "cancel": cancel}

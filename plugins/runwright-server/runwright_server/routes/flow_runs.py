@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -21,32 +22,33 @@ from runwright_server.common import (
     check_id,
     engine_of,
     json_response,
-    new_ids,
     not_found,
 )
 from runwright_server.db import read_tx, write_tx
-from runwright_server.locking import FLOW_RUNS, TASK_RUNS, driver_statement
-from runwright_server.routes import _states
+from runwright_server.locking import FLOW_RUNS
+from runwright_server.routes import _states, run_filters
 from runwright_server.routes.task_runs import task_run_out
+from runwright_server.run_rows import PENDING, insert_flow_run
 from runwright_server.schemas import (
     FlowRunIn,
     FlowRunOut,
     FlowRunSummary,
     HeartbeatOut,
     Id,
+    Label,
     LeaseReleaseIn,
     LeaseReleaseOut,
+    ShortLabel,
     StateHistoryItem,
     StateWriteIn,
     StateWriteOut,
     TaskRunOut,
-    to_json_text,
 )
+from runwright_server.settings import DEFAULT_LATE_AFTER_SECONDS
 
 router = APIRouter(tags=["flow runs"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
 Auth = Annotated[Principal, Depends(require_principal)]
 
-PENDING = {"type": "Pending", "message": None}
 
 
 def _summary_select() -> Any:
@@ -54,7 +56,16 @@ def _summary_select() -> Any:
     return select(fr, f.c.name.label("flow_name")).join(f, f.c.id == fr.c.flow_id)
 
 
-def flow_run_out(row: RowMapping) -> dict[str, Any]:
+def late_before(request: Request) -> datetime:
+    """A ``Scheduled`` run whose start is before this is late (``[server] late_after_seconds`` ago)."""
+    return utcnow() - timedelta(seconds=request.app.state.settings.late_after_seconds)
+
+
+def flow_run_out(row: RowMapping, late_cutoff: datetime | None = None) -> dict[str, Any]:
+    """A flow run as the API shows it; ``late`` when it is ``Scheduled`` with its start
+    before ``late_cutoff`` (default: ``DEFAULT_LATE_AFTER_SECONDS`` ago)."""
+    if late_cutoff is None:
+        late_cutoff = utcnow() - timedelta(seconds=DEFAULT_LATE_AFTER_SECONDS)
     return {
         "id": row["id"],
         "flow_id": row["flow_id"],
@@ -69,6 +80,7 @@ def flow_run_out(row: RowMapping) -> dict[str, Any]:
         "updated": aware(row["updated"]),
         "leased": row["lease"] is not None,
         "lease_holder": row["lease_holder"] if row["lease"] is not None else None,
+        "late": row["state_type"] == "Scheduled" and row["scheduled_start_time"] < late_cutoff,
     }
 
 
@@ -76,10 +88,6 @@ def _get_run(conn: Connection, run_id: str, tenant_id: str) -> RowMapping | None
     fr = models.flow_runs
     stmt = _summary_select().where(fr.c.id == run_id, fr.c.tenant_id == tenant_id)
     return conn.execute(stmt).mappings().first()
-
-
-PENDING_TEXT = to_json_text(PENDING)
-TASK_RUNS_INSERT = models.task_runs.insert()
 
 
 @router.post("/flow_runs", response_model=FlowRunOut, status_code=201, responses=NOT_FOUND)
@@ -91,7 +99,6 @@ def create_flow_run(body: FlowRunIn, request: Request, principal: Auth) -> Respo
         "message": None,
         "start_time": aware(scheduled).isoformat(),  # type: ignore[union-attr]
     }
-    state_text = to_json_text(state)
     run_id = str(uuid.uuid4())
     tenant = principal.tenant_id
     f = models.flows
@@ -99,73 +106,26 @@ def create_flow_run(body: FlowRunIn, request: Request, principal: Auth) -> Respo
         tasks_text = conn.execute(select(f.c.tasks).where(f.c.id == body.flow_id, f.c.tenant_id == tenant)).scalar()
         if tasks_text is None:
             raise not_found("flow")
-        conn.execute(
-            models.flow_runs.insert().values(
-                id=run_id,
-                tenant_id=tenant,
-                flow_id=body.flow_id,
-                parameters=to_json_text(body.parameters),
-                context=to_json_text(body.context),
-                scheduled_start_time=scheduled,
-                state=state_text,
-                state_type=state["type"],
-                version=0,
-                heartbeat=None,
-                created=now,
-                updated=now,
-            )
+        task_runs = insert_flow_run(
+            conn,
+            run_id=run_id,
+            tenant_id=tenant,
+            flow_id=body.flow_id,
+            tasks_text=tasks_text,
+            parameters=body.parameters,
+            context=body.context,
+            scheduled_start_time=scheduled,
+            state=state,
+            now=now,
         )
-        conn.execute(
-            models.flow_run_states.insert().values(
-                flow_run_id=run_id, version=0, state=state_text, state_type=state["type"], timestamp=now
-            )
-        )
-        # one task run per task, Pending at version 0, and its history row: two executemany
-        # statements run straight on the driver (a flow of thousands of tasks is common)
-        slugs = [task["slug"] for task in json.loads(tasks_text)]
-        ids = new_ids(len(slugs))
-        if slugs:
-            insert = driver_statement(TASK_RUNS_INSERT, conn.dialect)
-            stamp = insert.process("created", now)
-            conn.exec_driver_sql(
-                insert.sql,
-                [
-                    insert.row(
-                        {
-                            "id": task_run_id,
-                            "tenant_id": tenant,
-                            "flow_run_id": run_id,
-                            "task_slug": slug,
-                            "map_index": -1,
-                            "state": PENDING_TEXT,
-                            "state_type": "Pending",
-                            "version": 0,
-                            "heartbeat": None,
-                            "created": stamp,
-                            "updated": stamp,
-                        }
-                    )
-                    for task_run_id, slug in zip(ids, slugs, strict=True)
-                ],
-            )
-            append = driver_statement(TASK_RUNS.append, conn.dialect)
-            stamp = append.process("b_now", now)
-            conn.exec_driver_sql(
-                append.sql,
-                [
-                    append.row(
-                        {"b_id": task_run_id, "b_new_version": 0, "b_state": PENDING_TEXT, "b_type": "Pending", "b_now": stamp}
-                    )
-                    for task_run_id in ids
-                ],
-            )
         row = _get_run(conn, run_id, tenant)
     assert row is not None
-    out = flow_run_out(row)
+    request.app.state.wakeups.notify(tenant)
+    out = flow_run_out(row, late_before(request))
     # built in the declared shape (TaskRunSummary) and sent without re-validating 1,000s of rows
     out["task_runs"] = [
         {"id": task_run_id, "task_slug": slug, "map_index": -1, "state": PENDING, "version": 0, "heartbeat": None}
-        for task_run_id, slug in zip(ids, slugs, strict=True)
+        for task_run_id, slug in task_runs
     ]
     return json_response(out, status_code=201)
 
@@ -177,14 +137,19 @@ def list_flow_runs(
     flow_id: Annotated[Id | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    flow: Annotated[Label | None, Query(description="Only runs of the flow of this name (any version)")] = None,
+    state: Annotated[ShortLabel | None, Query(description="Only runs in this state type or a subtype (Failed: TimedOut too)")] = None,
+    deployment: Annotated[ShortLabel | None, Query(description="Only runs of the deployment of this name")] = None,
 ) -> list[dict[str, Any]]:
     fr = models.flow_runs
     stmt = _summary_select().where(fr.c.tenant_id == principal.tenant_id)
     if flow_id is not None:
         stmt = stmt.where(fr.c.flow_id == flow_id)
+    stmt = run_filters.apply(stmt, principal.tenant_id, flow=flow, state=state, deployment=deployment)
     stmt = stmt.order_by(fr.c.created.desc(), fr.c.id.desc()).limit(limit).offset(offset)
     with read_tx(engine_of(request)) as conn:
-        return [flow_run_out(row) for row in conn.execute(stmt).mappings()]
+        late_cutoff = late_before(request)
+        return [flow_run_out(row, late_cutoff) for row in conn.execute(stmt).mappings()]
 
 
 @router.get("/flow_runs/{flow_run_id}", response_model=FlowRunOut, responses=NOT_FOUND)
@@ -198,7 +163,7 @@ def get_flow_run(flow_run_id: str, request: Request, principal: Auth) -> dict[st
         task_rows = conn.execute(
             select(tr).where(tr.c.flow_run_id == flow_run_id, tr.c.map_index == -1).order_by(tr.c.created, tr.c.id)
         ).mappings()
-        out = flow_run_out(row)
+        out = flow_run_out(row, late_before(request))
         out["task_runs"] = [task_run_out(r) for r in task_rows]
     return out
 

@@ -8,7 +8,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import Connection, RowMapping, select
+from sqlalchemy import Connection, RowMapping, func, select
 from sqlalchemy.exc import IntegrityError
 
 from runwright_server import models
@@ -24,7 +24,7 @@ from runwright_server.common import (
     not_found,
 )
 from runwright_server.db import read_tx, write_tx
-from runwright_server.schemas import FlowIn, FlowOut, Label, to_json_text
+from runwright_server.schemas import FlowIn, FlowOut, FlowSummaryOut, Label, to_json_text
 
 router = APIRouter(tags=["flows"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
 Auth = Annotated[Principal, Depends(require_principal)]
@@ -119,6 +119,54 @@ def list_flows(
     stmt = stmt.order_by(f.c.created.desc(), f.c.id).limit(limit).offset(offset)
     with read_tx(engine_of(request)) as conn:
         return [flow_out(row) for row in conn.execute(stmt).mappings()]
+
+
+@router.get("/flows/summary", response_model=list[FlowSummaryOut])
+def list_flow_summaries(
+    request: Request,
+    principal: Auth,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> list[dict[str, Any]]:
+    """One item per flow name: its registered versions, how many runs it has, its last run;
+    flows with the newest runs first (then flows never run, by name)."""
+    f, fr = models.flows, models.flow_runs
+    tenant = principal.tenant_id
+    last_created = func.max(fr.c.created)
+    page = (
+        select(f.c.name, func.count(fr.c.id).label("run_count"), last_created.label("last_created"))
+        .select_from(f.outerjoin(fr, fr.c.flow_id == f.c.id))
+        .where(f.c.tenant_id == tenant)
+        .group_by(f.c.name)
+        .order_by(last_created.is_(None), last_created.desc(), f.c.name)
+        .limit(limit)
+        .offset(offset)
+    )
+    with read_tx(engine_of(request)) as conn:
+        rows = conn.execute(page).all()
+        names = [row.name for row in rows]
+        versions: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for version in conn.execute(
+            select(f.c.id, f.c.name, f.c.version, f.c.created)
+            .where(f.c.tenant_id == tenant, f.c.name.in_(names))
+            .order_by(f.c.created, f.c.id)
+        ):
+            versions[version.name].append({"id": version.id, "version": version.version, "created": aware(version.created)})
+        out = []
+        for row in rows:
+            last = None
+            if row.run_count:
+                ids = [v["id"] for v in versions[row.name]]
+                run = conn.execute(
+                    select(fr.c.id, fr.c.state_type, fr.c.created)
+                    .where(fr.c.flow_id.in_(ids))
+                    .order_by(fr.c.created.desc(), fr.c.id.desc())
+                    .limit(1)
+                ).first()
+                if run is not None:
+                    last = {"id": run.id, "state_type": run.state_type, "created": aware(run.created)}
+            out.append({"name": row.name, "versions": versions[row.name], "run_count": row.run_count, "last_run": last})
+    return out
 
 
 @router.get("/flows/{flow_id}", response_model=FlowOut, responses=NOT_FOUND)

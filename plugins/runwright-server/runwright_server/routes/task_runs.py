@@ -243,6 +243,13 @@ def task_run_heartbeat(task_run_id: str, request: Request, principal: Auth) -> d
 
 @router.post("/task_run_states", response_model=BatchWriteOut, responses={**NOT_FOUND, **LEASE_CONFLICT})
 def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -> dict[str, Any] | JSONResponse:
+    """Apply the batch (see :func:`_apply_task_run_states`); wake the tenant's event streams."""
+    answer = _apply_task_run_states(body, request, principal)
+    request.app.state.wakeups.notify(principal.tenant_id)
+    return answer
+
+
+def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Principal) -> dict[str, Any] | JSONResponse:
     """Store the inline results, then apply the version-checked task-run state writes, each
     on its own, in one transaction.
 
