@@ -197,3 +197,49 @@ def test_the_final_state_is_written_only_after_the_logs_are_on_the_server(server
     before_final = [r for r in stored if "Flow run SUCCESS" in r["message"]]
     assert before_final and seen_at_final
     assert seen_at_final[0] >= stored.index(before_final[0]) + 1 >= LINES
+
+
+def test_records_of_tasks_on_dask_worker_processes_are_shipped_from_the_workers(server: TestServer) -> None:
+    import logging
+    import warnings
+
+    distributed = pytest.importorskip("distributed")
+    runwright_dask = pytest.importorskip("runwright_dask")
+    from runwright import Flow, get_run_logger, task
+    from runwright.config import temporary_config
+    from runwright_cloud import CloudFlowRunner
+
+    @task
+    def items() -> list[int]:
+        return [0, 1, 2, 3]
+
+    @task(log_stdout=True)
+    def work(x: int) -> int:
+        for i in range(50):
+            get_run_logger().info("child %d record %d", x, i)
+        print(f"child {x} pid {os.getpid()}")
+        return x
+
+    with Flow(unique("dask-logs")) as flow:
+        work.map(items())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        )
+    try:
+        with temporary_config({"cloud.api": server.url, "cloud.api_token": server.token_a, "cloud.auto_start": False}):
+            state = flow.run(runner_cls=CloudFlowRunner, executor=runwright_dask.DaskExecutor(cluster.scheduler_address))
+    finally:
+        cluster.close()
+    assert state.is_successful()
+    reader = Client(server.url, server.token_a)
+    run_id = reader.list_flow_runs(flow=flow.name)[0]["id"]
+    stored = reader.get_flow_run_logs(run_id, limit=10_000, after_id=0)
+    children = {t.map_index: t.id for t in reader.get_flow_run_task_runs(run_id) if t.task_slug.startswith("work") and t.map_index >= 0}
+    for x, task_run_id in children.items():
+        mine = [r for r in stored if r["task_run_id"] == task_run_id]
+        assert [r["message"] for r in mine if "record" in r["message"]] == [f"child {x} record {i}" for i in range(50)]
+        printed = [r["message"] for r in mine if r["message"].startswith(f"child {x} pid")]
+        assert len(printed) == 1 and int(printed[0].split()[-1]) != os.getpid()  # logged in a worker process
