@@ -248,6 +248,8 @@ class Client:
         except ValueError:
             body = {}
         detail = body.get("detail") if isinstance(body, dict) else None
+        if isinstance(detail, list):  # a 422: the messages of its validation errors
+            detail = "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail)
         where = f"{response.request.method} {response.url}"
         if status == 401:
             raise AuthorizationError(
