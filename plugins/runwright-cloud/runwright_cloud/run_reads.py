@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from runwright_cloud.commands import _client, _one_line_errors, runs_group
+from runwright_cloud.cli_support import _client, _one_line_errors
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: ``runs logs --follow`` looks for new records this often while the run is unfinished
@@ -62,7 +62,7 @@ class _TaskNames:
         return self.names.get(task_run_id, task_run_id)
 
 
-@runs_group.command("logs")
+@click.command("logs")
 @click.argument("flow_run_id")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new records until the run is finished.")
 @click.option("--task", "task_name", default=None, metavar="NAME", help="Only this task's records (its name or slug).")
@@ -105,7 +105,7 @@ def _print_record(record: dict[str, Any], names: _TaskNames, as_json: bool) -> N
     click.echo(f"{_clock(record['timestamp'])} {record['level']:<8} {record['name']}{where} | {record['message']}")
 
 
-@runs_group.command("watch")
+@click.command("watch")
 @click.argument("flow_run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print each state change as a JSON object (JSON Lines).")
 @_one_line_errors
