@@ -162,3 +162,60 @@ def test_the_run_logger_inside_a_task_is_the_tasks_logger() -> None:
 def test_the_run_logger_outside_a_run_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="outside a flow or task run"):
         runwright.get_run_logger()
+
+
+PRINTING_FLOW = textwrap.dedent(
+    """
+    import datetime
+    import logging
+    from runwright import Flow, task
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append((record.name, record.levelname, record.getMessage()))
+
+    logging.getLogger("runwright").addHandler(Keep())
+
+    @task(log_stdout=True)
+    def loud():
+        print("first line")
+        print("second", "line", end="")
+
+    @task(log_stdout=True, timeout=5)
+    def loud_with_timeout():
+        print("from the timeout thread")
+
+    @task
+    def quiet():
+        print("not a record")
+
+    with Flow("printing") as flow:
+        loud(); loud_with_timeout(); quiet()
+
+    if __name__ == "__main__":
+        flow.run()
+        printed = [r for r in records if "line" in r[2] or "thread" in r[2] or "record" in r[2]]
+        import sys
+        print("RESTORED", type(sys.stdout).__name__ != "_StdoutTee")
+        print("RECORDS", printed)
+    """
+)
+
+
+def test_log_stdout_logs_each_printed_line_and_the_console_shows_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "printing.py"
+    path.write_text(PRINTING_FLOW)
+    done = run([sys.executable, str(path)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = eval(done.stdout.split("RECORDS ", 1)[1])  # noqa: S307 - our own repr of tuples
+    assert sorted(records) == [
+        ("runwright.Task: loud", "INFO", "first line"),
+        ("runwright.Task: loud", "INFO", "second line"),
+        ("runwright.Task: loud_with_timeout", "INFO", "from the timeout thread"),
+    ]
+    for line in ("first line", "second line", "from the timeout thread", "not a record"):
+        assert done.stdout.count(line) == 1 + (line != "not a record")  # the print, and the RECORDS line
+        assert line not in done.stderr  # the console handler does not show them a second time
+    assert "RESTORED True" in done.stdout  # sys.stdout is the script's own again after the run

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -191,6 +191,7 @@ class Client:
         params: Mapping[str, Any] | None = None,
         data: bytes | None = None,
         retry_for: float = 0.0,
+        stream: bool = False,
     ) -> tuple[requests.Response, bool]:
         """Send with retries; return the response and whether an earlier attempt may have landed.
 
@@ -219,7 +220,15 @@ class Client:
             last = attempt >= self.retries and time.monotonic() + delay > deadline
             try:
                 response = self._session.request(
-                    method, url, json=json_body, params=params, data=data, headers=headers, timeout=self.timeout
+                    method,
+                    url,
+                    json=json_body,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    # a stream is quiet between events (a keep-alive comes every 15 s)
+                    timeout=(self.timeout, max(self.timeout, 60.0)) if stream else self.timeout,
+                    stream=stream,
                 )
             except requests.RequestException as exc:
                 if not isinstance(exc, requests.ConnectionError | requests.Timeout):
@@ -249,6 +258,8 @@ class Client:
         except ValueError:
             body = {}
         detail = body.get("detail") if isinstance(body, dict) else None
+        if isinstance(detail, list):  # a 422: the messages of its validation errors
+            detail = "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail)
         where = f"{response.request.method} {response.url}"
         if status == 401:
             raise AuthorizationError(
@@ -329,11 +340,22 @@ class Client:
             body["state"] = dict(state)
         return _flow_run_info(self._json("POST", "/flow_runs", idempotent=False, json_body=body))
 
-    def list_flow_runs(self, flow_id: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """Flow runs, newest first."""
+    def list_flow_runs(
+        self,
+        flow_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        flow: str | None = None,
+        state: str | None = None,
+        deployment: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Flow runs, newest first; ``flow`` (a name), ``state`` (a type, subtypes included)
+        and ``deployment`` (a name) filter them."""
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if flow_id is not None:
             params["flow_id"] = flow_id
+        params.update({k: v for k, v in {"flow": flow, "state": state, "deployment": deployment}.items() if v is not None})
         result: list[dict[str, Any]] = self._json("GET", "/flow_runs", idempotent=True, params=params)
         return result
 
@@ -542,11 +564,41 @@ class Client:
         ]
         return int(self._json("POST", "/logs", idempotent=False, json_body={"logs": records})["count"])
 
-    def get_flow_run_logs(self, flow_run_id: str, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
+    def get_flow_run_logs(
+        self,
+        flow_run_id: str,
+        limit: int = 1000,
+        offset: int = 0,
+        *,
+        after_id: int | None = None,
+        task: str | None = None,
+        level: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The run's log records, oldest first; with ``after_id``, those stored after that one
+        (in the order stored); ``task`` (a name or slug) and ``level`` (at or above) filter."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        params.update({k: v for k, v in {"after_id": after_id, "task": task, "level": level}.items() if v is not None})
+        result: list[dict[str, Any]] = self._json("GET", f"/flow_runs/{flow_run_id}/logs", idempotent=True, params=params)
+        return result
+
+    def list_flow_summaries(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Flows by name: ``name``, ``versions``, ``run_count``, ``last_run`` (newest runs first)."""
         result: list[dict[str, Any]] = self._json(
-            "GET", f"/flow_runs/{flow_run_id}/logs", idempotent=True, params={"limit": limit, "offset": offset}
+            "GET", "/flows/summary", idempotent=True, params={"limit": limit, "offset": offset}
         )
         return result
+
+    def flow_run_events(self, flow_run_id: str, after: str | None = None) -> Iterator[tuple[str, dict[str, Any], str | None]]:
+        """The run's state changes as ``(event, data, id)``: ``"state"`` events, then one
+        ``"end"`` once the run is finished (see ``GET /flow_runs/{id}/events``); ``after`` (an
+        event id) resumes a stream."""
+        from runwright_cloud.event_stream import read_events
+
+        params = {"after": after} if after else None
+        response, _ = self._request("GET", f"/flow_runs/{flow_run_id}/events", idempotent=True, params=params, stream=True)
+        with response:
+            self._check(response)
+            yield from read_events(response)
 
 
     # ------------------------------------------------------------------ stored code and deployments

@@ -2,49 +2,21 @@
 
 ``runwright runs`` lists flow runs with their states, ``runwright runs create FLOW.py``
 creates one (and prints its id) for ``runwright run FLOW.py --flow-run-id ID`` to run or
-resume, ``runwright runs show ID`` shows its task runs. ``runwright server ...`` belongs to
+resume, ``runwright runs show ID`` shows its task runs, ``runs logs ID`` its logs and
+``runs watch ID`` its state changes live (:mod:`runwright_cloud.run_reads`, with
+``runwright flows``). ``runwright server ...`` belongs to
 the runwright-server distribution; without it, ``runwright server`` says what to install.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _one_line_errors(func: F) -> F:
-    """Server unreachable, wrong token, unknown run: one line, no traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from runwright_cloud.errors import ClientError, NotFoundError
-
-        try:
-            return func(*args, **kwargs)
-        except NotFoundError as exc:
-            raise click.ClickException(f"Not found on the runwright server: {exc}") from None
-        except ClientError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _client(start: bool = True) -> Any:
-    """The client of the configured server; ``start=False`` (read-only commands) never starts
-    the embedded server (a one-line error says how to start one)."""
-    from runwright_cloud import embedded
-    from runwright_cloud.cloud_settings import load_settings
-    from runwright_cloud.connection import shared_client
-
-    settings = embedded.prepare(load_settings(), start=start)
-    return shared_client(settings.api, settings.api_token)
+from runwright_cloud.cli_support import _client, _one_line_errors
 
 
 def _state_name(state: dict[str, Any]) -> str:
@@ -54,18 +26,24 @@ def _state_name(state: dict[str, Any]) -> str:
 @click.group("runs", invoke_without_command=True)
 @click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--flow", "flow_name", default=None, metavar="NAME", help="Only runs of this flow.")
+@click.option("--state", default=None, metavar="TYPE", help="Only runs in this state (Failed: TimedOut, TriggerFailed too).")
+@click.option("--deployment", default=None, metavar="NAME", help="Only runs of this deployment.")
 @click.pass_context
 @_one_line_errors
-def runs_group(ctx: click.Context, limit: int, as_json: bool) -> None:
-    """Flow runs on the runwright server: list (default), create, show."""
+def runs_group(
+    ctx: click.Context, limit: int, as_json: bool, flow_name: str | None, state: str | None, deployment: str | None
+) -> None:
+    """Flow runs on the runwright server: list (default), create, show, logs, watch."""
     if ctx.invoked_subcommand is not None:
         return
-    runs = _client(start=False).list_flow_runs(limit=limit)
+    runs = _client(start=False).list_flow_runs(limit=limit, flow=flow_name, state=state, deployment=deployment)
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))
         return
     if not runs:
-        click.echo("No flow runs yet: `runwright run FLOW.py --backend cloud` creates one.")
+        filtered = flow_name is not None or state is not None or deployment is not None
+        click.echo("No flow runs match." if filtered else "No flow runs yet: `runwright run FLOW.py --backend cloud` creates one.")
         return
     click.echo(f"{'ID':36}  {'FLOW':20}  {'STATE':10}  CREATED")
     for run in runs:
@@ -155,8 +133,12 @@ def register_commands(cli: click.Group) -> None:
     runwright-server (which registers the real ``server`` group) is not installed."""
     import runwright_cloud.run_commands  # noqa: F401 - adds `runs cancel` and `runs retry`
     from runwright_cloud.agent.command import agent_group
+    from runwright_cloud.run_reads import flows_command, runs_logs, runs_watch
 
+    runs_group.add_command(runs_logs)
+    runs_group.add_command(runs_watch)
     cli.add_command(runs_group)
     cli.add_command(agent_group)
+    cli.add_command(flows_command)
     if importlib.util.find_spec("runwright_server") is None:
         cli.add_command(server_not_installed)

@@ -83,3 +83,11 @@ def check_id(value: str, what: str) -> str:
     if not _ID.fullmatch(value):
         raise not_found(what)
     return value
+
+
+def invalid_query(name: str, message: str) -> Exception:
+    """A 422 for query parameter ``name``, shaped like FastAPI's validation errors (its
+    ``detail`` a list of ``{loc, msg, type}``), with a message that says what to pass."""
+    from fastapi.exceptions import RequestValidationError
+
+    return RequestValidationError([{"loc": ["query", name], "msg": message, "type": "value_error"}])

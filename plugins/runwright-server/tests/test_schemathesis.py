@@ -19,7 +19,9 @@ import pytest
 from runwright_server.testing import TestServer
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,allow_header_conformance"
-GROUPS = ["^/api/v1/flow_runs", "^/api/v1/(?!flow_runs)"]
+#: an event stream stays open until its run finishes (a run schemathesis creates never does):
+#: ``/flow_runs/{id}/events`` is tested in test_run_control_reads.py instead
+GROUPS = ["^/api/v1/flow_runs(?!/[^/]+/events$)", "^/api/v1/(?!flow_runs)"]
 
 
 def _schemathesis() -> list[str]:

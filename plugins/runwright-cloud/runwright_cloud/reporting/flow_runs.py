@@ -222,7 +222,10 @@ class FlowRunReporter:
 
     def flush_logs(self, report: FlowRunReport) -> None:
         """Wait until the log records queued so far are shipped (at most the outage tolerance)."""
-        if not self.services.logs.shipper.flush(timeout=report.settings.outage_tolerance + 5.0):
+        # once a flush timed out (the server is gone), later ones of the run wait briefly
+        timeout = 1.0 if report.logs_behind else report.settings.outage_tolerance + 5.0
+        if not self.services.logs.shipper.flush(timeout=timeout):
+            report.logs_behind = True
             logger.warning("Flow run %s: some log records are not on the runwright server yet", report.id)
 
     def _write_flow_state(self, report: FlowRunReport, state: State, endrun: bool) -> None:

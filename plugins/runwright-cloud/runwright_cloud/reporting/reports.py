@@ -49,6 +49,8 @@ class FlowRunReport:
     lease: str | None = None
     #: the server stored ``lease`` with a winning write: this runner holds the flow run
     holds_lease: bool = False
+    #: a flush of the run's log records timed out (the server is gone): later ones wait briefly
+    logs_behind: bool = False
     #: who this runner is (``"host:pid"``), stored with its lease
     holder: str | None = None
 

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +30,16 @@ from starlette.concurrency import run_in_threadpool
 from runwright_server import models
 from runwright_server.auth import Principal, require_principal
 from runwright_server.bodies import GuardedRoute
-from runwright_server.common import AUTH_RESPONSES, NOT_FOUND, aware, check_id, engine_of, json_default, not_found
+from runwright_server.common import (
+    AUTH_RESPONSES,
+    NOT_FOUND,
+    aware,
+    check_id,
+    engine_of,
+    invalid_query,
+    json_default,
+    not_found,
+)
 from runwright_server.db import read_tx
 from runwright_server.state_rules import FINISHED_TYPES
 
@@ -136,7 +145,7 @@ def _cursor(value: str | None) -> tuple[int, int]:
         return 0, 0
     match = _CURSOR.match(value.strip())
     if match is None:
-        raise HTTPException(422, "the event cursor (Last-Event-ID or after) must be the id of an event, such as 12.340")
+        raise invalid_query("after", "the event cursor (Last-Event-ID or after) must be the id of an event, such as 12.340")
     return int(match.group(1)), int(match.group(2))
 
 

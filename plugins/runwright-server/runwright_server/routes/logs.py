@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
 from runwright_server import models
@@ -17,6 +17,7 @@ from runwright_server.common import (
     aware,
     check_id,
     engine_of,
+    invalid_query,
     not_found,
 )
 from runwright_server.db import read_tx, write_tx
@@ -78,7 +79,7 @@ def read_logs(
     if level is not None:
         levels = _AT_OR_ABOVE.get(level.upper())
         if levels is None:
-            raise HTTPException(422, f"level {level!r} is not a log level; use one of {', '.join(LEVELS)}")
+            raise invalid_query("level", f"level {level!r} is not a log level; use one of {', '.join(LEVELS)}")
     fr, f, tr, lg = models.flow_runs, models.flows, models.task_runs, models.logs
     with read_tx(engine_of(request)) as conn:
         owner = conn.execute(

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException
 from sqlalchemy import select
 
 from runwright_server import models
-from runwright_server.state_rules import STATE_TYPES
+from runwright_server.common import invalid_query
 
 
 def state_types(name: str) -> list[str]:
@@ -24,7 +23,10 @@ def state_types(name: str) -> list[str]:
 
     wanted = next((cls for type_name, cls in ALL_STATES.items() if type_name.lower() == name.lower()), None)
     if wanted is None:
-        raise HTTPException(422, f"state {name!r} is not a state type; use one of {', '.join(sorted(STATE_TYPES))}")
+        raise invalid_query(
+            "state",
+            f"state {name[:40]!r} is not a state type; use one such as Scheduled, Running, Success, Failed, Cancelled",
+        )
     return sorted(type_name for type_name, cls in ALL_STATES.items() if issubclass(cls, wanted))
 
 
