@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import keyword
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,9 @@ class Flow:
         self._edges_to: dict[Task, set[Edge]] = collections.defaultdict(set)
         self._edges_from: dict[Task, set[Edge]] = collections.defaultdict(set)
         self._keys_to: dict[Task, dict[str, Edge]] = collections.defaultdict(dict)
+        #: literal arguments bound to a task: ``{task: {argument: value}}`` (no task, no edge,
+        #: no task run: the task runner passes them with the upstream results)
+        self.constants: dict[Task, dict[str, Any]] = {}
         self._slugs: dict[str, Task] = {}
         self._slug_counters: dict[str, int] = collections.defaultdict(int)
         self._sorted: tuple[Task, ...] | None = None
@@ -156,6 +160,8 @@ class Flow:
             existing = bound.get(key)
             if existing is not None and existing != edge:
                 raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a task')
+            if key in self.constants.get(downstream_task, ()):
+                raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a value')
             bound[key] = edge
         self.edges.add(edge)
         self._edges_to[downstream_task].add(edge)
@@ -174,6 +180,30 @@ class Flow:
                 self._remove_edge(edge)
                 raise FlowValidationError("Cycle found; flows must be acyclic!")
         return edge
+
+    def bind_constant(self, task: Task, key: str, value: Any, validate: bool | None = None) -> None:
+        """Bind the literal ``value`` to argument ``key`` of ``task`` (what calling a task
+        with a non-task argument does): it is passed to every run of the task, mapped
+        children included, without a task or an edge of its own."""
+        if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
+            raise ValueError(f"Argument name {key!r} must be a valid Python identifier that is not a keyword")
+        self.add_task(task)
+        bound = self.constants.get(task)
+        if bound is None:
+            bound = self.constants[task] = {}
+        if key in bound:
+            raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a value')
+        keys = self._keys_to.get(task)
+        if keys and key in keys:
+            raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a task')
+        if validate:
+            import inspect
+
+            params = inspect.signature(task.run).parameters
+            takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+            if key not in params and not takes_kwargs:
+                raise ValueError(f"Task {task.name!r} has no argument named {key!r}")
+        bound[key] = value
 
     def _remove_edge(self, edge: Edge) -> None:
         self.edges.discard(edge)
@@ -208,7 +238,7 @@ class Flow:
         validate: bool | None = None,
     ) -> None:
         """Add ``task`` with its upstream, downstream and keyword (argument) dependencies."""
-        from runwright.tasks_core import as_task
+        from runwright.tasks_core import as_task, is_literal
 
         self.add_task(task)
         for upstream in upstream_tasks or ():
@@ -222,6 +252,9 @@ class Flow:
             is_mapped = mapped and not isinstance(value, unmapped)
             if isinstance(value, unmapped):
                 value = value.task
+            if not is_mapped and is_literal(value):
+                self.bind_constant(task, key, value, validate=validate)
+                continue
             self.add_edge(as_task(value, flow=self), task, key=key, mapped=is_mapped, validate=validate)
 
     def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
@@ -300,6 +333,8 @@ class Flow:
                 raise FlowValidationError(f"{edge!r} refers to a task that is not in the flow")
         if not self._reference_tasks <= self.tasks:
             raise FlowValidationError("Some reference tasks are not part of the flow")
+        if not self.constants.keys() <= self.tasks:
+            raise FlowValidationError("Some tasks with bound arguments are not part of the flow")
         self.sorted_tasks()
 
     def __iter__(self) -> Iterator[Task]:
@@ -319,6 +354,11 @@ class Flow:
                     for e in self.edges
                 ),
                 key=lambda e: (e["upstream"], e["downstream"], e["key"] or ""),
+            ),
+            # the arguments bound to literal values (names only: a value can be anything)
+            "constants": sorted(
+                ({"task": t.slug, "key": key} for t, bound in self.constants.items() for key in bound),
+                key=lambda c: (c["task"], c["key"]),
             ),
         }
 

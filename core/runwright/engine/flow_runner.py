@@ -358,4 +358,7 @@ class FlowRunner(Runner):
         if handler is None:
             handler = self._default_result_handler
         task_runner = self.task_runner_cls(task=task, state_handlers=task_runner_state_handlers, result_handler=handler)
+        constants = self.flow.constants.get(task)
+        if constants:
+            task_runner.constants = constants
         return task_runner.run(state=state, upstream_states=upstream_states, context=context, executor=executor, lost=lost)

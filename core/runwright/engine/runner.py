@@ -58,6 +58,8 @@ class Runner:
         # process; a task run on a worker resolves the run's backend name there.
         state = self.__dict__.copy()
         state["active_backend"] = state["_recording"] = None
+        if "_hooks" in state:  # what this process's plugin manager calls: computed there again
+            state["_hooks"] = None
         return state
 
     def _use_backend(self, backend: Backend) -> Backend:

@@ -21,8 +21,9 @@ import copy
 import datetime
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runwright.backends import DEFAULT_BACKEND
@@ -114,13 +115,20 @@ class TaskRunner(Runner):
     else the one named by ``[engine] result_handler``.
     """
 
+    #: the literal arguments bound to the task in its flow (``Flow.constants``), passed with
+    #: the upstream results to every run (mapped children included); the flow runner sets it
+    constants: Mapping[str, Any] = MappingProxyType({})
+
     def __init__(
         self,
         task: Task,
         state_handlers: list[Callable[..., Any]] | None = None,
         result_handler: ResultHandler | str | None = None,
+        constants: Mapping[str, Any] | None = None,
     ) -> None:
         self.task = task
+        if constants:
+            self.constants = constants
         self._result_handler_spec = task.result_handler or result_handler
         self._result_handler: ResultHandler | None = None
         super().__init__(state_handlers=state_handlers)
@@ -379,6 +387,8 @@ class TaskRunner(Runner):
         for edge, upstream in upstream_states.items():
             if edge.key is not None:
                 inputs[edge.key] = load(upstream._result)
+        for key, value in self.constants.items():
+            inputs[key] = Result(value)
         cached = getattr(state, "cached_inputs", None) if state.is_pending() else None
         if cached:
             for key, value in cached.items():
@@ -432,11 +442,13 @@ class TaskRunner(Runner):
     @call_state_handlers
     def check_task_trigger(self, state: State, upstream_states: dict[Edge, State]) -> State:
         task = self.task
-        if not upstream_states and task.trigger.__name__ == "all_successful":
+        if task.trigger.__name__ == "all_successful" and not upstream_states:
             return state
         states: set[State] = set()
         for upstream in upstream_states.values():
             states.update(_flatten(upstream))
+        # a literal argument counts as a successful upstream, as the Constant task it once was
+        states.update(Success(result=value) for value in self.constants.values())
         try:
             if not task.trigger(states):
                 raise signals.TRIGGERFAIL("Trigger failed")
