@@ -21,6 +21,7 @@ from runwright.engine.executors import Executor, LostRun, resolve_executor
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Mapped, Pending, Running, Scheduled, State, Success, utcnow
+from runwright.engine.run_hooks import TaskRunHooks
 from runwright.engine.task_runner import TaskRunner
 from runwright.plugins import PluginError, get_plugin_manager
 from runwright.run_logging import configure_logging
@@ -75,6 +76,7 @@ class FlowRunner(Runner):
             task_runner_cls = get_default_task_runner_class()
         self.task_runner_cls = task_runner_cls
         self._default_result_handler: Any = None
+        self._task_hooks: TaskRunHooks | None = None
         #: the run context of the last ``run`` (after plugins initialized it)
         self.context: dict[str, Any] = {}
         super().__init__(state_handlers=state_handlers)
@@ -142,12 +144,8 @@ class FlowRunner(Runner):
         for key, day in (("today", today), ("yesterday", yesterday), ("tomorrow", tomorrow)):
             context.setdefault(key, day.strftime("%Y-%m-%d"))
             context.setdefault(f"{key}_nodash", day.strftime("%Y%m%d"))
-        for task in self.flow.tasks:
-            task_context = task_contexts.get(task)
-            if task_context is None:
-                task_contexts[task] = {"task_name": task.name, "task_slug": task.slug}
-            else:  # a new dict: the caller's is never mutated
-                task_contexts[task] = {**task_context, "task_name": task.name, "task_slug": task.slug}
+        # each task's own context (task_name, task_slug, and what the caller or a plugin put
+        # in task_contexts) is made when the task is submitted, and dropped after its run
         state, context = super().initialize_run(state, context)
         return FlowRunnerInitializeResult(state, task_states, context, task_contexts)
 
@@ -274,6 +272,8 @@ class FlowRunner(Runner):
         )
         # Thread and Dask workers do not share this thread's context: give them all of it.
         flow_context = runtime_context.to_dict() if executor.returns_futures else None
+        # once per run: which task-run hooks have callers (shared by every task runner)
+        self._task_hooks = TaskRunHooks(pm)
         run_task = self.run_task
         with executor.start():
             for task in flow.sorted_tasks():
@@ -289,7 +289,11 @@ class FlowRunner(Runner):
                     edge: task_states.get(edge.upstream_task) or Pending("Task state not available.")
                     for edge in edges_to.get(task, ())
                 }
-                task_context = task_contexts[task]
+                given = task_contexts.get(task)
+                if given is None:
+                    task_context = {"task_name": task.name, "task_slug": task.slug}
+                else:  # a new dict: the caller's is never mutated
+                    task_context = {**given, "task_name": task.name, "task_slug": task.slug}
                 if flow_context is not None:
                     task_context = {**flow_context, **task_context}
                 # upstream_states is the submission's one argument that holds futures
@@ -358,6 +362,7 @@ class FlowRunner(Runner):
         if handler is None:
             handler = self._default_result_handler
         task_runner = self.task_runner_cls(task=task, state_handlers=task_runner_state_handlers, result_handler=handler)
+        task_runner._hooks = self._task_hooks
         constants = self.flow.constants.get(task)
         if constants:
             task_runner.constants = constants

@@ -58,8 +58,9 @@ class Runner:
         # process; a task run on a worker resolves the run's backend name there.
         state = self.__dict__.copy()
         state["active_backend"] = state["_recording"] = None
-        if "_hooks" in state:  # what this process's plugin manager calls: computed there again
-            state["_hooks"] = None
+        for key in ("_hooks", "_task_hooks"):  # this process's plugin manager's: computed there again
+            if key in state:
+                state[key] = None
         return state
 
     def _use_backend(self, backend: Backend) -> Backend:

@@ -48,7 +48,9 @@ from runwright.engine.state import (
     TriggerFailed,
     utcnow,
 )
+from runwright.engine.run_hooks import TaskRunHooks
 from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
+from runwright.triggers import all_successful
 
 if TYPE_CHECKING:
     from runwright.edge import Edge
@@ -76,6 +78,8 @@ class TaskRunSetup:
     context: dict[str, Any]
     lost: LostRun | None = None
 
+
+_MISSING = object()
 
 #: The run context key under which :meth:`TaskRunner.run` hands ``lost`` to ``initialize_run``.
 _LOST_KEY = "_runwright_lost_run"
@@ -131,6 +135,8 @@ class TaskRunner(Runner):
             self.constants = constants
         self._result_handler_spec = task.result_handler or result_handler
         self._result_handler: ResultHandler | None = None
+        #: which task-run hooks have callers (set per run; the flow runner shares its own)
+        self._hooks: TaskRunHooks | None = None
         super().__init__(state_handlers=state_handlers)
 
     @property
@@ -166,6 +172,9 @@ class TaskRunner(Runner):
             self.call_backend(
                 backend, "task_state_change", self, self.task, old_state, new_state, passthrough=(ENDRUN, signals.PAUSE)
             )
+        hooks = self._hooks
+        if hooks is not None and not hooks.state_change:
+            return
         get_plugin_manager().call_attributed(
             "runwright_task_state_change",
             passthrough=(ENDRUN, signals.PAUSE),
@@ -176,14 +185,19 @@ class TaskRunner(Runner):
         )
 
     def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:  # type: ignore[override]
-        setup = TaskRunSetup(state=state, context=context, lost=context.pop(_LOST_KEY, None))
+        lost = context.pop(_LOST_KEY, None)
         backend = self._recording
-        if backend is not None:
-            self.call_backend(backend, "initialize_task_run", self, self.task, setup)
-        get_plugin_manager().call_attributed(
-            "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
-        )
-        state, context = super().initialize_run(setup.state, setup.context)
+        hooks = self._hooks
+        if backend is not None or hooks is None or hooks.initialize:
+            setup = TaskRunSetup(state=state, context=context, lost=lost)
+            if backend is not None:
+                self.call_backend(backend, "initialize_task_run", self, self.task, setup)
+            if hooks is None or hooks.initialize:
+                get_plugin_manager().call_attributed(
+                    "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
+                )
+            state, context = setup.state, setup.context
+        state, context = super().initialize_run(state, context)
         context["task_run_count"] = state.run_count + 1 if isinstance(state, Retrying) else 1
         if isinstance(state, Resume):
             context["resume"] = True
@@ -217,11 +231,15 @@ class TaskRunner(Runner):
         task = self.task
         context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
         name = context.get("backend") or runtime_context.get("backend") or DEFAULT_BACKEND
+        pm = get_plugin_manager()
         try:
-            self._use_backend(get_plugin_manager().backend(name))
+            self._use_backend(pm.backend(name))
         except UnknownNameError as exc:  # a worker without the backend's plugin, say
             self.logger.error("Task '%s': %s", context["task_full_name"], exc)
             return Failed(f"Task '{context['task_full_name']}': {exc}", result=exc)
+        hooks = self._hooks
+        if hooks is None or not hooks.holds_for(pm):
+            self._hooks = TaskRunHooks(pm)
         if lost is not None:
             return self._record_lost(state, context, lost)
         upstream_states = upstream_states or {}
@@ -274,6 +292,9 @@ class TaskRunner(Runner):
                 self.call_backend(backend, "task_run_end", self, self.task, state, passthrough=())
             except PluginError as exc:  # the run's state is kept
                 self.logger.error("%s", exc)
+        hooks = self._hooks
+        if hooks is not None and not hooks.run_end:
+            return
         try:
             get_plugin_manager().call_attributed("runwright_task_run_end", runner=self, task=self.task, state=state)
         except PluginError as exc:
@@ -292,6 +313,14 @@ class TaskRunner(Runner):
             state, context = self.initialize_run(state, context)
             task = self.task
             with runtime_context(context):
+                if not mapped and self._is_plain_run(state, upstream_states):
+                    # the lean path: the steps before Running cannot change this state
+                    task_inputs = self.get_task_inputs(state, upstream_states)
+                    state = self.handle_state_change(state, Running("Starting task run."))
+                    state = self.get_task_run_state(state, task_inputs, executor.timeout_handler)
+                    if isinstance(state, Failed):
+                        state = self.check_for_retry(state, task_inputs)
+                    return state
                 # Steps that cannot change this state are skipped: they would return the same
                 # object (no transition, no handler), so the outcome is identical, and cheaper.
                 state = self.check_task_is_ready(state)
@@ -333,6 +362,21 @@ class TaskRunner(Runner):
                 raise
             state = Failed(message, result=exc)
         return state  # type: ignore[return-value]
+
+    def _is_plain_run(self, state: State, upstream_states: dict[Edge, State]) -> bool:
+        """True when the steps before ``set_task_to_running`` would all return ``state``
+        unchanged: a fresh Pending state, no cache (``cache_for``), the default trigger, and
+        every upstream a plain Success (not Cached, Mapped or Skipped). The task then goes
+        straight to its inputs and Running: same transitions, same hooks, fewer calls."""
+        if state.__class__ is not Pending or state.cached_inputs:  # type: ignore[attr-defined]
+            return False
+        task = self.task
+        if task.cache_for is not None or task.trigger is not all_successful:
+            return False
+        for upstream in upstream_states.values():
+            if upstream.__class__ is not Success:
+                return False
+        return True
 
     # -- steps -----------------------------------------------------------------------------
     @call_state_handlers
@@ -479,16 +523,25 @@ class TaskRunner(Runner):
             raise ENDRUN(state)
         task = self.task
         raw_inputs = {k: v.value for k, v in inputs.items()}
+        # context.logger is the task's logger while its body runs (set and restored directly:
+        # this runs for every task)
+        data = runtime_context._data
+        saved = data.get("logger", _MISSING)
+        data["logger"] = task.logger
         try:
-            with runtime_context(logger=task.logger):
-                if task.timeout is None:
-                    value = task.run(**raw_inputs)
-                else:
-                    value = timeout_handler(task.run, timeout=task.timeout, **raw_inputs)
+            if task.timeout is None:
+                value = task.run(**raw_inputs)
+            else:
+                value = timeout_handler(task.run, timeout=task.timeout, **raw_inputs)
         except TimeoutError as exc:
             if raise_on_exception():
                 raise
             return TimedOut("Task timed out during execution.", result=exc, cached_inputs=inputs)
+        finally:
+            if saved is _MISSING:
+                data.pop("logger", None)
+            else:
+                data["logger"] = saved
         result = Result(value, self.result_handler)
         if self._should_checkpoint():
             self.results.store(result)
