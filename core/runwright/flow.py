@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from runwright.context import context
 from runwright.edge import Edge
 from runwright.task import Task, _failure_handler, unmapped
+from runwright.tasks_core import as_task, is_literal
 
 if TYPE_CHECKING:
     from runwright.engine.executors import Executor
@@ -67,9 +68,12 @@ class Flow:
         self.result_handler = result_handler
         self.tasks: set[Task] = set()
         self.edges: set[Edge] = set()
-        self._edges_to: dict[Task, set[Edge]] = collections.defaultdict(set)
-        self._edges_from: dict[Task, set[Edge]] = collections.defaultdict(set)
-        self._keys_to: dict[Task, dict[str, Edge]] = collections.defaultdict(dict)
+        # per task, the edges into and out of it (lists: most tasks have one or two, and a
+        # list is a quarter of an empty set's size; ``edges`` keeps them unique)
+        self._edges_to: dict[Task, list[Edge]] = {}
+        self._edges_from: dict[Task, list[Edge]] = {}
+        #: the keyed edge of each (downstream task, argument)
+        self._keys_to: dict[tuple[Task, str], Edge] = {}
         #: literal arguments bound to a task: ``{task: {argument: value}}`` (no task, no edge,
         #: no task run: the task runner passes them with the upstream results)
         self.constants: dict[Task, dict[str, Any]] = {}
@@ -106,17 +110,11 @@ class Flow:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_context_token"] = None
-        state["_edges_to"] = dict(self._edges_to)
-        state["_edges_from"] = dict(self._edges_from)
-        state["_keys_to"] = dict(self._keys_to)
         state["_slug_counters"] = dict(self._slug_counters)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._edges_to = collections.defaultdict(set, self._edges_to)
-        self._edges_from = collections.defaultdict(set, self._edges_from)
-        self._keys_to = collections.defaultdict(dict, self._keys_to)
         self._slug_counters = collections.defaultdict(int, self._slug_counters)
 
     # -- building --------------------------------------------------------------------------
@@ -153,19 +151,34 @@ class Flow:
         if isinstance(downstream_task, _parameter_class()):
             raise ValueError("Parameters must be root tasks: nothing can be upstream of a Parameter")
         edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped)
-        self.add_task(upstream_task)
-        self.add_task(downstream_task)
+        tasks = self.tasks
+        if upstream_task not in tasks:
+            self.add_task(upstream_task)
+        if downstream_task not in tasks:
+            self.add_task(downstream_task)
         if key is not None:
-            bound = self._keys_to[downstream_task]
-            existing = bound.get(key)
+            keys = self._keys_to
+            existing = keys.get((downstream_task, key))
             if existing is not None and existing != edge:
                 raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a task')
-            if key in self.constants.get(downstream_task, ()):
+            constants = self.constants.get(downstream_task)
+            if constants and key in constants:
                 raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a value')
-            bound[key] = edge
-        self.edges.add(edge)
-        self._edges_to[downstream_task].add(edge)
-        self._edges_from[upstream_task].add(edge)
+            keys[(downstream_task, key)] = edge
+        edges = self.edges
+        if edge in edges:  # the same edge again: nothing changes
+            return edge
+        edges.add(edge)
+        into = self._edges_to.get(downstream_task)
+        if into is None:
+            self._edges_to[downstream_task] = [edge]
+        else:
+            into.append(edge)
+        out = self._edges_from.get(upstream_task)
+        if out is None:
+            self._edges_from[upstream_task] = [edge]
+        else:
+            out.append(edge)
         self._sorted = None
         if validate:
             if key is not None:
@@ -193,8 +206,7 @@ class Flow:
             bound = self.constants[task] = {}
         if key in bound:
             raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a value')
-        keys = self._keys_to.get(task)
-        if keys and key in keys:
+        if (task, key) in self._keys_to:
             raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a task')
         if validate:
             import inspect
@@ -207,10 +219,13 @@ class Flow:
 
     def _remove_edge(self, edge: Edge) -> None:
         self.edges.discard(edge)
-        self._edges_to[edge.downstream_task].discard(edge)
-        self._edges_from[edge.upstream_task].discard(edge)
-        if edge.key is not None and self._keys_to[edge.downstream_task].get(edge.key) == edge:
-            del self._keys_to[edge.downstream_task][edge.key]
+        for index in (self._edges_to, self._edges_from):
+            for task in (edge.downstream_task, edge.upstream_task):
+                listed = index.get(task)
+                if listed is not None and edge in listed:
+                    listed.remove(edge)
+        if edge.key is not None and self._keys_to.get((edge.downstream_task, edge.key)) == edge:
+            del self._keys_to[(edge.downstream_task, edge.key)]
         self._sorted = None
 
     def _reaches(self, start: Task, target: Task) -> bool:
@@ -238,9 +253,8 @@ class Flow:
         validate: bool | None = None,
     ) -> None:
         """Add ``task`` with its upstream, downstream and keyword (argument) dependencies."""
-        from runwright.tasks_core import as_task, is_literal
-
-        self.add_task(task)
+        if task not in self.tasks:
+            self.add_task(task)
         for upstream in upstream_tasks or ():
             is_mapped = mapped and not isinstance(upstream, unmapped)
             if isinstance(upstream, unmapped):

@@ -32,6 +32,55 @@ def _signature(run: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(run)
 
 
+class _Binder:
+    """Binds call arguments to a ``run`` signature's parameter names (cached per function).
+
+    A signature of plain parameters (positional-or-keyword, no ``**kwargs``) is bound
+    directly; anything else, and every call that does not fit, goes through
+    ``inspect.Signature.bind`` (its errors are the ones users see)."""
+
+    __slots__ = ("names", "name_set", "required", "signature", "simple")
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        self.signature = signature
+        params = list(signature.parameters.values())
+        self.names = tuple(p.name for p in params)
+        self.name_set = frozenset(self.names)
+        self.required = tuple(p.name for p in params if p.default is inspect.Parameter.empty)
+        self.simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], owner: str) -> dict[str, Any]:
+        names = self.names
+        if self.simple and len(args) <= len(names):
+            callargs = dict(zip(names, args, strict=False))
+            fits = True
+            for key, value in kwargs.items():
+                if key in callargs or key not in self.name_set:
+                    fits = False
+                    break
+                callargs[key] = value
+            if fits and all(name in callargs for name in self.required):
+                if kwargs:  # in parameter order, as Signature.bind gives them
+                    callargs = {name: callargs[name] for name in names if name in callargs}
+                return callargs
+        try:
+            callargs = dict(self.signature.bind(*args, **kwargs).arguments)
+        except TypeError as exc:
+            raise TypeError(f"Task {owner!r}: {exc}") from None
+        for name, param in self.signature.parameters.items():
+            if param.kind is inspect.Parameter.VAR_KEYWORD and name in callargs:
+                callargs.update(callargs.pop(name))
+        return callargs
+
+
+@functools.lru_cache(maxsize=4096)
+def _binder(func: Callable[..., Any], is_method: bool) -> _Binder:
+    signature = _signature(func)
+    if is_method:  # a bound method's function: drop `self`
+        signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+    return _Binder(signature)
+
+
 def _validate_run_signature(run: Callable[..., Any], owner: str) -> None:
     for param in inspect.signature(run).parameters.values():
         if param.kind is inspect.Parameter.VAR_POSITIONAL:
@@ -190,16 +239,9 @@ class Task(metaclass=_TaskMeta):
     ) -> Task:
         """Bind arguments to this task (no copy), adding edges to the flow."""
         run = self.run
-        signature = _signature(getattr(run, "__func__", run))
-        if hasattr(run, "__func__"):  # a bound method: drop `self`
-            signature = signature.replace(parameters=list(signature.parameters.values())[1:])
-        try:
-            callargs = dict(signature.bind(*args, **kwargs).arguments)
-        except TypeError as exc:
-            raise TypeError(f"Task {self.name!r}: {exc}") from None
-        for name, param in signature.parameters.items():
-            if param.kind is inspect.Parameter.VAR_KEYWORD and name in callargs:
-                callargs.update(callargs.pop(name))
+        func = getattr(run, "__func__", None)
+        binder = _binder(run, False) if func is None else _binder(func, True)
+        callargs = binder.bind(args, kwargs, self.name)
         flow = flow if flow is not None else context.get("flow")
         if flow is None:
             raise ValueError("Could not infer an active Flow: call tasks inside `with Flow(...):` or pass flow=")

@@ -27,6 +27,7 @@ from runwright.plugins import PluginError, get_plugin_manager
 from runwright.run_logging import configure_logging
 
 if TYPE_CHECKING:
+    from runwright.backends import Backend
     from runwright.edge import Edge
     from runwright.flow import Flow
     from runwright.task import Task
@@ -77,6 +78,7 @@ class FlowRunner(Runner):
         self.task_runner_cls = task_runner_cls
         self._default_result_handler: Any = None
         self._task_hooks: TaskRunHooks | None = None
+        self._task_backend: tuple[str, Backend] | None = None
         #: the run context of the last ``run`` (after plugins initialized it)
         self.context: dict[str, Any] = {}
         super().__init__(state_handlers=state_handlers)
@@ -274,6 +276,8 @@ class FlowRunner(Runner):
         flow_context = runtime_context.to_dict() if executor.returns_futures else None
         # once per run: which task-run hooks have callers (shared by every task runner)
         self._task_hooks = TaskRunHooks(pm)
+        backend = self.active_backend
+        self._task_backend = (str(self.context.get("backend")), backend) if backend is not None else None
         run_task = self.run_task
         with executor.start():
             for task in flow.sorted_tasks():
@@ -363,6 +367,7 @@ class FlowRunner(Runner):
             handler = self._default_result_handler
         task_runner = self.task_runner_cls(task=task, state_handlers=task_runner_state_handlers, result_handler=handler)
         task_runner._hooks = self._task_hooks
+        task_runner._run_backend = self._task_backend
         constants = self.flow.constants.get(task)
         if constants:
             task_runner.constants = constants

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from runwright.backends import DEFAULT_BACKEND
 from runwright.context import context as runtime_context
 from runwright.engine import signals
-from runwright.engine.result import NoResult, Result, ResultInterface
+from runwright.engine.result import NoResult, Result, ResultInterface, SafeResult
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import (
@@ -53,6 +53,7 @@ from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
 from runwright.triggers import all_successful
 
 if TYPE_CHECKING:
+    from runwright.backends import Backend
     from runwright.edge import Edge
     from runwright.engine.executors import Executor, LostRun
     from runwright.engine.result_handlers import ResultHandler
@@ -137,6 +138,9 @@ class TaskRunner(Runner):
         self._result_handler: ResultHandler | None = None
         #: which task-run hooks have callers (set per run; the flow runner shares its own)
         self._hooks: TaskRunHooks | None = None
+        #: (name, backend) the flow runner resolved for its run: task runs naming the same
+        #: backend use it without a registry lookup
+        self._run_backend: tuple[str, Backend] | None = None
         super().__init__(state_handlers=state_handlers)
 
     @property
@@ -233,7 +237,8 @@ class TaskRunner(Runner):
         name = context.get("backend") or runtime_context.get("backend") or DEFAULT_BACKEND
         pm = get_plugin_manager()
         try:
-            self._use_backend(pm.backend(name))
+            shared = self._run_backend
+            self._use_backend(shared[1] if shared is not None and shared[0] == name else pm.backend(name))
         except UnknownNameError as exc:  # a worker without the backend's plugin, say
             self.logger.error("Task '%s': %s", context["task_full_name"], exc)
             return Failed(f"Task '{context['task_full_name']}': {exc}", result=exc)
@@ -427,10 +432,15 @@ class TaskRunner(Runner):
     def get_task_inputs(self, state: State, upstream_states: dict[Edge, State]) -> dict[str, ResultInterface]:
         """The task's arguments as Results: upstream results, then cached inputs for gaps."""
         inputs: dict[str, ResultInterface] = {}
-        load = self.results.load
+        load = None
         for edge, upstream in upstream_states.items():
             if edge.key is not None:
-                inputs[edge.key] = load(upstream._result)
+                result = upstream._result
+                if isinstance(result, SafeResult) and result is not NoResult:  # stored: read it back
+                    if load is None:
+                        load = self.results.load
+                    result = load(result)
+                inputs[edge.key] = result
         for key, value in self.constants.items():
             inputs[key] = Result(value)
         cached = getattr(state, "cached_inputs", None) if state.is_pending() else None
