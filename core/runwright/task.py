@@ -134,7 +134,7 @@ class Task(metaclass=_TaskMeta):
         self.slug = slug
         if isinstance(tags, str):
             raise TypeError("tags should be a collection of strings, not a single string")
-        self.tags = set(tags or ()) | set(context.get("tags", ()) or ())
+        self.tags = set(tags or ()) | set(context.get("tags", ()) or ())  # type: ignore[assignment]
 
         if max_retries is None:
             max_retries = int(defaults.get("max_retries") or 0)
@@ -179,6 +179,18 @@ class Task(metaclass=_TaskMeta):
 
     # -- properties ------------------------------------------------------------------------
     @property
+    def tags(self) -> set[str]:
+        """The task's tags (a set; mutable)."""
+        tags = self.__dict__.get("_tags")
+        if tags is None:
+            tags = self._tags = set()
+        return tags
+
+    @tags.setter
+    def tags(self, value: Iterable[str]) -> None:
+        self._tags = set(value) if value else None
+
+    @property
     def cache_validator(self) -> Callable[..., bool]:
         """The validator function (a registered name is looked up on first use)."""
         validator = self._cache_validator
@@ -210,7 +222,9 @@ class Task(metaclass=_TaskMeta):
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.slug = None
-        new.tags = set(self.tags)
+        # an empty tag set is made when first read (a set is 216 bytes: wide flows have many)
+        tags = self.__dict__.get("_tags")
+        new._tags = set(tags) if tags else None
         new.state_handlers = list(self.state_handlers)
         for key, value in overrides.items():
             setattr(new, key, value)

@@ -21,7 +21,7 @@ import copy
 import datetime
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -30,6 +30,7 @@ from runwright.backends import DEFAULT_BACKEND
 from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.result import NoResult, Result, ResultInterface, SafeResult
+from runwright.engine.result_handlers import ResultHandler
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import (
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
     from runwright.backends import Backend
     from runwright.edge import Edge
     from runwright.engine.executors import Executor, LostRun
-    from runwright.engine.result_handlers import ResultHandler
     from runwright.plugins.results import ResultStore
     from runwright.task import Task
 
@@ -81,6 +81,8 @@ class TaskRunSetup:
 
 
 _MISSING = object()
+#: how a mapped child gets an upstream: the whole state, the upstream parent's child i, item i
+_WHOLE, _CHILD, _ITEM = 0, 1, 2
 
 #: The run context key under which :meth:`TaskRunner.run` hands ``lost`` to ``initialize_run``.
 _LOST_KEY = "_runwright_lost_run"
@@ -134,8 +136,9 @@ class TaskRunner(Runner):
         self.task = task
         if constants:
             self.constants = constants
-        self._result_handler_spec = task.result_handler or result_handler
-        self._result_handler: ResultHandler | None = None
+        spec = self._result_handler_spec = task.result_handler or result_handler
+        # a handler object is used as it is (the flow runner passes the run's default)
+        self._result_handler: ResultHandler | None = spec if isinstance(spec, ResultHandler) else None
         #: which task-run hooks have callers (set per run; the flow runner shares its own)
         self._hooks: TaskRunHooks | None = None
         #: (name, backend) the flow runner resolved for its run: task runs naming the same
@@ -675,21 +678,31 @@ class TaskRunner(Runner):
     ) -> Mapped:
         """Run (or submit) every child on the executor; the same Mapped state holds them."""
         count = len(state.map_states)
-        per_child: list[dict[Edge, Any]] = [{} for _ in range(count)]
+        # (edge, how the child gets its upstream, what from), worked out once for all children
+        plan: list[tuple[Edge, int, Any, Any]] = []
         for edge, upstream in upstream_states.items():
             if not edge.mapped:
-                for child in per_child:
-                    child[edge] = upstream
+                plan.append((edge, _WHOLE, upstream, None))
             elif isinstance(upstream, Mapped):
-                for i, child in enumerate(per_child):
-                    child[edge] = upstream.map_states[i]
+                plan.append((edge, _CHILD, upstream.map_states, None))
             else:
-                values = upstream.result
-                handler = upstream._result.result_handler
-                for i, child in enumerate(per_child):
-                    item = copy.copy(upstream)
-                    item._result = Result(values[i], handler)  # keep the handler (seed bug #1096)
-                    child[edge] = item
+                plan.append((edge, _ITEM, upstream, upstream.result))
+
+        def child_upstreams() -> Iterator[dict[Edge, Any]]:
+            """Each child's upstream states, made as the executor takes them (one at a time
+            on the local executor: a million-child map never holds a million of them)."""
+            for i in range(count):
+                child: dict[Edge, Any] = {}
+                for edge, kind, source, values in plan:
+                    if kind == _WHOLE:
+                        child[edge] = source
+                    elif kind == _CHILD:
+                        child[edge] = source[i]
+                    else:
+                        item = copy.copy(source)
+                        item._result = Result(values[i], source._result.result_handler)  # keep the handler (seed bug #1096)
+                        child[edge] = item
+                yield child
 
         def run_child(
             child_state: State | None, index: int, child_upstream: dict[Edge, Any], lost: LostRun | None = None
@@ -702,7 +715,7 @@ class TaskRunner(Runner):
                 lost=lost,
             )
 
-        state.map_states = executor.map(run_child, state.map_states, range(count), per_child)
+        state.map_states = executor.map(run_child, state.map_states, range(count), child_upstreams())
         if not executor.returns_futures:
             state.map_states = executor.wait(state.map_states)
         state.message = "Mapped tasks submitted for execution."
