@@ -39,7 +39,7 @@ class _Binder:
     directly; anything else, and every call that does not fit, goes through
     ``inspect.Signature.bind`` (its errors are the ones users see)."""
 
-    __slots__ = ("names", "name_set", "required", "signature", "simple")
+    __slots__ = ("name_set", "names", "required", "signature", "simple")
 
     def __init__(self, signature: inspect.Signature) -> None:
         self.signature = signature
@@ -177,11 +177,14 @@ class Task(metaclass=_TaskMeta):
         if on_failure is not None:
             self.state_handlers.append(_failure_handler(on_failure))
 
+    #: the tags, None while there are none (see ``tags``)
+    _tags: set[str] | None = None
+
     # -- properties ------------------------------------------------------------------------
     @property
     def tags(self) -> set[str]:
         """The task's tags (a set; mutable)."""
-        tags = self.__dict__.get("_tags")
+        tags = self._tags
         if tags is None:
             tags = self._tags = set()
         return tags

@@ -18,10 +18,10 @@ from runwright.backends import DEFAULT_BACKEND
 from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.executors import Executor, LostRun, resolve_executor
+from runwright.engine.run_hooks import TaskRunHooks
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Mapped, Pending, Running, Scheduled, State, Success, utcnow
-from runwright.engine.run_hooks import TaskRunHooks
 from runwright.engine.task_runner import TaskRunner
 from runwright.plugins import PluginError, get_plugin_manager
 from runwright.run_logging import configure_logging

@@ -31,6 +31,7 @@ from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.result import NoResult, Result, ResultInterface, SafeResult
 from runwright.engine.result_handlers import ResultHandler
+from runwright.engine.run_hooks import TaskRunHooks
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import (
@@ -49,7 +50,6 @@ from runwright.engine.state import (
     TriggerFailed,
     utcnow,
 )
-from runwright.engine.run_hooks import TaskRunHooks
 from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
 from runwright.triggers import all_successful
 
@@ -435,7 +435,7 @@ class TaskRunner(Runner):
     def get_task_inputs(self, state: State, upstream_states: dict[Edge, State]) -> dict[str, ResultInterface]:
         """The task's arguments as Results: upstream results, then cached inputs for gaps."""
         inputs: dict[str, ResultInterface] = {}
-        load = None
+        load: Callable[[ResultInterface], ResultInterface] | None = None
         for edge, upstream in upstream_states.items():
             if edge.key is not None:
                 result = upstream._result
@@ -448,6 +448,7 @@ class TaskRunner(Runner):
             inputs[key] = Result(value)
         cached = getattr(state, "cached_inputs", None) if state.is_pending() else None
         if cached:
+            load = self.results.load
             for key, value in cached.items():
                 if inputs.get(key, NoResult) is NoResult:
                     inputs[key] = load(value) if isinstance(value, ResultInterface) else Result(value)
