@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -279,6 +279,7 @@ class FlowRunner(Runner):
         backend = self.active_backend
         self._task_backend = (str(self.context.get("backend")), backend) if backend is not None else None
         run_task = self.run_task
+        constants_of = flow.constants
         with executor.start():
             for task in flow.sorted_tasks():
                 task_state = task_states.get(task)
@@ -309,6 +310,9 @@ class FlowRunner(Runner):
                     context=task_context,
                     task_runner_state_handlers=task_runner_state_handlers,
                     executor=executor,
+                    # with the submission: a worker process's copy of the flow holds other
+                    # task objects as the keys of its constants
+                    constants=constants_of.get(task),
                 )
             final_tasks = flow.terminal_tasks() | flow.reference_tasks() | return_tasks
             final_states = executor.wait(
@@ -354,9 +358,11 @@ class FlowRunner(Runner):
         task_runner_state_handlers: list[Callable[..., Any]] | None,
         executor: Executor,
         lost: LostRun | None = None,
+        constants: Mapping[str, Any] | None = None,
     ) -> State:
         """Run one task (on the executor). A non-mapped edge from a Mapped upstream receives
-        the list of its children's results. With ``lost``, record instead that the executor
+        the list of its children's results; ``constants`` are the task's literal arguments
+        (default: the flow's for this task). With ``lost``, record instead that the executor
         lost this run's work (see :meth:`TaskRunner.run`)."""
         if lost is None:
             for edge, upstream in upstream_states.items():
@@ -368,7 +374,8 @@ class FlowRunner(Runner):
         task_runner = self.task_runner_cls(task=task, state_handlers=task_runner_state_handlers, result_handler=handler)
         task_runner._hooks = self._task_hooks
         task_runner._run_backend = self._task_backend
-        constants = self.flow.constants.get(task)
+        if constants is None:
+            constants = self.flow.constants.get(task)
         if constants:
             task_runner.constants = constants
         return task_runner.run(state=state, upstream_states=upstream_states, context=context, executor=executor, lost=lost)

@@ -444,8 +444,13 @@ class TaskRunner(Runner):
                         load = self.results.load
                     result = load(result)
                 inputs[edge.key] = result
-        for key, value in self.constants.items():
-            inputs[key] = Result(value)
+        constants = self.constants
+        if constants:
+            # with the run's handler, as the Constant task's result had: a cache or a backend
+            # that keeps the inputs (cached_inputs) can store them
+            handler = self.result_handler
+            for key, value in constants.items():
+                inputs[key] = Result(value, handler)
         cached = getattr(state, "cached_inputs", None) if state.is_pending() else None
         if cached:
             load = self.results.load
