@@ -1,127 +1,263 @@
-"""Engine overhead: runwright vs Prefect 1.4.1 (the seed's descendant) on the same workloads.
+"""Engine overhead per task: runwright vs Prefect 1.4.1, Prefect 3 and Dask's synchronous
+scheduler, on the same workloads, at growing sizes (so the growth of the cost shows).
 
-    .venv/bin/python benchmarks/bench_engine.py                  # N = 1,000 and 10,000
-    .venv/bin/python benchmarks/bench_engine.py --sizes 1000 --engines runwright
+    .venv/bin/python benchmarks/bench_engine.py                       # everything (minutes)
+    .venv/bin/python benchmarks/bench_engine.py --engines runwright   # runwright's own figures
+    .venv/bin/python benchmarks/bench_engine.py --sizes 1000,10000 --workloads chain
+    .venv/bin/python benchmarks/bench_engine.py --limit prefect1=10000   # let Prefect 1 run longer
 
 Workloads (trivial task bodies, so the numbers are engine overhead):
 
-* W1: a linear chain of N tasks;
-* W2: one root, N independent children, one reducer over all of them;
-* W2-map: the same with ``task.map`` (N mapped children).
+* chain: a linear chain of N tasks;
+* fan-out: ``root = one()``, ``total([child(root, i) for i in range(N)])`` (N children, each
+  with a literal argument, and a reducer);
+* map: ``total(child.map(unmapped(root), range(N)))`` (N mapped children and a reducer).
 
-Each engine runs each workload in a fresh process (import time excluded); "build" is the
-graph construction, "run" is ``flow.run()``, "peak MB" the process's maximum RSS. Prefect
-1.4.1 is installed into benchmarks/.venvs/prefect1 on first use; a run that exceeds the
-time limit is reported as such (Prefect 1.4.1 did not finish W1 with N = 10,000 in 5 minutes
-on these machines).
+Sizes: N = 1,000 / 10,000 / 100,000, and 1,000,000 for the map. Each engine runs each
+workload in a fresh process with start-up excluded (imports and plugin loading; Prefect 3's
+ephemeral server is started by a one-task warm-up flow first). "build" is the graph
+construction (Prefect 3 builds nothing ahead: its figure is all "run"), "run" the flow run,
+"peak MB" the process's maximum RSS. runwright runs with every shipped plugin installed and
+the local backend.
+
+Competitors are skipped at sizes where they would take minutes (``--limit`` says up to which
+N each runs; the output names what was skipped). Prefect 1.4.1 and Prefect 3 are installed
+into benchmarks/.venvs/ on first use; Dask is the one runwright-dask installs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _engines import WORKLOAD_TASKS, ensure_venv, log, print_table, run_json_script  # noqa: E402
+from _engines import ensure_venv, log, print_table, run_json_script  # noqa: E402
+
+TASKS = """
+@task
+def one():
+    return 1
+
+@task
+def inc(x):
+    return x + 1
+
+@task
+def child(x, i):
+    return x + i
+
+@task
+def total(xs):
+    return sum(xs)
+"""
 
 COMMON = """
 import json, resource, sys, time
 WORKLOAD, N = sys.argv[1], int(sys.argv[2])
+
+def report(build, run, value):
+    expected = N if WORKLOAD == "chain" else N + N * (N - 1) // 2
+    assert value == expected, (value, expected)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"build": build, "run": run, "peak_mb": peak}))
 """
 
-BODY = """
-""" + WORKLOAD_TASKS + """
+# runwright and Prefect 1.4.1: the same user script; only the imports differ.
+FLOW_BODY = TASKS + """
 t0 = time.perf_counter()
 with Flow("bench") as flow:
-    if WORKLOAD == "W1":
+    if WORKLOAD == "chain":
         last = one()
         for _ in range(N - 1):
             last = inc(last)
-    elif WORKLOAD == "W2":
+    elif WORKLOAD == "fan-out":
         root = one()
-        last = total([inc(root) for _ in range(N)])
+        last = total([child(root, i) for i in range(N)])
     else:
         root = one()
-        last = total(inc.map(list(range(N))))
+        last = total(child.map(unmapped(root), range(N)))
 t1 = time.perf_counter()
 state = flow.run()
 t2 = time.perf_counter()
 assert state.is_successful(), state
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"build": t1 - t0, "run": t2 - t1, "peak_mb": peak}))
+report(t1 - t0, t2 - t1, state.result[last].result)
 """
 
-# The same user script for both engines; only the imports differ.
 RUNWRIGHT = COMMON + """
-from runwright import Flow, task
+from runwright import Flow, task, unmapped
 from runwright.plugins import get_plugin_manager
 get_plugin_manager().registry  # plugin loading is start-up, not engine time
-""" + BODY
+""" + FLOW_BODY
 
 PREFECT1 = COMMON + """
-from prefect import Flow, task
-""" + BODY
+from prefect import Flow, task, unmapped
+""" + FLOW_BODY
+
+PREFECT3 = COMMON + """
+from prefect import flow, task, unmapped
+""" + TASKS + """
+@flow
+def warm_up():
+    return one()
+
+warm_up()  # starts the ephemeral server: start-up, not engine time
+
+@flow
+def bench():
+    if WORKLOAD == "chain":
+        last = one()
+        for _ in range(N - 1):
+            last = inc(last)
+        return last
+    root = one()
+    if WORKLOAD == "fan-out":
+        return total([child(root, i) for i in range(N)])
+    return total(child.map(unmapped(root), range(N)).result())
+
+t0 = time.perf_counter()
+value = bench()
+report(0.0, time.perf_counter() - t0, value)
+"""
+
+DASK = COMMON + """
+import dask
+from dask import delayed
+
+def one():
+    return 1
+
+def inc(x):
+    return x + 1
+
+def child(x, i):
+    return x + i
+
+def total(xs):
+    return sum(xs)
+
+t0 = time.perf_counter()
+if WORKLOAD == "chain":
+    last = delayed(one)()
+    for _ in range(N - 1):
+        last = delayed(inc)(last)
+else:  # Dask has no map of its own over delayed values: one delayed call per child
+    root = delayed(one)()
+    last = delayed(total)([delayed(child)(root, i) for i in range(N)])
+t1 = time.perf_counter()
+value = last.compute(scheduler="synchronous")
+report(t1 - t0, time.perf_counter() - t1, value)
+"""
+
+SCRIPTS = {"runwright": RUNWRIGHT, "prefect1": PREFECT1, "prefect3": PREFECT3, "dask": DASK}
+LABELS = {"runwright": "runwright", "prefect1": "Prefect 1.4.1", "prefect3": "Prefect 3", "dask": "Dask (sync)"}
+#: the largest N each competitor runs by default: beyond it a run takes minutes (measured
+#: here: Prefect 1.4.1 did not finish a 10,000 chain in 5 minutes)
+DEFAULT_LIMITS = {"runwright": 1_000_000, "prefect1": 1_000, "prefect3": 1_000, "dask": 100_000}
+WORKLOADS = ("chain", "fan-out", "map")
+
+
+def parse_limits(text: str) -> dict[str, int]:
+    limits = dict(DEFAULT_LIMITS)
+    for item in filter(None, text.split(",")):
+        engine, _, value = item.partition("=")
+        if engine not in limits or not value.isdigit():
+            raise SystemExit(f"--limit takes ENGINE=N with ENGINE one of {', '.join(limits)}; got {item!r}")
+        limits[engine] = int(value)
+    return limits
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,10000")
-    parser.add_argument("--workloads", default="W1,W2,W2-map")
-    parser.add_argument("--engines", default="runwright,prefect1")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per competitor run")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="N for every workload")
+    parser.add_argument("--map-sizes", default="1000000", help="further N for the map only")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--engines", default="runwright,prefect1,prefect3,dask")
+    parser.add_argument("--limit", default="", help="ENGINE=N,...: the largest N an engine runs (see DEFAULT_LIMITS)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per run")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    workloads = args.workloads.split(",")
-    engines = args.engines.split(",")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    map_sizes = [int(s) for s in args.map_sizes.split(",") if s]
+    workloads = [w for w in args.workloads.split(",") if w]
+    unknown = set(workloads) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workload(s) {sorted(unknown)}; choose from {', '.join(WORKLOADS)}")
+    engines = [e for e in args.engines.split(",") if e]
+    if set(engines) - set(SCRIPTS):
+        parser.error(f"unknown engine(s) {sorted(set(engines) - set(SCRIPTS))}; choose from {', '.join(SCRIPTS)}")
+    limits = parse_limits(args.limit)
 
     work = Path(tempfile.mkdtemp(prefix="rw-bench-engine-"))
-    scripts = {"runwright": work / "runwright_flow.py", "prefect1": work / "prefect1_flow.py"}
-    scripts["runwright"].write_text(textwrap.dedent(RUNWRIGHT))
-    scripts["prefect1"].write_text(textwrap.dedent(PREFECT1))
-    pythons: dict[str, object] = {"runwright": sys.executable}
-    notes = []
-    if "prefect1" in engines:
-        python, why = ensure_venv("prefect1", "prefect==1.4.1")
-        if python is None:
-            notes.append(f"Prefect 1.4.1 skipped: {why}")
-            engines.remove("prefect1")
-        else:
-            pythons["prefect1"] = python
+    pythons: dict[str, object] = {"runwright": sys.executable, "dask": sys.executable}
+    notes: list[str] = []
+    for engine, requirement in (("prefect1", "prefect==1.4.1"), ("prefect3", "prefect>=3,<4")):
+        if engine in engines:
+            python, why = ensure_venv(engine, requirement)
+            if python is None:
+                notes.append(f"{LABELS[engine]} not run: {why}")
+                engines.remove(engine)
+            else:
+                pythons[engine] = python
+    scripts = {}
+    for engine in engines:
+        scripts[engine] = work / f"{engine}_flow.py"
+        scripts[engine].write_text(textwrap.dedent(SCRIPTS[engine]))
+    env = dict(
+        os.environ,
+        RUNWRIGHT__LOGGING__LEVEL="WARNING",
+        PREFECT__LOGGING__LEVEL="WARNING",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_HOME=str(work / "prefect3-home"),
+        PREFECT__HOME_DIR=str(work / "prefect1-home"),
+        PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="true",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
 
     rows = []
+    skipped: dict[str, list[str]] = {}
     for workload in workloads:
-        for n in sizes:
-            results = {}
+        for n in sizes + (map_sizes if workload == "map" else []):
+            ours: dict[str, float] | None = None
             for engine in engines:
-                log(f"{engine} {workload} N={n} ...")
-                timeout = 120.0 if engine == "runwright" else args.timeout
-                results[engine] = run_json_script(pythons[engine], scripts[engine], [workload, str(n)], timeout)  # type: ignore[arg-type]
-            ours = results.get("runwright", {})
-            for engine, result in results.items():
+                if n > limits[engine]:
+                    skipped.setdefault(engine, []).append(f"{workload} N={n:,}")
+                    continue
+                log(f"{engine} {workload} N={n:,} ...")
+                result = run_json_script(pythons[engine], scripts[engine], [workload, str(n)], args.timeout, env=env)  # type: ignore[arg-type]
                 if "error" in result:
-                    rows.append([workload, n, engine, "-", "-", "-", "-", "-", result["error"]])
+                    rows.append([workload, f"{n:,}", LABELS[engine], "-", "-", "-", "-", "-", result["error"]])
                     continue
                 total = result["build"] + result["run"]
-                ratio = ""
-                if engine != "runwright" and "error" not in ours:
-                    ratio = f"{total / (ours['build'] + ours['run']):.0f}x slower"
+                if engine == "runwright":
+                    ours = result
+                ratio = f"{total / (ours['build'] + ours['run']):.0f}x" if ours and engine != "runwright" else ""
                 rows.append(
                     [
                         workload,
-                        n,
-                        engine,
-                        f"{result['build']:.3f}",
-                        f"{result['run']:.3f}",
-                        f"{total:.3f}",
-                        f"{total / n * 1e6:.0f}",
+                        f"{n:,}",
+                        LABELS[engine],
+                        f"{result['build'] / n * 1e6:.1f}",
+                        f"{result['run'] / n * 1e6:.1f}",
+                        f"{total / n * 1e6:.1f}",
+                        f"{total:.2f}",
                         f"{result['peak_mb']:.0f}",
                         ratio,
                     ]
                 )
-    print_table(["workload", "N", "engine", "build s", "run s", "total s", "µs/task", "peak MB", "vs runwright"], rows)
+    print_table(
+        ["workload", "N", "engine", "build µs/task", "run µs/task", "total µs/task", "total s", "peak MB", "vs runwright"],
+        rows,
+    )
+    for engine, where in skipped.items():
+        print(
+            f"{LABELS[engine]} skipped at N > {limits[engine]:,} (it would take minutes; --limit {engine}=N runs it): "
+            + ", ".join(where)
+        )
+    if "prefect3" in engines:
+        print("Prefect 3 builds no graph ahead: its whole figure is in 'run'.")
     for note in notes:
         print(note)
 

@@ -71,6 +71,9 @@ class Context(threading.local):
 
     def __call__(self, *args: Mapping[str, Any], **kwargs: Any) -> _ContextUpdate:
         """``with context(mapping, key=value):`` sets keys for the block, then restores them."""
+        if len(args) == 1 and not kwargs:
+            # one mapping (a task run's context): read once on entry, so no copy is needed
+            return _ContextUpdate(self, args[0])
         if args:
             updates: dict[str, Any] = {}
             for mapping in args:
@@ -86,7 +89,7 @@ class _ContextUpdate:
 
     __slots__ = ("_context", "_saved", "_updates")
 
-    def __init__(self, ctx: Context, updates: dict[str, Any]) -> None:
+    def __init__(self, ctx: Context, updates: Mapping[str, Any]) -> None:
         self._context = ctx
         self._updates = updates
         self._saved: list[tuple[str, Any]] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import keyword
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from runwright.context import context
 from runwright.edge import Edge
 from runwright.task import Task, _failure_handler, unmapped
+from runwright.tasks_core import as_task, is_literal
 
 if TYPE_CHECKING:
     from runwright.engine.executors import Executor
@@ -66,9 +68,15 @@ class Flow:
         self.result_handler = result_handler
         self.tasks: set[Task] = set()
         self.edges: set[Edge] = set()
-        self._edges_to: dict[Task, set[Edge]] = collections.defaultdict(set)
-        self._edges_from: dict[Task, set[Edge]] = collections.defaultdict(set)
-        self._keys_to: dict[Task, dict[str, Edge]] = collections.defaultdict(dict)
+        # per task, the edges into and out of it (lists: most tasks have one or two, and a
+        # list is a quarter of an empty set's size; ``edges`` keeps them unique)
+        self._edges_to: dict[Task, list[Edge]] = {}
+        self._edges_from: dict[Task, list[Edge]] = {}
+        #: the keyed edge of each (downstream task, argument)
+        self._keys_to: dict[tuple[Task, str], Edge] = {}
+        #: literal arguments bound to a task: ``{task: {argument: value}}`` (no task, no edge,
+        #: no task run: the task runner passes them with the upstream results)
+        self.constants: dict[Task, dict[str, Any]] = {}
         self._slugs: dict[str, Task] = {}
         self._slug_counters: dict[str, int] = collections.defaultdict(int)
         self._sorted: tuple[Task, ...] | None = None
@@ -102,17 +110,11 @@ class Flow:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_context_token"] = None
-        state["_edges_to"] = dict(self._edges_to)
-        state["_edges_from"] = dict(self._edges_from)
-        state["_keys_to"] = dict(self._keys_to)
         state["_slug_counters"] = dict(self._slug_counters)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._edges_to = collections.defaultdict(set, self._edges_to)
-        self._edges_from = collections.defaultdict(set, self._edges_from)
-        self._keys_to = collections.defaultdict(dict, self._keys_to)
         self._slug_counters = collections.defaultdict(int, self._slug_counters)
 
     # -- building --------------------------------------------------------------------------
@@ -149,17 +151,34 @@ class Flow:
         if isinstance(downstream_task, _parameter_class()):
             raise ValueError("Parameters must be root tasks: nothing can be upstream of a Parameter")
         edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped)
-        self.add_task(upstream_task)
-        self.add_task(downstream_task)
+        tasks = self.tasks
+        if upstream_task not in tasks:
+            self.add_task(upstream_task)
+        if downstream_task not in tasks:
+            self.add_task(downstream_task)
         if key is not None:
-            bound = self._keys_to[downstream_task]
-            existing = bound.get(key)
+            keys = self._keys_to
+            existing = keys.get((downstream_task, key))
             if existing is not None and existing != edge:
                 raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a task')
-            bound[key] = edge
-        self.edges.add(edge)
-        self._edges_to[downstream_task].add(edge)
-        self._edges_from[upstream_task].add(edge)
+            constants = self.constants.get(downstream_task)
+            if constants and key in constants:
+                raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a value')
+            keys[(downstream_task, key)] = edge
+        edges = self.edges
+        if edge in edges:  # the same edge again: nothing changes
+            return edge
+        edges.add(edge)
+        into = self._edges_to.get(downstream_task)
+        if into is None:
+            self._edges_to[downstream_task] = [edge]
+        else:
+            into.append(edge)
+        out = self._edges_from.get(upstream_task)
+        if out is None:
+            self._edges_from[upstream_task] = [edge]
+        else:
+            out.append(edge)
         self._sorted = None
         if validate:
             if key is not None:
@@ -175,12 +194,38 @@ class Flow:
                 raise FlowValidationError("Cycle found; flows must be acyclic!")
         return edge
 
+    def bind_constant(self, task: Task, key: str, value: Any, validate: bool | None = None) -> None:
+        """Bind the literal ``value`` to argument ``key`` of ``task`` (what calling a task
+        with a non-task argument does): it is passed to every run of the task, mapped
+        children included, without a task or an edge of its own."""
+        if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
+            raise ValueError(f"Argument name {key!r} must be a valid Python identifier that is not a keyword")
+        self.add_task(task)
+        bound = self.constants.get(task)
+        if bound is None:
+            bound = self.constants[task] = {}
+        if key in bound:
+            raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a value')
+        if (task, key) in self._keys_to:
+            raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a task')
+        if validate:
+            import inspect
+
+            params = inspect.signature(task.run).parameters
+            takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+            if key not in params and not takes_kwargs:
+                raise ValueError(f"Task {task.name!r} has no argument named {key!r}")
+        bound[key] = value
+
     def _remove_edge(self, edge: Edge) -> None:
         self.edges.discard(edge)
-        self._edges_to[edge.downstream_task].discard(edge)
-        self._edges_from[edge.upstream_task].discard(edge)
-        if edge.key is not None and self._keys_to[edge.downstream_task].get(edge.key) == edge:
-            del self._keys_to[edge.downstream_task][edge.key]
+        for index in (self._edges_to, self._edges_from):
+            for task in (edge.downstream_task, edge.upstream_task):
+                listed = index.get(task)
+                if listed is not None and edge in listed:
+                    listed.remove(edge)
+        if edge.key is not None and self._keys_to.get((edge.downstream_task, edge.key)) == edge:
+            del self._keys_to[(edge.downstream_task, edge.key)]
         self._sorted = None
 
     def _reaches(self, start: Task, target: Task) -> bool:
@@ -208,9 +253,8 @@ class Flow:
         validate: bool | None = None,
     ) -> None:
         """Add ``task`` with its upstream, downstream and keyword (argument) dependencies."""
-        from runwright.tasks_core import as_task
-
-        self.add_task(task)
+        if task not in self.tasks:
+            self.add_task(task)
         for upstream in upstream_tasks or ():
             is_mapped = mapped and not isinstance(upstream, unmapped)
             if isinstance(upstream, unmapped):
@@ -222,6 +266,9 @@ class Flow:
             is_mapped = mapped and not isinstance(value, unmapped)
             if isinstance(value, unmapped):
                 value = value.task
+            if not is_mapped and is_literal(value):
+                self.bind_constant(task, key, value, validate=validate)
+                continue
             self.add_edge(as_task(value, flow=self), task, key=key, mapped=is_mapped, validate=validate)
 
     def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
@@ -300,6 +347,8 @@ class Flow:
                 raise FlowValidationError(f"{edge!r} refers to a task that is not in the flow")
         if not self._reference_tasks <= self.tasks:
             raise FlowValidationError("Some reference tasks are not part of the flow")
+        if not self.constants.keys() <= self.tasks:
+            raise FlowValidationError("Some tasks with bound arguments are not part of the flow")
         self.sorted_tasks()
 
     def __iter__(self) -> Iterator[Task]:
@@ -319,6 +368,11 @@ class Flow:
                     for e in self.edges
                 ),
                 key=lambda e: (e["upstream"], e["downstream"], e["key"] or ""),
+            ),
+            # the arguments bound to literal values (names only: a value can be anything)
+            "constants": sorted(
+                ({"task": t.slug, "key": key} for t, bound in self.constants.items() for key in bound),
+                key=lambda c: (c["task"], c["key"]),
             ),
         }
 

@@ -32,6 +32,55 @@ def _signature(run: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(run)
 
 
+class _Binder:
+    """Binds call arguments to a ``run`` signature's parameter names (cached per function).
+
+    A signature of plain parameters (positional-or-keyword, no ``**kwargs``) is bound
+    directly; anything else, and every call that does not fit, goes through
+    ``inspect.Signature.bind`` (its errors are the ones users see)."""
+
+    __slots__ = ("name_set", "names", "required", "signature", "simple")
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        self.signature = signature
+        params = list(signature.parameters.values())
+        self.names = tuple(p.name for p in params)
+        self.name_set = frozenset(self.names)
+        self.required = tuple(p.name for p in params if p.default is inspect.Parameter.empty)
+        self.simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], owner: str) -> dict[str, Any]:
+        names = self.names
+        if self.simple and len(args) <= len(names):
+            callargs = dict(zip(names, args, strict=False))
+            fits = True
+            for key, value in kwargs.items():
+                if key in callargs or key not in self.name_set:
+                    fits = False
+                    break
+                callargs[key] = value
+            if fits and all(name in callargs for name in self.required):
+                if kwargs:  # in parameter order, as Signature.bind gives them
+                    callargs = {name: callargs[name] for name in names if name in callargs}
+                return callargs
+        try:
+            callargs = dict(self.signature.bind(*args, **kwargs).arguments)
+        except TypeError as exc:
+            raise TypeError(f"Task {owner!r}: {exc}") from None
+        for name, param in self.signature.parameters.items():
+            if param.kind is inspect.Parameter.VAR_KEYWORD and name in callargs:
+                callargs.update(callargs.pop(name))
+        return callargs
+
+
+@functools.lru_cache(maxsize=4096)
+def _binder(func: Callable[..., Any], is_method: bool) -> _Binder:
+    signature = _signature(func)
+    if is_method:  # a bound method's function: drop `self`
+        signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+    return _Binder(signature)
+
+
 def _validate_run_signature(run: Callable[..., Any], owner: str) -> None:
     for param in inspect.signature(run).parameters.values():
         if param.kind is inspect.Parameter.VAR_POSITIONAL:
@@ -87,7 +136,7 @@ class Task(metaclass=_TaskMeta):
         self.slug = slug
         if isinstance(tags, str):
             raise TypeError("tags should be a collection of strings, not a single string")
-        self.tags = set(tags or ()) | set(context.get("tags", ()) or ())
+        self.tags = set(tags or ()) | set(context.get("tags", ()) or ())  # type: ignore[assignment]
 
         if max_retries is None:
             max_retries = int(defaults.get("max_retries") or 0)
@@ -131,7 +180,22 @@ class Task(metaclass=_TaskMeta):
             self.state_handlers.append(_failure_handler(on_failure))
         self.log_stdout = bool(log_stdout)
 
+    #: the tags, None while there are none (see ``tags``)
+    _tags: set[str] | None = None
+
     # -- properties ------------------------------------------------------------------------
+    @property
+    def tags(self) -> set[str]:
+        """The task's tags (a set; mutable)."""
+        tags = self._tags
+        if tags is None:
+            tags = self._tags = set()
+        return tags
+
+    @tags.setter
+    def tags(self, value: Iterable[str]) -> None:
+        self._tags = set(value) if value else None
+
     @property
     def cache_validator(self) -> Callable[..., bool]:
         """The validator function (a registered name is looked up on first use)."""
@@ -164,7 +228,9 @@ class Task(metaclass=_TaskMeta):
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.slug = None
-        new.tags = set(self.tags)
+        # an empty tag set is made when first read (a set is 216 bytes: wide flows have many)
+        tags = self.__dict__.get("_tags")
+        new._tags = set(tags) if tags else None
         new.state_handlers = list(self.state_handlers)
         for key, value in overrides.items():
             setattr(new, key, value)
@@ -193,16 +259,9 @@ class Task(metaclass=_TaskMeta):
     ) -> Task:
         """Bind arguments to this task (no copy), adding edges to the flow."""
         run = self.run
-        signature = _signature(getattr(run, "__func__", run))
-        if hasattr(run, "__func__"):  # a bound method: drop `self`
-            signature = signature.replace(parameters=list(signature.parameters.values())[1:])
-        try:
-            callargs = dict(signature.bind(*args, **kwargs).arguments)
-        except TypeError as exc:
-            raise TypeError(f"Task {self.name!r}: {exc}") from None
-        for name, param in signature.parameters.items():
-            if param.kind is inspect.Parameter.VAR_KEYWORD and name in callargs:
-                callargs.update(callargs.pop(name))
+        func = getattr(run, "__func__", None)
+        binder = _binder(run, False) if func is None else _binder(func, True)
+        callargs = binder.bind(args, kwargs, self.name)
         flow = flow if flow is not None else context.get("flow")
         if flow is None:
             raise ValueError("Could not infer an active Flow: call tasks inside `with Flow(...):` or pass flow=")

@@ -49,6 +49,20 @@ class Dict(Task):
         return {task_results[f"key_{i}"]: task_results[f"value_{i}"] for i in range(count)}
 
 
+def is_literal(value: Any) -> bool:
+    """True when ``value`` holds no task: :func:`as_task` would make it a :class:`Constant`.
+
+    A literal argument of a task is bound to the task in its flow (``Flow.constants``)
+    instead: no task, no edge, no task run."""
+    if isinstance(value, Task):
+        return False
+    if isinstance(value, (list, tuple, set)):
+        return not any(isinstance(v, Task) for v in value)
+    if isinstance(value, dict):
+        return not any(isinstance(v, Task) or isinstance(k, Task) for k, v in value.items())
+    return True
+
+
 def as_task(value: Any, flow: Any = None) -> Task:
     """A task for ``value``: itself, a collection task over task items, or a Constant."""
     if isinstance(value, Task):

@@ -19,8 +19,10 @@ def test_functional_api_binds_arguments_as_keyed_edges():
         a = add(1, 2)
         b = add(a, y=3)
     keys = {(e.upstream_task.name, e.downstream_task.name, e.key) for e in flow.edges}
-    assert ("add", "add", "x") in keys
-    assert flow.upstream_tasks(b) == {a} | {t for t in flow.upstream_tasks(b) if t.name == "3"}
+    assert keys == {("add", "add", "x")}
+    # literal arguments are bound to the task, not made into tasks of their own
+    assert flow.constants == {a: {"x": 1, "y": 2}, b: {"y": 3}}
+    assert flow.tasks == {a, b} and flow.upstream_tasks(b) == {a}
     assert flow.terminal_tasks() == {b}
 
 
@@ -95,7 +97,8 @@ def test_map_marks_edges_mapped_except_unmapped():
     with Flow("f") as flow:
         m = add.map([1, 2], unmapped(10))
     edges = {e.key: e.mapped for e in flow.edges_to(m)}
-    assert edges == {"x": True, "y": False}
+    assert edges == {"x": True}  # the mapped literal list is a task: it is mapped over
+    assert flow.constants[m] == {"y": 10}  # an unmapped literal goes whole to every child
 
 
 def test_parameters_are_roots_with_their_name_as_slug():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -18,6 +18,7 @@ from runwright.backends import DEFAULT_BACKEND
 from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.executors import Executor, LostRun, resolve_executor
+from runwright.engine.run_hooks import TaskRunHooks
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Mapped, Pending, Running, Scheduled, State, Success, utcnow
@@ -26,6 +27,7 @@ from runwright.plugins import PluginError, get_plugin_manager
 from runwright.run_logging import configure_logging
 
 if TYPE_CHECKING:
+    from runwright.backends import Backend
     from runwright.edge import Edge
     from runwright.flow import Flow
     from runwright.task import Task
@@ -75,6 +77,8 @@ class FlowRunner(Runner):
             task_runner_cls = get_default_task_runner_class()
         self.task_runner_cls = task_runner_cls
         self._default_result_handler: Any = None
+        self._task_hooks: TaskRunHooks | None = None
+        self._task_backend: tuple[str, Backend] | None = None
         #: the run context of the last ``run`` (after plugins initialized it)
         self.context: dict[str, Any] = {}
         super().__init__(state_handlers=state_handlers)
@@ -142,12 +146,8 @@ class FlowRunner(Runner):
         for key, day in (("today", today), ("yesterday", yesterday), ("tomorrow", tomorrow)):
             context.setdefault(key, day.strftime("%Y-%m-%d"))
             context.setdefault(f"{key}_nodash", day.strftime("%Y%m%d"))
-        for task in self.flow.tasks:
-            task_context = task_contexts.get(task)
-            if task_context is None:
-                task_contexts[task] = {"task_name": task.name, "task_slug": task.slug}
-            else:  # a new dict: the caller's is never mutated
-                task_contexts[task] = {**task_context, "task_name": task.name, "task_slug": task.slug}
+        # each task's own context (task_name, task_slug, and what the caller or a plugin put
+        # in task_contexts) is made when the task is submitted, and dropped after its run
         state, context = super().initialize_run(state, context)
         return FlowRunnerInitializeResult(state, task_states, context, task_contexts)
 
@@ -274,7 +274,12 @@ class FlowRunner(Runner):
         )
         # Thread and Dask workers do not share this thread's context: give them all of it.
         flow_context = runtime_context.to_dict() if executor.returns_futures else None
+        # once per run: which task-run hooks have callers (shared by every task runner)
+        self._task_hooks = TaskRunHooks(pm)
+        backend = self.active_backend
+        self._task_backend = (str(self.context.get("backend")), backend) if backend is not None else None
         run_task = self.run_task
+        constants_of = flow.constants
         with executor.start():
             for task in flow.sorted_tasks():
                 task_state = task_states.get(task)
@@ -289,7 +294,11 @@ class FlowRunner(Runner):
                     edge: task_states.get(edge.upstream_task) or Pending("Task state not available.")
                     for edge in edges_to.get(task, ())
                 }
-                task_context = task_contexts[task]
+                given = task_contexts.get(task)
+                if given is None:
+                    task_context = {"task_name": task.name, "task_slug": task.slug}
+                else:  # a new dict: the caller's is never mutated
+                    task_context = {**given, "task_name": task.name, "task_slug": task.slug}
                 if flow_context is not None:
                     task_context = {**flow_context, **task_context}
                 # upstream_states is the submission's one argument that holds futures
@@ -301,6 +310,9 @@ class FlowRunner(Runner):
                     context=task_context,
                     task_runner_state_handlers=task_runner_state_handlers,
                     executor=executor,
+                    # with the submission: a worker process's copy of the flow holds other
+                    # task objects as the keys of its constants
+                    constants=constants_of.get(task),
                 )
             final_tasks = flow.terminal_tasks() | flow.reference_tasks() | return_tasks
             final_states = executor.wait(
@@ -346,9 +358,11 @@ class FlowRunner(Runner):
         task_runner_state_handlers: list[Callable[..., Any]] | None,
         executor: Executor,
         lost: LostRun | None = None,
+        constants: Mapping[str, Any] | None = None,
     ) -> State:
         """Run one task (on the executor). A non-mapped edge from a Mapped upstream receives
-        the list of its children's results. With ``lost``, record instead that the executor
+        the list of its children's results; ``constants`` are the task's literal arguments
+        (default: the flow's for this task). With ``lost``, record instead that the executor
         lost this run's work (see :meth:`TaskRunner.run`)."""
         if lost is None:
             for edge, upstream in upstream_states.items():
@@ -358,4 +372,10 @@ class FlowRunner(Runner):
         if handler is None:
             handler = self._default_result_handler
         task_runner = self.task_runner_cls(task=task, state_handlers=task_runner_state_handlers, result_handler=handler)
+        task_runner._hooks = self._task_hooks
+        task_runner._run_backend = self._task_backend
+        if constants is None:
+            constants = self.flow.constants.get(task)
+        if constants:
+            task_runner.constants = constants
         return task_runner.run(state=state, upstream_states=upstream_states, context=context, executor=executor, lost=lost)

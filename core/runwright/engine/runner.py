@@ -58,6 +58,10 @@ class Runner:
         # process; a task run on a worker resolves the run's backend name there.
         state = self.__dict__.copy()
         state["active_backend"] = state["_recording"] = None
+        # what this process's plugin manager resolved (hooks, the run's backend): resolved again there
+        for key in ("_hooks", "_task_hooks", "_run_backend", "_task_backend"):
+            if key in state:
+                state[key] = None
         return state
 
     def _use_backend(self, backend: Backend) -> Backend:

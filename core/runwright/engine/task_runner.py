@@ -21,15 +21,17 @@ import copy
 import datetime
 import functools
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runwright.backends import DEFAULT_BACKEND
 from runwright.context import context as runtime_context
 from runwright.engine import signals
-from runwright.engine.result import NoResult, Result, ResultInterface
+from runwright.engine.result import NoResult, Result, ResultInterface, SafeResult
+from runwright.engine.result_handlers import ResultHandler
+from runwright.engine.run_hooks import TaskRunHooks
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import (
@@ -50,11 +52,12 @@ from runwright.engine.state import (
 )
 from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
 from runwright.run_logging import stdout_logged
+from runwright.triggers import all_successful
 
 if TYPE_CHECKING:
+    from runwright.backends import Backend
     from runwright.edge import Edge
     from runwright.engine.executors import Executor, LostRun
-    from runwright.engine.result_handlers import ResultHandler
     from runwright.plugins.results import ResultStore
     from runwright.task import Task
 
@@ -77,6 +80,10 @@ class TaskRunSetup:
     context: dict[str, Any]
     lost: LostRun | None = None
 
+
+_MISSING = object()
+#: how a mapped child gets an upstream: the whole state, the upstream parent's child i, item i
+_WHOLE, _CHILD, _ITEM = 0, 1, 2
 
 #: The run context key under which :meth:`TaskRunner.run` hands ``lost`` to ``initialize_run``.
 _LOST_KEY = "_runwright_lost_run"
@@ -116,15 +123,28 @@ class TaskRunner(Runner):
     else the one named by ``[engine] result_handler``.
     """
 
+    #: the literal arguments bound to the task in its flow (``Flow.constants``), passed with
+    #: the upstream results to every run (mapped children included); the flow runner sets it
+    constants: Mapping[str, Any] = MappingProxyType({})
+
     def __init__(
         self,
         task: Task,
         state_handlers: list[Callable[..., Any]] | None = None,
         result_handler: ResultHandler | str | None = None,
+        constants: Mapping[str, Any] | None = None,
     ) -> None:
         self.task = task
-        self._result_handler_spec = task.result_handler or result_handler
-        self._result_handler: ResultHandler | None = None
+        if constants:
+            self.constants = constants
+        spec = self._result_handler_spec = task.result_handler or result_handler
+        # a handler object is used as it is (the flow runner passes the run's default)
+        self._result_handler: ResultHandler | None = spec if isinstance(spec, ResultHandler) else None
+        #: which task-run hooks have callers (set per run; the flow runner shares its own)
+        self._hooks: TaskRunHooks | None = None
+        #: (name, backend) the flow runner resolved for its run: task runs naming the same
+        #: backend use it without a registry lookup
+        self._run_backend: tuple[str, Backend] | None = None
         super().__init__(state_handlers=state_handlers)
 
     @property
@@ -160,6 +180,9 @@ class TaskRunner(Runner):
             self.call_backend(
                 backend, "task_state_change", self, self.task, old_state, new_state, passthrough=(ENDRUN, signals.PAUSE)
             )
+        hooks = self._hooks
+        if hooks is not None and not hooks.state_change:
+            return
         get_plugin_manager().call_attributed(
             "runwright_task_state_change",
             passthrough=(ENDRUN, signals.PAUSE),
@@ -170,14 +193,19 @@ class TaskRunner(Runner):
         )
 
     def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:  # type: ignore[override]
-        setup = TaskRunSetup(state=state, context=context, lost=context.pop(_LOST_KEY, None))
+        lost = context.pop(_LOST_KEY, None)
         backend = self._recording
-        if backend is not None:
-            self.call_backend(backend, "initialize_task_run", self, self.task, setup)
-        get_plugin_manager().call_attributed(
-            "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
-        )
-        state, context = super().initialize_run(setup.state, setup.context)
+        hooks = self._hooks
+        if backend is not None or hooks is None or hooks.initialize:
+            setup = TaskRunSetup(state=state, context=context, lost=lost)
+            if backend is not None:
+                self.call_backend(backend, "initialize_task_run", self, self.task, setup)
+            if hooks is None or hooks.initialize:
+                get_plugin_manager().call_attributed(
+                    "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
+                )
+            state, context = setup.state, setup.context
+        state, context = super().initialize_run(state, context)
         context["task_run_count"] = state.run_count + 1 if isinstance(state, Retrying) else 1
         if isinstance(state, Resume):
             context["resume"] = True
@@ -211,11 +239,16 @@ class TaskRunner(Runner):
         task = self.task
         context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
         name = context.get("backend") or runtime_context.get("backend") or DEFAULT_BACKEND
+        pm = get_plugin_manager()
         try:
-            self._use_backend(get_plugin_manager().backend(name))
+            shared = self._run_backend
+            self._use_backend(shared[1] if shared is not None and shared[0] == name else pm.backend(name))
         except UnknownNameError as exc:  # a worker without the backend's plugin, say
             self.logger.error("Task '%s': %s", context["task_full_name"], exc)
             return Failed(f"Task '{context['task_full_name']}': {exc}", result=exc)
+        hooks = self._hooks
+        if hooks is None or not hooks.holds_for(pm):
+            self._hooks = TaskRunHooks(pm)
         if lost is not None:
             return self._record_lost(state, context, lost)
         upstream_states = upstream_states or {}
@@ -268,6 +301,9 @@ class TaskRunner(Runner):
                 self.call_backend(backend, "task_run_end", self, self.task, state, passthrough=())
             except PluginError as exc:  # the run's state is kept
                 self.logger.error("%s", exc)
+        hooks = self._hooks
+        if hooks is not None and not hooks.run_end:
+            return
         try:
             get_plugin_manager().call_attributed("runwright_task_run_end", runner=self, task=self.task, state=state)
         except PluginError as exc:
@@ -286,6 +322,14 @@ class TaskRunner(Runner):
             state, context = self.initialize_run(state, context)
             task = self.task
             with runtime_context(context):
+                if not mapped and self._is_plain_run(state, upstream_states):
+                    # the lean path: the steps before Running cannot change this state
+                    task_inputs = self.get_task_inputs(state, upstream_states)
+                    state = self.handle_state_change(state, Running("Starting task run."))
+                    state = self.get_task_run_state(state, task_inputs, executor.timeout_handler)
+                    if isinstance(state, Failed):
+                        state = self.check_for_retry(state, task_inputs)
+                    return state
                 # Steps that cannot change this state are skipped: they would return the same
                 # object (no transition, no handler), so the outcome is identical, and cheaper.
                 state = self.check_task_is_ready(state)
@@ -327,6 +371,21 @@ class TaskRunner(Runner):
                 raise
             state = Failed(message, result=exc)
         return state  # type: ignore[return-value]
+
+    def _is_plain_run(self, state: State, upstream_states: dict[Edge, State]) -> bool:
+        """True when the steps before ``set_task_to_running`` would all return ``state``
+        unchanged: a fresh Pending state, no cache (``cache_for``), the default trigger, and
+        every upstream a plain Success (not Cached, Mapped or Skipped). The task then goes
+        straight to its inputs and Running: same transitions, same hooks, fewer calls."""
+        if state.__class__ is not Pending or state.cached_inputs:  # type: ignore[attr-defined]
+            return False
+        task = self.task
+        if task.cache_for is not None or task.trigger is not all_successful:
+            return False
+        for upstream in upstream_states.values():
+            if upstream.__class__ is not Success:
+                return False
+        return True
 
     # -- steps -----------------------------------------------------------------------------
     @call_state_handlers
@@ -377,12 +436,25 @@ class TaskRunner(Runner):
     def get_task_inputs(self, state: State, upstream_states: dict[Edge, State]) -> dict[str, ResultInterface]:
         """The task's arguments as Results: upstream results, then cached inputs for gaps."""
         inputs: dict[str, ResultInterface] = {}
-        load = self.results.load
+        load: Callable[[ResultInterface], ResultInterface] | None = None
         for edge, upstream in upstream_states.items():
             if edge.key is not None:
-                inputs[edge.key] = load(upstream._result)
+                result = upstream._result
+                if isinstance(result, SafeResult) and result is not NoResult:  # stored: read it back
+                    if load is None:
+                        load = self.results.load
+                    result = load(result)
+                inputs[edge.key] = result
+        constants = self.constants
+        if constants:
+            # with the run's handler, as the Constant task's result had: a cache or a backend
+            # that keeps the inputs (cached_inputs) can store them
+            handler = self.result_handler
+            for key, value in constants.items():
+                inputs[key] = Result(value, handler)
         cached = getattr(state, "cached_inputs", None) if state.is_pending() else None
         if cached:
+            load = self.results.load
             for key, value in cached.items():
                 if inputs.get(key, NoResult) is NoResult:
                     inputs[key] = load(value) if isinstance(value, ResultInterface) else Result(value)
@@ -434,11 +506,13 @@ class TaskRunner(Runner):
     @call_state_handlers
     def check_task_trigger(self, state: State, upstream_states: dict[Edge, State]) -> State:
         task = self.task
-        if not upstream_states and task.trigger.__name__ == "all_successful":
+        if task.trigger.__name__ == "all_successful" and not upstream_states:
             return state
         states: set[State] = set()
         for upstream in upstream_states.values():
             states.update(_flatten(upstream))
+        # a literal argument counts as a successful upstream, as the Constant task it once was
+        states.update(Success(result=value) for value in self.constants.values())
         try:
             if not task.trigger(states):
                 raise signals.TRIGGERFAIL("Trigger failed")
@@ -469,16 +543,30 @@ class TaskRunner(Runner):
             raise ENDRUN(state)
         task = self.task
         raw_inputs = {k: v.value for k, v in inputs.items()}
+        # context.logger is the task's logger while its body runs (set and restored directly:
+        # this runs for every task)
+        data = runtime_context._data
+        saved = data.get("logger", _MISSING)
+        data["logger"] = task.logger
         try:
-            with runtime_context(logger=task.logger), stdout_logged(task.logger) if task.log_stdout else nullcontext():
-                if task.timeout is None:
-                    value = task.run(**raw_inputs)
-                else:
-                    value = timeout_handler(task.run, timeout=task.timeout, **raw_inputs)
+            if task.log_stdout:
+                with stdout_logged(task.logger):
+                    value = task.run(**raw_inputs) if task.timeout is None else timeout_handler(
+                        task.run, timeout=task.timeout, **raw_inputs
+                    )
+            elif task.timeout is None:
+                value = task.run(**raw_inputs)
+            else:
+                value = timeout_handler(task.run, timeout=task.timeout, **raw_inputs)
         except TimeoutError as exc:
             if raise_on_exception():
                 raise
             return TimedOut("Task timed out during execution.", result=exc, cached_inputs=inputs)
+        finally:
+            if saved is _MISSING:
+                data.pop("logger", None)
+            else:
+                data["logger"] = saved
         result = Result(value, self.result_handler)
         if self._should_checkpoint():
             self.results.store(result)
@@ -602,21 +690,31 @@ class TaskRunner(Runner):
     ) -> Mapped:
         """Run (or submit) every child on the executor; the same Mapped state holds them."""
         count = len(state.map_states)
-        per_child: list[dict[Edge, Any]] = [{} for _ in range(count)]
+        # (edge, how the child gets its upstream, what from), worked out once for all children
+        plan: list[tuple[Edge, int, Any, Any]] = []
         for edge, upstream in upstream_states.items():
             if not edge.mapped:
-                for child in per_child:
-                    child[edge] = upstream
+                plan.append((edge, _WHOLE, upstream, None))
             elif isinstance(upstream, Mapped):
-                for i, child in enumerate(per_child):
-                    child[edge] = upstream.map_states[i]
+                plan.append((edge, _CHILD, upstream.map_states, None))
             else:
-                values = upstream.result
-                handler = upstream._result.result_handler
-                for i, child in enumerate(per_child):
-                    item = copy.copy(upstream)
-                    item._result = Result(values[i], handler)  # keep the handler (seed bug #1096)
-                    child[edge] = item
+                plan.append((edge, _ITEM, upstream, upstream.result))
+
+        def child_upstreams() -> Iterator[dict[Edge, Any]]:
+            """Each child's upstream states, made as the executor takes them (one at a time
+            on the local executor: a million-child map never holds a million of them)."""
+            for i in range(count):
+                child: dict[Edge, Any] = {}
+                for edge, kind, source, values in plan:
+                    if kind == _WHOLE:
+                        child[edge] = source
+                    elif kind == _CHILD:
+                        child[edge] = source[i]
+                    else:
+                        item = copy.copy(source)
+                        item._result = Result(values[i], source._result.result_handler)  # keep the handler (seed bug #1096)
+                        child[edge] = item
+                yield child
 
         def run_child(
             child_state: State | None, index: int, child_upstream: dict[Edge, Any], lost: LostRun | None = None
@@ -629,7 +727,7 @@ class TaskRunner(Runner):
                 lost=lost,
             )
 
-        state.map_states = executor.map(run_child, state.map_states, range(count), per_child)
+        state.map_states = executor.map(run_child, state.map_states, range(count), child_upstreams())
         if not executor.returns_futures:
             state.map_states = executor.wait(state.map_states)
         state.message = "Mapped tasks submitted for execution."

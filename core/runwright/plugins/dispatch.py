@@ -61,7 +61,7 @@ class _Impl:
 class DispatchEntry:
     """A hook's implementations in call order, compiled once per plugin set."""
 
-    __slots__ = ("defaults", "direct", "fast", "firstresult", "hookimpls", "impls", "plain")
+    __slots__ = ("defaults", "direct", "fast", "firstresult", "hookimpls", "idle", "impls", "plain")
 
     def __init__(self, caller: pluggy.HookCaller, monitored: bool) -> None:
         hookimpls = caller.get_hookimpls()
@@ -77,6 +77,8 @@ class DispatchEntry:
         self.fast = not self.defaults and all(i.kind == _PLAIN and not i.keywords for i in self.impls)
         #: the tight loop inlined in call_attributed, with no monitor around it
         self.direct = self.fast and not monitored
+        #: no implementation and no monitor: a call would do nothing at all
+        self.idle = not self.impls and not monitored
 
 
 class HookDispatcher(pluggy.PluginManager):
@@ -180,6 +182,21 @@ class HookDispatcher(pluggy.PluginManager):
                     return result
                 results.append(result)
         return None if firstresult else results
+
+    def hook_is_idle(self, hook_name: str) -> bool:
+        """True when calling ``hook_name`` would do nothing: no plugin implements it and no
+        call monitor watches. Valid while :attr:`dispatch_table` is the same object (any
+        change to the plugin set or the monitors replaces it)."""
+        entry = self._dispatch.get(hook_name)
+        if entry is None:
+            entry = self._dispatch_entry(hook_name)
+        return entry.idle
+
+    @property
+    def dispatch_table(self) -> object:
+        """The current dispatch table: a new object after every change to the plugin set or
+        the monitors (what a caller compares to know its :meth:`hook_is_idle` answers hold)."""
+        return self._dispatch
 
     def _dispatch_entry(self, hook_name: str) -> DispatchEntry:
         with self._lock:
