@@ -8,43 +8,16 @@ the runwright-server distribution; without it, ``runwright server`` says what to
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from runwright_cloud.cli_support import configured_client, one_line_errors
 
-
-def _one_line_errors(func: F) -> F:
-    """Server unreachable, wrong token, unknown run: one line, no traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from runwright_cloud.errors import ClientError, NotFoundError
-
-        try:
-            return func(*args, **kwargs)
-        except NotFoundError as exc:
-            raise click.ClickException(f"Not found on the runwright server: {exc}") from None
-        except ClientError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _client(start: bool = True) -> Any:
-    """The client of the configured server; ``start=False`` (read-only commands) never starts
-    the embedded server (a one-line error says how to start one)."""
-    from runwright_cloud import embedded
-    from runwright_cloud.cloud_settings import load_settings
-    from runwright_cloud.connection import shared_client
-
-    settings = embedded.prepare(load_settings(), start=start)
-    return shared_client(settings.api, settings.api_token)
+_one_line_errors = one_line_errors
+_client = configured_client
 
 
 def _state_name(state: dict[str, Any]) -> str:
@@ -152,9 +125,11 @@ def server_not_installed() -> None:
 def register_commands(cli: click.Group) -> None:
     """Add ``runs`` (with ``runs cancel``/``retry``) and ``agent``; add a ``server`` placeholder that names the package to install when
     runwright-server (which registers the real ``server`` group) is not installed."""
-    import runwright_cloud.run_commands  # noqa: F401 - adds `runs cancel` and `runs retry`
     from runwright_cloud.agent.command import agent_group
+    from runwright_cloud.run_commands import runs_cancel, runs_retry
 
+    runs_group.add_command(runs_cancel)
+    runs_group.add_command(runs_retry)
     cli.add_command(runs_group)
     cli.add_command(agent_group)
     if importlib.util.find_spec("runwright_server") is None:
