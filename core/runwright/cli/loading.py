@@ -72,8 +72,10 @@ def _quote_line(path: str, lineno: int | None, text: str | None) -> str:
     return f": {text}" if text else ""
 
 
-def parse_params(items: tuple[str, ...], flow: Flow) -> dict[str, Any]:
-    """``k=v`` pairs; a value that parses as JSON takes that type (``n=3`` is an int)."""
+def parse_params(items: tuple[str, ...], flow: Flow, require_all: bool = True) -> dict[str, Any]:
+    """``k=v`` pairs; a value that parses as JSON takes that type (``n=3`` is an int).
+    ``require_all=False``: a required parameter may be missing (given later, e.g. by
+    ``runwright deployments run NAME --param``)."""
     names = {p.name for p in flow.parameters()}
     params: dict[str, Any] = {}
     for item in items:
@@ -88,6 +90,6 @@ def parse_params(items: tuple[str, ...], flow: Flow) -> dict[str, Any]:
         except ValueError:
             params[key] = raw
     missing = sorted(p.name for p in flow.parameters() if p.required and p.name not in params)
-    if missing:
+    if missing and require_all:
         raise FlowFileError(f"Missing required parameter(s): {', '.join(missing)}; pass --param {missing[0]}=VALUE")
     return params

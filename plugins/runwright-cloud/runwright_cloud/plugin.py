@@ -64,8 +64,10 @@ class CloudPlugin:
     @hookimpl
     def runwright_register_commands(self, cli: click.Group) -> None:
         from runwright_cloud.commands import register_commands
+        from runwright_cloud.deploy_commands import register_deploy_commands
 
         register_commands(cli)
+        register_deploy_commands(cli)
 
     @hookimpl
     def runwright_add_options(self, command_name: str, add_option: Callable[..., None]) -> None:

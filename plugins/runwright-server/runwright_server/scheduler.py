@@ -72,6 +72,23 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC)
 
 
+def _starts_after(schedule: BaseSchedule, after: datetime, n: int) -> list[ScheduledStart]:
+    """Up to ``n`` starts strictly after ``after`` (naive UTC), as naive UTC, one at a time: a
+    schedule that runs past the end of the calendar (year 9999) simply has no more starts."""
+    starts: list[ScheduledStart] = []
+    cursor = _aware(after)
+    while len(starts) < n:
+        try:
+            events = schedule.events(1, after=cursor)
+        except (OverflowError, ValueError, ArithmeticError):
+            break
+        if not events:
+            break
+        cursor = events[0].start_time
+        starts.append(ScheduledStart(_naive_utc(cursor), events[0].parameter_defaults))
+    return starts
+
+
 def starts_to_create(
     schedule: BaseSchedule,
     scheduled_until: datetime | None,
@@ -92,19 +109,17 @@ def starts_to_create(
     horizon = now + timedelta(seconds=limits.ahead_seconds)
     wanted: dict[datetime, ScheduledStart] = {}
     if after < now:  # missed starts (a server was down, or the deployment is new)
-        for event in schedule.events(limits.ahead_runs, after=_aware(after)):
-            start = _naive_utc(event.start_time)
-            if start > now:
+        for event in _starts_after(schedule, after, limits.ahead_runs):
+            if event.start_time > now:
                 break
-            wanted[start] = ScheduledStart(start, event.parameter_defaults)
+            wanted[event.start_time] = event
         if len(wanted) == limits.ahead_runs:  # maybe more missed: the next pass goes on from these
             return [wanted[start] for start in sorted(wanted)]
-    for event in schedule.events(limits.ahead_runs, after=_aware(now)):
-        start = _naive_utc(event.start_time)
-        if start > horizon:
+    for event in _starts_after(schedule, now, limits.ahead_runs):
+        if event.start_time > horizon:
             break
-        if start > after:
-            wanted.setdefault(start, ScheduledStart(start, event.parameter_defaults))
+        if event.start_time > after:
+            wanted.setdefault(event.start_time, event)
     return [wanted[start] for start in sorted(wanted)]
 
 

@@ -224,3 +224,14 @@ def test_a_scheduled_run_past_its_start_reads_late(server: TestServer, sa) -> No
     assert listed == {late["id"]: True, early["id"]: False}
     started = sa.post(f"{server.api}/flow_runs/{late['id']}/state", json={"version": 0, "state": {"type": "Running"}})
     assert started.ok and sa.get(f"{server.api}/flow_runs/{late['id']}").json()["late"] is False
+
+
+def test_a_schedule_running_off_the_calendar_simply_ends(server: TestServer, sa) -> None:
+    flow = server.make_flow(sa)
+    end_of_time = IntervalSchedule(datetime(9999, 12, 25, tzinfo=UTC), timedelta(days=1)).serialize()
+    r = deploy(server, sa, flow_id=flow["id"], schedule=end_of_time)
+    assert r.status_code == 201, r.text
+    assert len(r.json()["next_starts"]) == 3
+    assert runs_of(server, sa, flow["id"]) == []
+    too_far = IntervalSchedule(datetime(9999, 12, 31, tzinfo=UTC), timedelta(days=1)).serialize()
+    assert deploy(server, sa, flow_id=flow["id"], schedule=too_far).status_code == 422

@@ -65,7 +65,7 @@ def next_starts(row: RowMapping | dict[str, Any], now: datetime) -> list[datetim
     try:
         schedule = parse_schedule(json.loads(row["schedule"]))
         return [start.astimezone(UTC) for start in schedule.next(NEXT_STARTS, after=now.replace(tzinfo=UTC))]
-    except ValueError:  # stored before a rule got stricter: show it, just without starts
+    except (ValueError, OverflowError, ArithmeticError):  # past the calendar's end, or a stricter rule
         return []
 
 
