@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
 from _engines import ensure_venv, log
 
 PREFECT_REQUIREMENT = "prefect>=3,<4"
