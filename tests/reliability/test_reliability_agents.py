@@ -256,3 +256,9 @@ def test_agent_start_refuses_bad_options_in_one_line(processes: Processes, serve
         [sys.executable, "-m", "runwright.cli", "agent", "start", "--queue", ""], env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2 and "queue name" in proc.stderr
+
+
+def test_an_agent_with_a_revoked_token_stops_with_a_one_line_error(processes: Processes, server: LiveServer) -> None:
+    refused = processes.run(["agent", "start"], processes.env(server, server.revoked))
+    assert refused.returncode == 1 and "refused the API token" in refused.stderr, refused.stderr
+    no_traceback(refused.stderr)

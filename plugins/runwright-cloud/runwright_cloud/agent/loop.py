@@ -85,7 +85,12 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.request_stop())
         self._start_launcher()  # it imports while the agent registers
-        self.agent_id = self._register()
+        agent_id = self._register()
+        if agent_id is None:  # stopped before the server ever answered
+            if self.launcher is not None:
+                self.launcher.close()
+            return 0
+        self.agent_id = agent_id
         limit = "no limit" if self.limit is None else f"at most {self.limit} at once"
         logger.info("Agent %s (%s) takes runs of queue(s) %s, %s", self.name, self.agent_id, ", ".join(self.queues), limit)
         poller = threading.Thread(target=self._poll_loop, name="runwright-agent-poll", daemon=True)
@@ -112,7 +117,8 @@ class Agent:
         self._stopping.set()
         self._wake.set()
 
-    def _register(self) -> str:
+    def _register(self) -> str | None:
+        """Register, retrying while the server is unreachable; None when stopped meanwhile."""
         backoff = BACKOFF_START
         warned = False
         while True:
@@ -120,7 +126,7 @@ class Agent:
                 return self.api.register(self.name, self.queues, self.limit)
             except ServerUnreachable as exc:
                 if self._stopping.is_set():
-                    raise
+                    return None
                 if not warned:
                     logger.warning("%s; retrying until it answers", exc)
                     warned = True
@@ -259,7 +265,7 @@ class Agent:
                 answer = self.api.poll(self.agent_id, self.queues, free, wait, running, cancelling)
             except NotFoundError:
                 logger.warning("The server does not know agent %s (its database was replaced?): registering again", self.name)
-                self.agent_id = self._register()
+                self.agent_id = self._register() or self.agent_id
                 continue
             except ClientError as exc:
                 if self._finished.is_set():
