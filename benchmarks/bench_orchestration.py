@@ -196,7 +196,7 @@ def bench_runwright(args: argparse.Namespace) -> dict[str, Any]:
         try:
             rw.deploy("trivial")
             rw.start_agent("--name", "bench")
-            time.sleep(3)  # the agent is registered and in its long poll
+            time.sleep(8)  # registered, in its long poll, its launcher ready (on a loaded machine)
             # deployments run -> Running
             delays = []
             for _ in range(5):

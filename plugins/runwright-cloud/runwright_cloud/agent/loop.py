@@ -218,10 +218,13 @@ class Agent:
             logger.warning("Flow run %s: process %s exited with %d; the server did not say how the run ended: %s", run_id, process.pid, code, exc)
             return
         state = str(info.state.get("type"))
-        if state == "Submitted":
+        held_by_it = (info.lease_holder or "").rpartition(":")[2] == str(process.pid)
+        if info.agent_id != self.agent_id:
+            logger.info("Flow run %s: %s, no longer this agent's (process %s exited with %d)", run_id, state, process.pid, code)
+        elif state == "Submitted":
             message = f"The flow run's code could not be loaded (its process exited with {code}): {process.tail()}"
             self._fail(run_id, message, info.version)
-        elif state == "Running" and code != 0:
+        elif state == "Running" and code != 0 and held_by_it:
             message = f"The flow-run process exited with {code} while the run was Running: {process.tail()}"
             self._fail(run_id, message, info.version)
         else:
