@@ -86,11 +86,24 @@ def prepare(settings: CloudSettings, start: bool = True) -> CloudSettings:
             ensure_started(settings)
     else:
         _check_owner(settings)
+        if settings.api_token is None and resolve_token() is None:
+            _create_local_token()
     if settings.api_token is None:
         token = resolve_token()
         if token is not None:
             return settings.with_token(token)
     return settings
+
+
+def _create_local_token() -> None:
+    """The embedded address answers (``runwright server start`` in the foreground) but this
+    machine has no token yet: create the local tenant's token file, as starting the embedded
+    server would have (nothing when runwright-server is not installed here)."""
+    try:
+        from runwright_server import embedded as server
+    except ImportError:
+        return
+    server.ensure_token_file(token_path())
 
 
 def ensure_started(settings: CloudSettings) -> None:

@@ -9,10 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from runwright import hookimpl
@@ -194,3 +196,35 @@ def test_a_storage_from_another_plugin_keeps_the_code(
     assert deployment["storage_ref"] == {"path": str(shared / "etl.py")}
     fetched = plugin_manager.storage("shared-dir").fetch(deployment["storage_ref"], client, tmp_path / "cache")
     assert fetched.read_bytes() == Path(ETL).read_bytes()
+
+
+def test_the_quick_start_deploys_to_a_server_started_in_the_foreground(tmp_path: Path) -> None:
+    """`runwright server start`, then `runwright deploy` on the same machine: the client finds
+    (creates) the local token, as it does after starting the embedded server itself."""
+    from runwright_server.testing import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWRIGHT")}
+    env.update(HOME=str(tmp_path), RUNWRIGHT__SERVER__PORT=str(port))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "runwright.cli", "server", "start"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        out = ok(runwright(env, "deploy", ETL, "--name", "etl", "--interval", "60"))
+        assert "Deployment 'etl' created" in out
+        runs = json.loads(ok(runwright(env, "runs", "--json")))
+        assert runs and {run["state"]["type"] for run in runs} == {"Scheduled"}
+        assert not (tmp_path / ".runwright" / "server.pid").exists()  # no second (embedded) server
+        assert (tmp_path / ".runwright" / "cloud-token").stat().st_mode & 0o777 == 0o600
+    finally:
+        server.terminate()
+        server.wait(10)
+        assert server.stderr is not None
+        server.stderr.close()

@@ -87,6 +87,23 @@ def _create_token_file(db_url: str, path: Path) -> None:
         handle.write(token + "\n")
 
 
+def ensure_token_file(token_file: Path) -> bool:
+    """Write a new token of the ``local`` tenant to ``token_file`` (0600), created in this
+    machine's database (``[server] db``, else ``~/.runwright/server.db``), unless the file
+    exists; True when it was created. For a server started in the foreground with
+    ``runwright server start`` on the embedded address: the client on this machine then
+    finds a token as it would after starting the embedded server itself."""
+    from runwright_server.settings import Settings
+
+    home = runwright_home()
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _lock(home):
+        if token_file.exists():
+            return False
+        _create_token_file(Settings.load().db_url, token_file)
+    return True
+
+
 def port_taken(port: int) -> bool:
     """True when something already listens on ``127.0.0.1:port`` (a bind fails: in use)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -23,6 +23,7 @@ its deployment in its own transaction, so the first runs exist when ``deploy`` r
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -75,6 +76,10 @@ def _aware(value: datetime) -> datetime:
 def _starts_after(schedule: BaseSchedule, after: datetime, n: int) -> list[ScheduledStart]:
     """Up to ``n`` starts strictly after ``after`` (naive UTC), as naive UTC, one at a time: a
     schedule that runs past the end of the calendar (year 9999) simply has no more starts."""
+    try:  # the common case: all at once
+        return [ScheduledStart(_naive_utc(e.start_time), e.parameter_defaults) for e in schedule.events(n, _aware(after))]
+    except (OverflowError, ValueError, ArithmeticError):
+        pass
     starts: list[ScheduledStart] = []
     cursor = _aware(after)
     while len(starts) < n:
@@ -123,6 +128,12 @@ def starts_to_create(
     return [wanted[start] for start in sorted(wanted)]
 
 
+@functools.lru_cache(maxsize=4096)
+def parsed_schedule(text: str) -> BaseSchedule:
+    """The schedule stored as ``text`` (schedules are never changed once built: shared)."""
+    return Schedule.deserialize(json.loads(text))
+
+
 def _tasks_text(conn: Connection, flow_id: str) -> str | None:
     f = models.flows
     return conn.execute(select(f.c.tasks).where(f.c.id == flow_id)).scalar()
@@ -133,7 +144,7 @@ def schedule_deployment(conn: Connection, deployment: RowMapping, limits: Schedu
     or just written by the caller's transaction); return how many this call created."""
     if deployment["paused"] or deployment["schedule"] is None:
         return 0
-    schedule = Schedule.deserialize(json.loads(deployment["schedule"]))
+    schedule = parsed_schedule(deployment["schedule"])
     starts = starts_to_create(schedule, deployment["scheduled_until"], deployment["updated"], now, limits)
     if not starts:
         return 0
@@ -187,7 +198,8 @@ def schedule_deployment(conn: Connection, deployment: RowMapping, limits: Schedu
 def _candidates(engine: Engine) -> list[RowMapping]:
     d = models.deployments
     with read_tx(engine) as conn:
-        return list(conn.execute(select(d).where(d.c.paused.is_(False), d.c.schedule.is_not(None))).mappings())
+        columns = (d.c.id, d.c.tenant_id, d.c.schedule, d.c.scheduled_until, d.c.updated)
+        return list(conn.execute(select(*columns).where(d.c.paused.is_(False), d.c.schedule.is_not(None))).mappings())
 
 
 def schedule_once(engine: Engine, limits: SchedulingLimits, now: datetime | None = None) -> dict[str, int]:
@@ -197,7 +209,7 @@ def schedule_once(engine: Engine, limits: SchedulingLimits, now: datetime | None
     d = models.deployments
     for candidate in _candidates(engine):
         try:
-            schedule = Schedule.deserialize(json.loads(candidate["schedule"]))
+            schedule = parsed_schedule(candidate["schedule"])
             if not starts_to_create(schedule, candidate["scheduled_until"], candidate["updated"], now, limits):
                 continue  # the common case: nothing to do, and no write transaction taken
             with write_tx(engine) as conn:

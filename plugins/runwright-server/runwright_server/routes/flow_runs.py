@@ -48,7 +48,6 @@ router = APIRouter(tags=["flow runs"], responses=AUTH_RESPONSES, route_class=Gua
 Auth = Annotated[Principal, Depends(require_principal)]
 
 
-
 def _summary_select() -> Any:
     fr, f = models.flow_runs, models.flows
     return select(fr, f.c.name.label("flow_name")).join(f, f.c.id == fr.c.flow_id)
