@@ -196,7 +196,7 @@ def bench_runwright(args: argparse.Namespace) -> dict[str, Any]:
         try:
             rw.deploy("trivial")
             rw.start_agent("--name", "bench")
-            time.sleep(3)  # the agent is registered and in its long poll
+            time.sleep(8)  # registered, in its long poll, its launcher ready (on a loaded machine)
             # deployments run -> Running
             delays = []
             for _ in range(5):
@@ -318,6 +318,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="runwright,prefect3")
     parser.add_argument("--runs", type=int, default=100, help="runs of the burst (default 100)")
+    parser.add_argument("--prefect-runs", type=int, default=50, help="runs of Prefect 3's burst (default 50, as in the issue)")
     parser.add_argument("--scheduled", type=int, default=25, help="scheduled runs for the lateness (default 25)")
     parser.add_argument("--idle-seconds", type=float, default=20.0)
     args = parser.parse_args()
@@ -337,10 +338,10 @@ def main() -> None:
         ("cancel -> Cancelled, max (target 1.5 s)", "cancel_cancelled", "max"),
     ]
     for title, key, how in measures:
-        rows.append([title, *[_fmt(results[e].get(key), how) if "error" not in results[e] else results[e]["error"] for e in results]])
+        rows.append([title, *[_fmt(results[e].get(key), how) for e in results]])
     rows.append(
         [
-            f"{args.runs} runs at once, --limit 4: all finished (target 30 s)",
+            f"{args.runs} runs at once (Prefect 3: {args.prefect_runs}), --limit 4: all finished (target 30 s)",
             *[
                 f"{results[e]['burst_seconds']:.1f} s ({results[e]['burst_not_success']} not Success)"
                 if "burst_seconds" in results[e]
@@ -353,6 +354,9 @@ def main() -> None:
         ["server CPU, 10 idle agents (target < 5 %)", *[f"{results[e]['idle_cpu']:.1%}" if "idle_cpu" in results[e] else "-" for e in results]]
     )
     print_table(["measure", *results], rows)
+    for engine, result in results.items():
+        if "error" in result:
+            print(f"{engine}: stopped early: {result['error']}")
 
 
 if __name__ == "__main__":

@@ -237,7 +237,8 @@ def test_another_tenants_deployment_is_invisible_and_cannot_be_run_or_claimed(se
     for action in ("cancel", "retry"):
         assert b_session.post(f"{server.url}/api/v1/flow_runs/{run_id}/{action}").status_code == 404
     other = agents.start("--queue", "shared", "--name", "tenant-b", token=b)
-    time.sleep(2.5)
+    wait_until(lambda: _registered_agents(server) == 1, 60, "the agent to register", 0.1)
+    time.sleep(1.5)
     assert state_of(server, a, run_id) == "Scheduled"  # b's agent of the same queue name took nothing
     code, _log = agents.stop(other)
     assert code == 0
@@ -256,3 +257,48 @@ def test_agent_start_refuses_bad_options_in_one_line(processes: Processes, serve
         [sys.executable, "-m", "runwright.cli", "agent", "start", "--queue", ""], env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2 and "queue name" in proc.stderr
+
+
+def test_an_agent_with_a_revoked_token_stops_with_a_one_line_error(processes: Processes, server: LiveServer) -> None:
+    refused = processes.run(["agent", "start"], processes.env(server, server.revoked))
+    assert refused.returncode == 1 and "refused the API token" in refused.stderr, refused.stderr
+    no_traceback(refused.stderr)
+
+
+def test_every_scheduled_start_gets_exactly_one_run_across_a_server_restart(
+    server: LiveServer, agents: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interval schedule of 1 s, an agent, the server SIGKILLed for 2 s and restarted: each
+    start has one run (the missed ones created late), and each ran once."""
+    from datetime import UTC, datetime, timedelta
+
+    from runwright.schedules import IntervalSchedule
+
+    server.stop()
+    monkeypatch.setenv("RUNWRIGHT__SERVER__SCHEDULER_INTERVAL", "0.5")  # passes keep up with 1 s starts
+    server.start()
+    token = server.a.token
+    source = MARKED_FLOW.replace('Flow("marked")', 'Flow("ticking")')
+    first_start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    schedule = IntervalSchedule(first_start, timedelta(seconds=1)).serialize()
+    agent = agents.start("--name", "ticker")
+    deploy(server, token, source, "ticking", flow_name="ticking", schedule=schedule)
+    time.sleep(6)
+    server.kill()
+    time.sleep(2)
+    server.start()
+    time.sleep(4)
+    assert session(token).post(f"{server.url}/api/v1/deployments/ticking/pause").status_code == 200
+    last_start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
+    runs = [r for r in session(token).get(f"{server.url}/api/v1/flow_runs", params={"limit": 1000}).json() if r["flow_name"] == "ticking"]
+    starts = [datetime.fromisoformat(r["scheduled_start_time"].replace("Z", "+00:00")) for r in runs]
+    assert len(starts) == len(set(starts)), "two runs for one start"
+    expected = {first_start + timedelta(seconds=i) for i in range(int((last_start - first_start).total_seconds()) + 1)}
+    assert expected <= set(starts), (sorted(expected - set(starts)), sorted(starts))
+    done = [r["id"] for r, when in zip(runs, starts, strict=True) if when in expected]
+    wait_finished(server, token, done, 90)
+    assert {state_of(server, token, run_id) for run_id in done} == {"Success"}
+    counts = Counter(marks(agents.marks_path))
+    assert all(counts[(run_id, "first")] == 1 for run_id in done)
+    code, log = agents.stop(agent)
+    assert code == 0, log

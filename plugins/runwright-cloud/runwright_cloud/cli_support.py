@@ -1,4 +1,4 @@
-"""What the cloud commands share: one-line errors, and the client of the configured server."""
+"""What the cloud commands share: one-line errors and the configured server's client."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _one_line_errors(func: F) -> F:
+def one_line_errors(func: F) -> F:
     """Server unreachable, wrong token, unknown run: one line, no traceback."""
 
     @functools.wraps(func)
@@ -28,7 +28,7 @@ def _one_line_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _client(start: bool = True) -> Any:
+def configured_client(start: bool = True) -> Any:
     """The client of the configured server; ``start=False`` (read-only commands) never starts
     the embedded server (a one-line error says how to start one)."""
     from runwright_cloud import embedded

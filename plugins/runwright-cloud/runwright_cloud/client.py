@@ -82,6 +82,8 @@ class FlowRunInfo:
     leased: bool = False
     #: who holds the lease, as its runner said (``"host:pid"``), when known
     lease_holder: str | None = None
+    #: the agent that claimed the run (orchestration), if one did
+    agent_id: str | None = None
     state: State = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -713,4 +715,5 @@ def _flow_run_info(data: dict[str, Any]) -> FlowRunInfo:
         heartbeat=_parse_optional(data.get("heartbeat")),
         leased=bool(data.get("leased")),
         lease_holder=data.get("lease_holder"),
+        agent_id=data.get("agent_id"),
     )

@@ -16,7 +16,10 @@ from typing import Any
 
 import click
 
-from runwright_cloud.cli_support import _client, _one_line_errors
+from runwright_cloud.cli_support import configured_client, one_line_errors
+
+_one_line_errors = one_line_errors
+_client = configured_client
 
 
 def _state_name(state: dict[str, Any]) -> str:
@@ -129,14 +132,15 @@ def server_not_installed() -> None:
 
 
 def register_commands(cli: click.Group) -> None:
-    """Add ``runs`` (with ``runs cancel``/``retry``) and ``agent``; add a ``server`` placeholder that names the package to install when
-    runwright-server (which registers the real ``server`` group) is not installed."""
-    import runwright_cloud.run_commands  # noqa: F401 - adds `runs cancel` and `runs retry`
+    """Add ``runs`` (with ``logs``, ``watch``, ``cancel``, ``retry``), ``agent`` and ``flows``;
+    add a ``server`` placeholder that names the package to install when runwright-server
+    (which registers the real ``server`` group) is not installed."""
     from runwright_cloud.agent.command import agent_group
+    from runwright_cloud.run_commands import runs_cancel, runs_retry
     from runwright_cloud.run_reads import flows_command, runs_logs, runs_watch
 
-    runs_group.add_command(runs_logs)
-    runs_group.add_command(runs_watch)
+    for command in (runs_logs, runs_watch, runs_cancel, runs_retry):
+        runs_group.add_command(command)
     cli.add_command(runs_group)
     cli.add_command(agent_group)
     cli.add_command(flows_command)

@@ -7,13 +7,14 @@ import time
 
 import click
 
-from runwright_cloud.commands import _client, _one_line_errors, runs_group
+from runwright_cloud.cli_support import configured_client as _client
+from runwright_cloud.cli_support import one_line_errors as _one_line_errors
 
 #: how long ``runs cancel`` waits for a Running run to end Cancelled
 CANCEL_WAIT_SECONDS = 5.0
 
 
-@runs_group.command("cancel")
+@click.command("cancel")
 @click.argument("flow_run_id")
 @click.option("--no-wait", is_flag=True, help="Do not wait for a Running run to end Cancelled.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -33,7 +34,7 @@ def runs_cancel(flow_run_id: str, no_wait: bool, as_json: bool) -> None:
     if state == "Running" and not no_wait:
         deadline = time.monotonic() + CANCEL_WAIT_SECONDS
         while time.monotonic() < deadline:
-            state = str(client.get_flow_run_info(flow_run_id).state.get("type"))
+            state = str(client.get_flow_run_info(flow_run_id).serialized_state.get("type"))
             if state != "Running":
                 break
             time.sleep(0.05)
@@ -48,7 +49,7 @@ def runs_cancel(flow_run_id: str, no_wait: bool, as_json: bool) -> None:
         click.echo(f"Flow run {flow_run_id}: {state}")
 
 
-@runs_group.command("retry")
+@click.command("retry")
 @click.argument("flow_run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_one_line_errors

@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from runwright_cloud.cli_support import _client, _one_line_errors
+from runwright_cloud.cli_support import configured_client as _client
+from runwright_cloud.cli_support import one_line_errors as _one_line_errors
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: ``runs logs --follow`` looks for new records this often while the run is unfinished

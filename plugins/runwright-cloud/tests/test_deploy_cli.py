@@ -98,10 +98,10 @@ def test_deployments_run_prints_the_id_of_a_run_due_now(env: dict[str, str], cli
     ok(runwright(env, "deploy", ETL, "--name", name, "--param", "n=2", "--queue", "etl-queue"))
     run_id = ok(runwright(env, "deployments", "run", name, "--param", "n=5")).strip()
     info = client.get_flow_run_info(run_id)
-    assert info.state["type"] == "Scheduled" and info.parameters == {"n": 5}
+    assert info.state.is_scheduled() and info.parameters == {"n": 5}
     as_json = json.loads(ok(runwright(env, "deployments", "run", name, "--json")))
     assert as_json["deployment"] == name and as_json["parameters"] == {"n": 2}
-    assert client.get_flow_run_info(as_json["flow_run_id"]).state["type"] == "Scheduled"
+    assert client.get_flow_run_info(as_json["flow_run_id"]).state.is_scheduled()
 
 
 def test_pause_resume_and_delete(env: dict[str, str], client: Client) -> None:

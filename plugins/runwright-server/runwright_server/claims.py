@@ -164,6 +164,8 @@ def claim(
         stopped = conn.execute(select(models.agents.c.stopped).where(models.agents.c.id == agent_id)).scalar()
         if stopped is not None:
             return claimed  # a stopped agent's last poll takes nothing
+        # seen now: the sweeper must not take back what it claims (its poll may be old)
+        conn.execute(update(models.agents).where(models.agents.c.id == agent_id).values(last_seen=now))
         if agent.run_limit is not None:
             busy = conn.execute(
                 select(func.count()).where(

@@ -275,6 +275,7 @@ class FlowRunSummary(BaseModel):
     lease_holder: str | None = Field(
         default=None, description='Who holds the lease, as its runner said ("host:pid"), while leased.'
     )
+    agent_id: str | None = Field(default=None, description="The agent that claimed the run, if one did.")
     late: bool = Field(
         default=False, description="Scheduled, and its start passed more than [server] late_after_seconds ago."
     )

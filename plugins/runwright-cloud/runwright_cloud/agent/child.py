@@ -29,6 +29,7 @@ def fetch_code(deployment: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    """Run the claimed run ``argv[0]`` (the JSON spec) names; the exit code."""
     spec = json.loads(argv[0])
     flow_run_id = spec["flow_run_id"]
     deployment = spec.get("deployment")

@@ -8,7 +8,7 @@ import sys
 import click
 
 from runwright_cloud.agent.loop import POLL_WAIT
-from runwright_cloud.commands import _one_line_errors
+from runwright_cloud.cli_support import one_line_errors as _one_line_errors
 
 
 @click.group("agent")

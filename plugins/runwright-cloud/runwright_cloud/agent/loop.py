@@ -1,6 +1,8 @@
 """The agent: a poll thread that long-polls the server, and the main thread that starts,
 watches, cancels and reaps the flow-run processes.
 
+* Runs are forked by the agent's launcher process (imports done once, :mod:`.zygote`), or
+  started as a fresh Python while it is not ready.
 * The poll thread holds one long poll at a time (``wait_seconds`` 30 when idle): the server
   answers the moment a run is due or one of the agent's runs is cancelled. The server counts
   the agent's Submitted and Running runs against its ``--limit``, so a run that ends frees its
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from runwright_cloud.agent.api import AgentApi, PollAnswer
-from runwright_cloud.agent.processes import FlowRunProcess
+from runwright_cloud.agent.processes import Launcher, RunProcess, SpawnedRun
 from runwright_cloud.client import Client
 from runwright_cloud.errors import ClientError, NotFoundError, ServerUnreachable, VersionConflict
 
@@ -45,6 +47,8 @@ BACKOFF_MAX = 2.0
 #: how often the main thread looks at its processes
 TICK = 0.05
 NO_LIMIT_SLOTS = 1000
+#: how often the launcher is started again after it died
+MAX_LAUNCHER_STARTS = 3
 
 
 class Agent:
@@ -67,7 +71,9 @@ class Agent:
         self.log_dir = log_dir or Path.home() / ".runwright" / "agent" / "logs"
         self.env = env if env is not None else child_env(client)
         self.agent_id: str | None = None
-        self.processes: dict[str, FlowRunProcess] = {}
+        self.processes: dict[str, RunProcess] = {}
+        self.launcher: Launcher | None = None
+        self._launcher_starts = 0
         self._answers: queue.Queue[PollAnswer] = queue.Queue()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -78,7 +84,13 @@ class Agent:
         """Run until SIGTERM/SIGINT (or :meth:`request_stop`); return the exit code (0)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.request_stop())
-        self.agent_id = self._register()
+        self._start_launcher()  # it imports while the agent registers
+        agent_id = self._register()
+        if agent_id is None:  # stopped before the server ever answered
+            if self.launcher is not None:
+                self.launcher.close()
+            return 0
+        self.agent_id = agent_id
         limit = "no limit" if self.limit is None else f"at most {self.limit} at once"
         logger.info("Agent %s (%s) takes runs of queue(s) %s, %s", self.name, self.agent_id, ", ".join(self.queues), limit)
         poller = threading.Thread(target=self._poll_loop, name="runwright-agent-poll", daemon=True)
@@ -90,6 +102,8 @@ class Agent:
             self._watch_processes()
         self._finished.set()
         self._take_answers()  # runs claimed by the last poll go back
+        if self.launcher is not None:
+            self.launcher.close()
         try:
             self.api.stop(self.agent_id)
         except ClientError as exc:
@@ -103,7 +117,8 @@ class Agent:
         self._stopping.set()
         self._wake.set()
 
-    def _register(self) -> str:
+    def _register(self) -> str | None:
+        """Register, retrying while the server is unreachable; None when stopped meanwhile."""
         backoff = BACKOFF_START
         warned = False
         while True:
@@ -111,7 +126,7 @@ class Agent:
                 return self.api.register(self.name, self.queues, self.limit)
             except ServerUnreachable as exc:
                 if self._stopping.is_set():
-                    raise
+                    return None
                 if not warned:
                     logger.warning("%s; retrying until it answers", exc)
                     warned = True
@@ -130,7 +145,7 @@ class Agent:
                 if process is None:  # nothing of it runs here (any more): its cancel is done
                     self._record_cancelled(run_id, "no process of its agent was running it")
                 elif process.cancel_seen is None:
-                    logger.info("Flow run %s was cancelled: stopping its process (pid %d)", run_id, process.pid)
+                    logger.info("Flow run %s was cancelled: stopping its process (pid %s)", run_id, process.pid)
                     process.cancel_seen = now
             unstarted = []
             for claimed in answer.claimed:
@@ -142,18 +157,34 @@ class Agent:
             if unstarted:
                 self._release(unstarted)
 
+    def _start_launcher(self) -> None:
+        if self._launcher_starts >= MAX_LAUNCHER_STARTS:
+            return  # it keeps dying: every run starts a fresh Python instead
+        self._launcher_starts += 1
+        try:
+            self.launcher = Launcher(self.env, self.log_dir, self._wake.set)
+        except OSError as exc:
+            logger.warning("Could not start the agent's launcher (runs start a fresh Python each): %s", exc)
+            self.launcher = None
+
     def _start(self, claimed: dict[str, Any]) -> None:
         run = claimed["flow_run"]
         deployment = claimed.get("deployment")
-        spec = {"flow_run_id": run["id"], "deployment": deployment}
+        spec = {"deployment": deployment}
+        if self.launcher is not None and self.launcher.gone:
+            self._start_launcher()
+        process: RunProcess
         try:
-            process = FlowRunProcess(run["id"], spec, self.env, self.log_dir)
+            if self.launcher is not None and self.launcher.ready:
+                process = self.launcher.launch(run["id"], spec)
+            else:
+                process = SpawnedRun(run["id"], spec, self.env, self.log_dir)
         except OSError as exc:
             self._fail(run["id"], f"The agent could not start a process for the run: {exc}")
             return
         self.processes[run["id"]] = process
         where = f"deployment {deployment['name']!r}" if deployment else "no deployment"
-        logger.info("Flow run %s (%s): started in process %d", run["id"], where, process.pid)
+        logger.info("Flow run %s (%s): started", run["id"], where)
 
     def _release(self, run_ids: list[str]) -> None:
         assert self.agent_id is not None
@@ -168,17 +199,14 @@ class Agent:
         for run_id, process in list(self.processes.items()):
             code = process.exit_code()
             if code is None:
-                if process.cancel_seen is not None and now - process.cancel_seen >= KILL_GRACE:
-                    process.kill()
-                    process.proc.wait()
-                    code = process.exit_code()
-                else:
-                    continue
+                if process.cancel_seen is not None and not process.killed and now - process.cancel_seen >= KILL_GRACE:
+                    process.kill()  # its exit shows at the next look
+                continue
             del self.processes[run_id]
-            self._ended(process, code if code is not None else -1)
+            self._ended(process, code)
             self._wake.set()  # a slot is free: the poll thread may poll again
 
-    def _ended(self, process: FlowRunProcess, code: int) -> None:
+    def _ended(self, process: RunProcess, code: int) -> None:
         run_id = process.flow_run_id
         if process.cancel_seen is not None:
             how = "its agent killed the flow-run process" if process.killed else "its flow-run process stopped"
@@ -187,17 +215,20 @@ class Agent:
         try:
             info = self.client.get_flow_run_info(run_id)
         except ClientError as exc:
-            logger.warning("Flow run %s: process %d exited with %d; the server did not say how the run ended: %s", run_id, process.pid, code, exc)
+            logger.warning("Flow run %s: process %s exited with %d; the server did not say how the run ended: %s", run_id, process.pid, code, exc)
             return
-        state = str(info.state.get("type"))
-        if state == "Submitted":
+        state = str(info.serialized_state.get("type"))
+        held_by_it = (info.lease_holder or "").rpartition(":")[2] == str(process.pid)
+        if info.agent_id != self.agent_id:
+            logger.info("Flow run %s: %s, no longer this agent's (process %s exited with %d)", run_id, state, process.pid, code)
+        elif state == "Submitted":
             message = f"The flow run's code could not be loaded (its process exited with {code}): {process.tail()}"
             self._fail(run_id, message, info.version)
-        elif state == "Running" and code != 0:
+        elif state == "Running" and code != 0 and held_by_it:
             message = f"The flow-run process exited with {code} while the run was Running: {process.tail()}"
             self._fail(run_id, message, info.version)
         else:
-            logger.info("Flow run %s: %s (process %d exited with %d)", run_id, state, process.pid, code)
+            logger.info("Flow run %s: %s (process %s exited with %d)", run_id, state, process.pid, code)
 
     def _record_cancelled(self, run_id: str, how: str) -> None:
         from runwright_cloud.run_control import mark_cancelled
@@ -237,7 +268,7 @@ class Agent:
                 answer = self.api.poll(self.agent_id, self.queues, free, wait, running, cancelling)
             except NotFoundError:
                 logger.warning("The server does not know agent %s (its database was replaced?): registering again", self.name)
-                self.agent_id = self._register()
+                self.agent_id = self._register() or self.agent_id
                 continue
             except ClientError as exc:
                 if self._finished.is_set():

@@ -32,6 +32,8 @@ Auth = Annotated[Principal, Depends(require_principal)]
 
 #: the longest a poll waits without looking at the database (other server processes)
 FALLBACK_SECONDS = 1.0
+#: how often a waiting poll refreshes its agent's ``last_seen`` (at most a third of the zombie timeout)
+TOUCH_SECONDS = 10.0
 MAX_WAIT_SECONDS = 30.0
 MAX_QUEUES = 100
 MAX_RUNNING = 10_000
@@ -118,7 +120,13 @@ async def poll(agent_id: str, body: PollIn, request: Request, principal: Auth) -
     wakeups: Wakeups = request.app.state.wakeups
     agent = await run_in_threadpool(_touch, engine, tenant, agent_id)
     deadline = time.monotonic() + body.wait_seconds
+    # a waiting agent is alive: seen again well within the zombie timeout
+    touch_every = min(TOUCH_SECONDS, request.app.state.settings.zombie_timeout / 3)
+    touched = time.monotonic()
     while True:
+        if time.monotonic() - touched >= touch_every:
+            await run_in_threadpool(claims.touch_agent, engine, tenant, agent_id)
+            touched = time.monotonic()
         seen = wakeups.generation(tenant)
         answer = await run_in_threadpool(
             claims.look, engine, tenant, agent, body.queues, body.free_slots, body.running, body.cancelling
@@ -128,7 +136,7 @@ async def poll(agent_id: str, body: PollIn, request: Request, principal: Auth) -
             wakeups.notify(tenant)  # runs changed state: event streams, other agents' counts
         if answer.answers or remaining <= 0 or await request.is_disconnected():
             return json_response({"claimed": answer.claimed, "cancel": answer.cancel})
-        timeout = min(remaining, FALLBACK_SECONDS)
+        timeout = min(remaining, FALLBACK_SECONDS, touch_every)
         if answer.next_due is not None:
             timeout = min(timeout, max(0.0, _seconds_until(answer.next_due)))
         await wakeups.wait(tenant, seen, timeout)

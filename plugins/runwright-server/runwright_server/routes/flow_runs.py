@@ -80,6 +80,7 @@ def flow_run_out(row: RowMapping, late_cutoff: datetime | None = None) -> dict[s
         "leased": row["lease"] is not None,
         "lease_holder": row["lease_holder"] if row["lease"] is not None else None,
         "late": row["state_type"] == "Scheduled" and row["scheduled_start_time"] < late_cutoff,
+        "agent_id": row["agent_id"],
     }
 
 
