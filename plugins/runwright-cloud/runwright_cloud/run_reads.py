@@ -83,7 +83,7 @@ def runs_logs(flow_run_id: str, follow: bool, task_name: str | None, level: str 
     names = _TaskNames(client, flow_run_id)
     last_id = 0
     while True:
-        finished = is_finished(info.state)  # read before the records: a finished run's are all there
+        finished = is_finished(info.serialized_state)  # read before the records: a finished run's are all there
         while True:
             page = client.get_flow_run_logs(flow_run_id, limit=PAGE, after_id=last_id, task=task_name, level=level)
             for record in page:
