@@ -48,9 +48,12 @@ def runs_group(
         filtered = flow_name is not None or state is not None or deployment is not None
         click.echo("No flow runs match." if filtered else "No flow runs yet: `runwright run FLOW.py --backend cloud` creates one.")
         return
-    click.echo(f"{'ID':36}  {'FLOW':20}  {'STATE':10}  CREATED")
+    click.echo(f"{'ID':36}  {'FLOW':20}  {'STATE':10}  {'SCHEDULED START':20}  CREATED")
     for run in runs:
-        click.echo(f"{run['id']:36}  {run['flow_name'][:20]:20}  {_state_name(run['state']):10}  {run['created']}")
+        state = _state_name(run["state"]) + (" (late)" if run.get("late") else "")
+        start = str(run.get("scheduled_start_time") or "")[:19].replace("T", " ")
+        created = str(run["created"])[:19].replace("T", " ")
+        click.echo(f"{run['id']:36}  {run['flow_name'][:20]:20}  {state:10}  {start:20}  {created}")
 
 
 @runs_group.command("create")
