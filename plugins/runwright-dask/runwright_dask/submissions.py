@@ -63,6 +63,10 @@ class TaskRun(Submission):
         self.blockers = 0
         #: upstream runs passed by their (then unfinished) future, and that future
         self.bound: list[tuple[TaskRun, Future]] = []
+        #: the future of the flow runner its Dask task was given (see ``DaskExecutor._runner_of``)
+        self.runner: Future | None = None
+        #: how often its Dask task never ran because that future was lost (bounded)
+        self.runner_losses = 0
         #: a mapped parent's returned Mapped state, children stripped, and its chunks
         self.plan: Mapped | None = None
         self.chunks: list[Chunk] = []
