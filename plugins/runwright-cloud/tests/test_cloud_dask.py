@@ -230,3 +230,73 @@ def test_only_the_task_that_kills_its_worker_fails_while_others_run_beside_it(
     for t in [*firsts, *seconds]:
         _assert_recorded_once(client, run_id, t.slug, "Success")
     _assert_recorded_once(client, run_id, dead.slug, "Failed")
+
+
+def _gone(pid: int) -> bool:
+    """True once process ``pid`` has died (a zombie not reaped yet counts as dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_a_finished_task_whose_state_dies_with_its_worker_keeps_its_server_state(
+    server: TestServer, fragile_cluster_2x2: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An innocent finishes on the worker the culprit then kills, before its state reached
+    the flow runner's process: the server holds its Success, which the run keeps (the body
+    does not run again, nothing is written over it); its dependant gets its value.
+
+    The link from the workers to this process is made slow on purpose (the one fault a real
+    cluster does not produce on demand): the keeper fetches a finished state only once the
+    culprit's worker is dead, so the state of the innocent that shared it is lost on the way."""
+    from runwright_dask import keeping
+
+    started, asked, dying = tmp_path / "started", tmp_path / "asked", tmp_path / "dying"
+    keep, fetch = keeping.StateKeeper.keep, keeping.StateKeeper._fetch
+
+    def keep_noted(self: Any, future: Any, done: Any) -> None:
+        _append(asked, str(future.key))
+        keep(self, future, done)
+
+    def slow_fetch(self: Any, futures: list[Any]) -> Any:
+        _wait_until(lambda: dying.exists() and bool(dying.read_text()) and _gone(int(dying.read_text())), "the culprit's death")
+        return fetch(self, futures)
+
+    monkeypatch.setattr(keeping.StateKeeper, "keep", keep_noted)
+    monkeypatch.setattr(keeping.StateKeeper, "_fetch", slow_fetch)
+
+    @task
+    def innocent(x: int) -> int:
+        _append(started, f"{x} {os.getpid()}")
+        # four slots: the culprit and three innocents at once, so one innocent shares its worker
+        _wait_until(lambda: len({line.split()[0] for line in _lines(started)}) >= 3, "three innocents running")
+        return x
+
+    @task
+    def culprit() -> int:
+        _wait_until(lambda: sum(line.startswith("innocent") for line in _lines(asked)) >= 3, "three innocents finished")
+        tmp = dying.with_suffix(".tmp")
+        tmp.write_text(str(os.getpid()))
+        tmp.rename(dying)
+        os._exit(1)
+
+    @task
+    def dependant(x: int) -> int:
+        return 10 * x
+
+    with Flow(unique()) as flow:
+        dead = culprit()
+        firsts = [innocent(i) for i in range(3)]
+        seconds = [dependant(f) for f in firsts]
+
+    client, run_id, state = _run_cloud(server, flow, fragile_cluster_2x2)
+    assert isinstance(state.result[dead], Failed) and "worker died" in state.result[dead].message
+    assert [state.result[t].result for t in firsts] == [0, 1, 2], [state.result[t] for t in firsts]
+    assert [state.result[t].result for t in seconds] == [0, 10, 20], [state.result[t] for t in seconds]
+    culprit_pid = int(dying.read_text())
+    assert sorted(line.split()[0] for line in _lines(started)) == ["0", "1", "2"], _lines(started)  # each ran once
+    assert [line for line in _lines(started) if int(line.split()[1]) == culprit_pid], "no innocent shared the culprit's worker"
+    for t in [*firsts, *seconds]:
+        _assert_recorded_once(client, run_id, t.slug, "Success")
+    _assert_recorded_once(client, run_id, dead.slug, "Failed")
