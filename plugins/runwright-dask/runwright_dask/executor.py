@@ -42,7 +42,7 @@ from runwright_dask.failures import FailurePolicy, exception_of, lost_run_of, re
 from runwright_dask.keeping import StateKeeper
 from runwright_dask.recompute import AlreadyRan, lost_after_finishing, register_guard
 from runwright_dask.session import cluster_session, connection_is_usable, inside_dask_task, plugin_config
-from runwright_dask.submissions import Chunk, Submission, TaskRun, input_of, lost_input, wait_until_kept
+from runwright_dask.submissions import Chunk, Submission, TaskRun, input_of, is_kept, lost_input, wait_until_kept
 from runwright_dask.worker import ChildCall, Slot, call_method, identity, is_plan, run_child_calls, run_task_run
 
 if TYPE_CHECKING:
@@ -311,10 +311,16 @@ class DaskExecutor(Executor):
             return
         failed_upstream = [up for up, bound in run.bound if bound.status in ("error", "cancelled")]
         if isinstance(exc, AlreadyRan):  # an input's result was lost with its worker (recompute.py)
-            for up in run.upstream_runs():
-                if up not in failed_upstream and lost_input(up):
-                    wait_until_kept(up)  # rare: only after a worker died
-                    failed_upstream.append(up)
+            lost_ups = [up for up in run.upstream_runs() if up not in failed_upstream and lost_input(up)]
+            pending = [up for up in lost_ups if not is_kept(up)]
+            if pending:  # rare: only after a worker died
+                # wait off Dask's callback thread: getting a value may take another Dask
+                # task's completion (a run again for its state, see _recover_outcome)
+                threading.Thread(
+                    target=self._when_kept, args=(run, future, pending), name="runwright-dask-wait-kept", daemon=True
+                ).start()
+                return
+            failed_upstream.extend(lost_ups)
         if failed_upstream:
             # the Dask task never ran: an upstream run's task failed; go again once every
             # upstream run has its final (client-side) state (a suspect gives up its turn)
@@ -331,6 +337,11 @@ class DaskExecutor(Executor):
                 self._dispatch(run)
             return
         self._failures.run_lost(run, lost_run_of(exc))
+
+    def _when_kept(self, run: TaskRun, future: Future, ups: list[TaskRun]) -> None:
+        for up in ups:
+            wait_until_kept(up)
+        self._guarded(run, self._on_run_done, run, future)
 
     def _keep(self, sub: Submission, future: Future) -> None:
         """Fetch a finished Dask task's value into this process in the background (see

@@ -127,6 +127,11 @@ def _client_side(chunk: Chunk) -> Any:
     return chunk.states if chunk.states is not None else chunk.kept
 
 
+def is_kept(run: TaskRun) -> bool:
+    """True when the values of ``run`` (its chunks', for a mapped parent) are here."""
+    return all(sub.states is not None or sub.kept_event.is_set() for sub in (run.chunks if run.plan is not None else [run]))
+
+
 def wait_until_kept(run: TaskRun, timeout: float = 60.0) -> None:
     """Wait until the values of ``run`` (its chunks', for a mapped parent) are kept here."""
     for sub in run.chunks if run.plan is not None else [run]:
