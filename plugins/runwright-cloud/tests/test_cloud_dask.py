@@ -107,11 +107,8 @@ def fragile_cluster() -> Iterator[str]:
 def test_a_task_run_lost_with_its_worker_is_reported(server: TestServer, fragile_cluster: str) -> None:  # type: ignore[no-untyped-def]
     """A task that kills its worker process (os._exit) is recorded by the client through the
     normal task-run path (initialize, state change, end): the server gets its Retrying (a
-    first loss is not blamed) and Failed states, each saying the worker died.
-
-    One task alone: with several, a task whose finished state or whose run's shared runner
-    died with the worker before reaching this process can fail too under the cloud backend
-    (docs/dask.md, "Known limit")."""
+    first loss is not blamed) and Failed states, each saying the worker died. (The tests
+    below add innocent tasks and dependants.)"""
 
     @task
     def always_dies() -> int:

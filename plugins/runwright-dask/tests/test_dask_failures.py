@@ -188,10 +188,11 @@ def _wait_until(check: Callable[[], bool], what: str, timeout: float = 45.0) -> 
         time.sleep(0.01)
 
 
-def test_only_the_task_that_kills_its_worker_fails(process_cluster: str, marker_dir: Path) -> None:
+def test_only_the_task_that_kills_its_worker_fails(process_cluster_2x2: str, marker_dir: Path) -> None:
     """Independent tasks and their dependants share the workers with one that kills its
     worker once every independent task has finished (some of them on that worker, their
-    states possibly on the way): only the culprit fails, every other task keeps its outcome."""
+    states possibly on the way): only the culprit fails, every other task keeps its outcome.
+    Two threads a worker: the killer, waiting, never holds up the tasks it waits for."""
 
     @task
     def killer() -> int:
@@ -213,7 +214,7 @@ def test_only_the_task_that_kills_its_worker_fails(process_cluster: str, marker_
         others = [innocent(i) for i in range(4)]
         below = [dependant(o) for o in others]
 
-    state = flow.run(executor=DaskExecutor(process_cluster))
+    state = flow.run(executor=DaskExecutor(process_cluster_2x2))
 
     assert isinstance(state.result[k], Failed) and "worker died" in state.result[k].message
     assert [state.result[o].result for o in others] == [0, 1, 2, 3]
