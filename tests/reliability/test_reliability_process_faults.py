@@ -189,10 +189,11 @@ def test_a_run_killed_at_a_random_point_resumes_to_the_undisturbed_results(
     run_id = _create_run(shared_server, flow_file)
     env = processes.env(shared_server, RW_MARKS=str(marks), RUNWRIGHT__CLOUD__HEARTBEAT_INTERVAL="0.2")
     if kind != "task":
-        # 10 tasks: >= 10 result writes happen in every run, and >= 6 state-write requests (task
-        # claims and states travel in batches under the flow run's lease: the flow-run claim and
-        # final state, and a batch per tier of tasks, each tier sleeping longer than the linger)
-        at = rng.randint(1, 10) if kind == "result_write" else rng.randint(1, 6)
+        # 7 tasks (the literal k of each work task is bound, not a task): 7 result writes happen
+        # in every run, and >= 6 state-write requests (task claims and states travel in batches
+        # under the flow run's lease: the flow-run claim and final state, and a batch per tier
+        # of tasks, each tier sleeping longer than the linger)
+        at = rng.randint(1, 7) if kind == "result_write" else rng.randint(1, 6)
         env.update(RW_FAULT=kind, RW_FAULT_AT=str(at), RW_FAULT_AFTER=str(rng.randint(0, 1)))
     if kind == "task":
         # the kill lands inside a randomly chosen task body, whatever the machine's speed

@@ -108,9 +108,11 @@ class Api:
         assert r.status_code == 201, r.text
 
 
-def seed_deployment(server: TestServer, flow: dict[str, Any], parameters: dict[str, Any], token: str | None = None) -> str:
+def seed_deployment(
+    server: TestServer, flow: dict[str, Any], parameters: dict[str, Any], token: str | None = None, name: str | None = None
+) -> str:
     """An hourly deployment of ``flow`` (``POST /deployments``); its name."""
-    name = unique("dep")
+    name = name or unique("dep")
     body = {
         "name": name, "flow_id": flow["id"], "flow_name": flow["name"], "storage": "server",
         "storage_ref": {"digest": "0" * 64, "filename": "flow.py"},

@@ -45,9 +45,22 @@ def world(server: TestServer) -> dict[str, str]:
         api.log(run["id"], f"transform[{i}] wrote 1,024 rows to warehouse.events", task_run_id=children[i]["id"])
     api.log(run["id"], "transform[241] failed: KeyError 'customer_id'", level="ERROR", task_run_id=children[241]["id"])
     name = seed_deployment(server, flow, {"day": "today", "full": False})
+    # names as long as the API allows, without a space to break at, widen no page
+    long_flow = api.flow(["a"], name="x" * 500)
+    api.run(long_flow)
+    seed_deployment(server, long_flow, {}, name="d" * 200)
     seed_agent(server, "agent-eu-1")
     return {"run": run["id"], "task": children[241]["id"], "deployment": name}
 
+
+#: the innermost element wider than the screen, as "tag.class" (for the failure message)
+WIDEST_ELEMENT = """(limit) => {
+  let found = null;
+  for (const el of document.body.querySelectorAll("*")) {
+    if (el.getBoundingClientRect().right > limit + 1) found = el;
+  }
+  return found ? found.tagName.toLowerCase() + "." + [...found.classList].join(".") + " " + found.outerHTML.slice(0, 80) : "?";
+}"""
 
 PAGES = [
     ("dashboard", "/"),
@@ -81,7 +94,8 @@ def test_every_page_reads_without_sideways_scrolling(browser: Any, server: TestS
             page.wait_for_load_state("networkidle") if name == "docs" else page.wait_for_timeout(300)
             width = page.evaluate("() => document.documentElement.scrollWidth")
             if width > viewport["width"] + 1:
-                overflowing.append(f"{name}: {width}px")
+                widest = page.evaluate(WIDEST_ELEMENT, viewport["width"])
+                overflowing.append(f"{name}: {width}px (first too wide: {widest})")
             if keep:
                 page.screenshot(path=str(Path(keep) / f"{name}-{size}.png"))
         assert not overflowing, f"pages wider than the {size} screen: {overflowing}"
