@@ -23,6 +23,7 @@ from runwright.engine.runner import Runner, call_state_handlers, raise_on_except
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Mapped, Pending, Running, Scheduled, State, Success, utcnow
 from runwright.engine.task_runner import TaskRunner
+from runwright.gc_quiet import spaced_collections
 from runwright.plugins import PluginError, get_plugin_manager
 from runwright.run_logging import configure_logging
 
@@ -175,6 +176,8 @@ class FlowRunner(Runner):
         context = dict(context or {})
         task_contexts = dict(task_contexts or {})
         parameters = dict(parameters or {})
+        quiet = spaced_collections()  # fewer cyclic-garbage collections during the run (gc_quiet)
+        quiet.__enter__()
         try:
             executor = resolve_executor(executor)
             state, task_states, context, task_contexts = self.initialize_run(
@@ -200,7 +203,10 @@ class FlowRunner(Runner):
             except ENDRUN as endrun:
                 state = endrun.state
         finally:
-            self._end(state)
+            try:
+                self._end(state)
+            finally:
+                quiet.__exit__(None, None, None)
         return state
 
     def _end(self, state: State | None) -> None:
