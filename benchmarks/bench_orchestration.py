@@ -17,7 +17,9 @@ timestamps (the run's history), so client overhead does not count:
   creation to the last run's final state, and how many ended otherwise than ``Success``;
 - **cancel**: a run in a 120 s task body; ``POST /flow_runs/{id}/cancel`` to the flow-run
   process gone (its pid polled every 5 ms) and to the run ``Cancelled`` (3 runs, max);
-- **idle CPU**: server CPU time (``/proc``) over 20 s with 10 agents connected and idle.
+- **idle CPU**: server CPU time (``/proc``) over 20 s with 10 agents connected and idle;
+- **logs at the final state**: a run whose task logs 1,000 lines; the moment its final state
+  is visible (polled every 5 ms), how many of those lines the logs API already answers.
 
 Prefect 3 (its own venv under ``benchmarks/.venvs/prefect3``, ``prefect server start`` on a
 temp SQLite file, a ``process`` work pool and ``prefect worker start``): the same measures
@@ -49,18 +51,22 @@ from _engines import log, print_table  # noqa: E402
 TRIVIAL_FLOW = """
 import time
 
-from runwright import Flow, Parameter, task
+from runwright import Flow, Parameter, get_run_logger, task
 
 
 @task
-def work(seconds):
+def work(seconds, lines):
+    logger = get_run_logger()
+    for i in range(lines):
+        logger.info("bench line %d", i)
     time.sleep(seconds)
     return 1
 
 
 with Flow("bench-orchestration") as flow:
-    work(Parameter("seconds", default=0.0))
+    work(Parameter("seconds", default=0.0), Parameter("lines", default=0))
 """
+LOG_LINES = 1000
 FINISHED = {"Success", "Failed", "Cancelled", "TriggerFailed", "Crashed"}
 
 
@@ -144,7 +150,8 @@ class Runwright:
         r = self.session.put(f"{self.api}/storage/{digest}", data=data, headers={"Content-Type": "application/octet-stream"})
         r.raise_for_status()
         structure = load_flow(str(path)).structure()
-        flow = self.session.post(f"{self.api}/flows", json=structure)
+        registered = {key: structure[key] for key in ("name", "tasks", "edges")}  # what the server stores
+        flow = self.session.post(f"{self.api}/flows", json=registered)
         flow.raise_for_status()
         body = {
             "name": name,
@@ -208,6 +215,12 @@ def bench_runwright(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(0.5)
             out["run_to_running"] = delays
             log(f"runwright: deployments run -> Running {[round(d, 3) for d in delays]}")
+            # a run's logs on the server when its final state is written
+            run_id = rw.run_now("trivial", lines=LOG_LINES)
+            rw.wait_state(run_id, FINISHED, 60, interval=0.005)
+            records = rw.session.get(f"{rw.api}/flow_runs/{run_id}/logs", params={"limit": 10000}).json()
+            out["logs_at_final"] = sum(r["message"].startswith("bench line ") for r in records)
+            log(f"runwright: {out['logs_at_final']} of {LOG_LINES} log lines on the server at the final state")
             # cancel during a long task body
             gone_times, cancelled_times = [], []
             for _ in range(3):
@@ -348,6 +361,12 @@ def main() -> None:
                 else results[e].get("error", "-")
                 for e in results
             ],
+        ]
+    )
+    rows.append(
+        [
+            f"log lines on the server when the final state is seen (of {LOG_LINES}; target all)",
+            *[str(results[e]["logs_at_final"]) if "logs_at_final" in results[e] else "-" for e in results],
         ]
     )
     rows.append(
