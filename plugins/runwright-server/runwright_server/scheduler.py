@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from runwright.schedules import BaseSchedule, Schedule, ScheduledStart
 from runwright_server import models
 from runwright_server.auth import utcnow
 from runwright_server.db import read_tx, write_tx
+from runwright_server.periodic import Periodic
 from runwright_server.run_rows import insert_flow_run, scheduled_state
 
 log = logging.getLogger(__name__)
@@ -229,36 +229,20 @@ def schedule_once(engine: Engine, limits: SchedulingLimits, now: datetime | None
     return created
 
 
-class Scheduler:
+class Scheduler(Periodic):
     """Runs :func:`schedule_once` every ``interval`` seconds on a daemon thread until stopped;
     ``notify(tenant_id)`` is called for every tenant that got new runs."""
+
+    thread_name = "runwright-scheduler"
 
     def __init__(
         self, engine: Engine, limits: SchedulingLimits, interval: float, notify: Callable[[str], None]
     ) -> None:
+        super().__init__(interval)
         self.engine = engine
         self.limits = limits
-        self.interval = interval
         self.notify = notify
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="runwright-scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self, join_timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(join_timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                created = schedule_once(self.engine, self.limits)
-            except Exception:  # keep scheduling: a locked or unreachable DB is retried next time
-                log.exception("scheduler pass failed")
-                continue
-            for tenant_id in created:
-                self.notify(tenant_id)
+    def tick(self) -> None:
+        for tenant_id in schedule_once(self.engine, self.limits):
+            self.notify(tenant_id)

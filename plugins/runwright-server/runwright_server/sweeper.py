@@ -16,7 +16,6 @@ Each sweep that moved runs wakes the tenants' waiting agents (``wakeups``).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -26,6 +25,7 @@ from runwright_server import claims
 from runwright_server.auth import utcnow
 from runwright_server.db import write_tx
 from runwright_server.locking import FLOW_RUNS, TASK_RUNS, RunKind, write_state
+from runwright_server.periodic import Periodic
 from runwright_server.schemas import to_json_text
 
 log = logging.getLogger(__name__)
@@ -62,36 +62,21 @@ def sweep_once(engine: Engine, timeout: float, now: datetime | None = None) -> i
     return requeued + sweep_kind(engine, FLOW_RUNS, timeout, now) + sweep_kind(engine, TASK_RUNS, timeout, now)
 
 
-class ZombieSweeper:
+class ZombieSweeper(Periodic):
     """Runs :func:`sweep_once` every ``interval`` seconds on a daemon thread until stopped."""
 
+    thread_name = "runwright-zombie-sweeper"
+
     def __init__(self, engine: Engine, timeout: float, interval: float, on_change: Callable[[], None] | None = None) -> None:
+        super().__init__(interval)
         self.engine = engine
         #: called after a sweep that changed runs (the app wakes every waiting agent)
         self.on_change = on_change
         self.timeout = timeout
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="runwright-zombie-sweeper", daemon=True)
-        self._thread.start()
-
-    def stop(self, join_timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(join_timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                count = sweep_once(self.engine, self.timeout)
-            except Exception:  # keep sweeping: a locked or unreachable DB is retried next time
-                log.exception("zombie sweep failed")
-                continue
-            if count:
-                log.warning("swept %d run(s): no heartbeat (or agent) for %g s", count, self.timeout)
-                if self.on_change is not None:
-                    self.on_change()
+    def tick(self) -> None:
+        count = sweep_once(self.engine, self.timeout)
+        if count:
+            log.warning("swept %d run(s): no heartbeat (or agent) for %g s", count, self.timeout)
+            if self.on_change is not None:
+                self.on_change()
