@@ -124,9 +124,10 @@ def seed_deployment(
     return name
 
 
-def seed_agent(server: TestServer, name: str, token: str | None = None) -> str:
+def seed_agent(server: TestServer, name: str, token: str | None = None, queues: list[str] | None = None) -> str:
     """An agent registered by ``POST /agents`` (seen now); its id."""
-    r = server.session(token).post(server.api + "/agents", json={"name": name, "queues": ["default"], "run_limit": 4})
+    body = {"name": name, "queues": queues or ["default"], "run_limit": 4}
+    r = server.session(token).post(server.api + "/agents", json=body)
     assert r.status_code in (200, 201), r.text
     return str(r.json()["id"])
 

@@ -49,6 +49,7 @@ def world(server: TestServer) -> dict[str, str]:
     long_flow = api.flow(["a"], name="x" * 500)
     api.run(long_flow)
     seed_deployment(server, long_flow, {}, name="d" * 200)
+    seed_agent(server, "a" * 200, queues=["q" * 200])
     seed_agent(server, "agent-eu-1")
     return {"run": run["id"], "task": children[241]["id"], "deployment": name}
 
