@@ -13,7 +13,7 @@ class Edge:
     """``upstream -> downstream``; ``key`` names the downstream argument that receives the
     upstream result (None: a pure state dependency); ``mapped`` maps over the result."""
 
-    __slots__ = ("_hash", "downstream_task", "key", "mapped", "upstream_task")
+    __slots__ = ("downstream_task", "key", "mapped", "upstream_task")
 
     def __init__(self, upstream_task: Task, downstream_task: Task, key: str | None = None, mapped: bool = False) -> None:
         if key is not None and (not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key)):
@@ -22,7 +22,6 @@ class Edge:
         self.downstream_task = downstream_task
         self.key = key
         self.mapped = mapped
-        self._hash = hash((id(upstream_task), id(downstream_task), key))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Edge):
@@ -34,7 +33,9 @@ class Edge:
         )
 
     def __hash__(self) -> int:
-        return self._hash
+        # computed when asked (an int kept per edge is 32 bytes; a flow's graph does not
+        # hash its edges: Flow indexes them by task)
+        return hash((id(self.upstream_task), id(self.downstream_task), self.key))
 
     def __getstate__(self) -> dict[str, object]:
         return {"u": self.upstream_task, "d": self.downstream_task, "k": self.key, "m": self.mapped}

@@ -30,6 +30,29 @@ def _parameter_class() -> type:
     return Parameter
 
 
+#: a task with more edges in than this has its keyed edges indexed (``Flow._keys_to``)
+_SCAN_MAX = 8
+#: the methods set_dependencies bypasses unless a subclass overrides one
+_BUILDING_METHODS = ("add_edge", "add_task", "bind_constant", "_insert_edge")
+
+_NO_EDGES: tuple[Edge, ...] = ()
+
+
+def _listed(edges: Edge | list[Edge] | None) -> tuple[Edge, ...] | list[Edge]:
+    """A task's entry of ``Flow._edges_to`` or ``_edges_from`` as a sequence of edges."""
+    if edges is None:
+        return _NO_EDGES
+    if isinstance(edges, list):
+        return edges
+    return (edges,)
+
+
+def _count(edges: Edge | list[Edge] | None) -> int:
+    if edges is None:
+        return 0
+    return len(edges) if isinstance(edges, list) else 1
+
+
 class FlowValidationError(ValueError):
     """The flow's graph is invalid (a cycle, an unknown task, a duplicate key)."""
 
@@ -68,13 +91,18 @@ class Flow:
         self.schedule = schedule
         self.result_handler = result_handler
         self.tasks: set[Task] = set()
-        self.edges: set[Edge] = set()
-        # per task, the edges into and out of it (lists: most tasks have one or two, and a
-        # list is a quarter of an empty set's size; ``edges`` keeps them unique)
-        self._edges_to: dict[Task, list[Edge]] = {}
-        self._edges_from: dict[Task, list[Edge]] = {}
-        #: the keyed edge of each (downstream task, argument)
-        self._keys_to: dict[tuple[Task, str], Edge] = {}
+        # per task, the edges into and out of it: the Edge itself while there is one (most
+        # tasks of a wide flow: no list to allocate), a list once there are more
+        self._edges_to: dict[Task, Edge | list[Edge]] = {}
+        self._edges_from: dict[Task, Edge | list[Edge]] = {}
+        #: for a task with more than _SCAN_MAX edges in: its keyed edges by argument (a task
+        #: with fewer is looked up in its list; most have no entry here)
+        self._keys_to: dict[Task, dict[str, Edge]] = {}
+        #: the edges that pass no result (``upstream_tasks=``, ``a | b``): what keeps them unique
+        #: (a keyed edge is unique by its task and argument)
+        self._unkeyed: set[Edge] = set()
+        #: ``edges``, made when it is read (None after the graph changed)
+        self._edge_set: set[Edge] | None = None
         #: literal arguments bound to a task: ``{task: {argument: value}}`` (no task, no edge,
         #: no task run: the task runner passes them with the upstream results)
         self.constants: dict[Task, dict[str, Any]] = {}
@@ -95,6 +123,15 @@ class Flow:
             self.add_edge(edge.upstream_task, edge.downstream_task, key=edge.key, mapped=edge.mapped, validate=validate)
         if reference_tasks:
             self.set_reference_tasks(reference_tasks)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # set_dependencies adds edges and literals without the public methods' extra checks
+        # only while a subclass overrides none of them
+        cls._plain_building = all(getattr(cls, name) is getattr(Flow, name) for name in _BUILDING_METHODS)
+
+    #: no building method overridden (see __init_subclass__)
+    _plain_building = True
 
     def __repr__(self) -> str:
         return f"<Flow: {self.name}>"
@@ -122,11 +159,18 @@ class Flow:
         state["_context_token"] = None
         state["_gc_token"] = None
         state["_slug_counters"] = dict(self._slug_counters)
+        state["_edge_set"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._slug_counters = collections.defaultdict(int, self._slug_counters)
+        if "_unkeyed" not in state:  # pickled by an earlier runwright: index its edges anew
+            old_edges = self.__dict__.pop("edges", None) or ()
+            self._edges_to, self._edges_from, self._keys_to = {}, {}, {}
+            self._unkeyed, self._edge_set = set(), None
+            for edge in old_edges:
+                self._insert_edge(edge)
 
     # -- building --------------------------------------------------------------------------
     def add_task(self, task: Task) -> Task:
@@ -161,36 +205,9 @@ class Flow:
         """Add an edge; with ``validate`` check the key and that no cycle appears."""
         if isinstance(downstream_task, _parameter_class()):
             raise ValueError("Parameters must be root tasks: nothing can be upstream of a Parameter")
-        edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped)
-        tasks = self.tasks
-        if upstream_task not in tasks:
-            self.add_task(upstream_task)
-        if downstream_task not in tasks:
-            self.add_task(downstream_task)
-        if key is not None:
-            keys = self._keys_to
-            existing = keys.get((downstream_task, key))
-            if existing is not None and existing != edge:
-                raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a task')
-            constants = self.constants.get(downstream_task)
-            if constants and key in constants:
-                raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a value')
-            keys[(downstream_task, key)] = edge
-        edges = self.edges
-        if edge in edges:  # the same edge again: nothing changes
+        edge = Edge(upstream_task, downstream_task, key, mapped)
+        if not self._insert_edge(edge):  # the same edge again: nothing changes
             return edge
-        edges.add(edge)
-        into = self._edges_to.get(downstream_task)
-        if into is None:
-            self._edges_to[downstream_task] = [edge]
-        else:
-            into.append(edge)
-        out = self._edges_from.get(upstream_task)
-        if out is None:
-            self._edges_from[upstream_task] = [edge]
-        else:
-            out.append(edge)
-        self._sorted = None
         if validate:
             if key is not None:
                 import inspect
@@ -205,6 +222,72 @@ class Flow:
                 raise FlowValidationError("Cycle found; flows must be acyclic!")
         return edge
 
+    def _keyed_edge_to(self, task: Task, key: str) -> Edge | None:
+        """The edge into ``task`` that passes argument ``key``, if any."""
+        into = self._edges_to.get(task)
+        if into is None:
+            return None
+        if not isinstance(into, list):
+            return into if into.key == key else None
+        keyed = self._keys_to.get(task)
+        if keyed is not None:
+            return keyed.get(key)
+        for edge in into:
+            if edge.key == key:
+                return edge
+        return None
+
+    def _insert_edge(self, edge: Edge) -> bool:
+        """Add ``edge`` (and its tasks) to the graph; False when the flow has it already.
+        Raises when its argument is bound already (to another task, or to a value)."""
+        upstream_task = edge.upstream_task
+        downstream_task = edge.downstream_task
+        key = edge.key
+        tasks = self.tasks
+        if upstream_task not in tasks:
+            self.add_task(upstream_task)
+        if downstream_task not in tasks:
+            self.add_task(downstream_task)
+        if key is not None:
+            existing = self._keyed_edge_to(downstream_task, key)
+            if existing is not None:
+                if existing.upstream_task is upstream_task:
+                    return False
+                raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a task')
+            constants = self.constants.get(downstream_task)
+            if constants and key in constants:
+                raise ValueError(f'Argument "{key}" of task {downstream_task.name!r} is already bound to a value')
+        else:
+            unkeyed = self._unkeyed
+            if edge in unkeyed:
+                return False
+            unkeyed.add(edge)
+        edges_to = self._edges_to
+        into = edges_to.get(downstream_task)
+        if into is None:
+            edges_to[downstream_task] = edge
+        elif isinstance(into, list):
+            into.append(edge)
+            if key is not None:
+                keyed = self._keys_to.get(downstream_task)
+                if keyed is not None:
+                    keyed[key] = edge
+                elif len(into) > _SCAN_MAX:
+                    self._keys_to[downstream_task] = {e.key: e for e in into if e.key is not None}
+        else:
+            edges_to[downstream_task] = [into, edge]
+        edges_from = self._edges_from
+        out = edges_from.get(upstream_task)
+        if out is None:
+            edges_from[upstream_task] = edge
+        elif isinstance(out, list):
+            out.append(edge)
+        else:
+            edges_from[upstream_task] = [out, edge]
+        self._sorted = None
+        self._edge_set = None
+        return True
+
     def bind_constant(self, task: Task, key: str, value: Any, validate: bool | None = None) -> None:
         """Bind the literal ``value`` to argument ``key`` of ``task`` (what calling a task
         with a non-task argument does): it is passed to every run of the task, mapped
@@ -217,7 +300,7 @@ class Flow:
             bound = self.constants[task] = {}
         if key in bound:
             raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a value')
-        if (task, key) in self._keys_to:
+        if self._keyed_edge_to(task, key) is not None:
             raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a task')
         if validate:
             import inspect
@@ -229,23 +312,43 @@ class Flow:
         bound[key] = value
 
     def _remove_edge(self, edge: Edge) -> None:
-        self.edges.discard(edge)
-        for index in (self._edges_to, self._edges_from):
-            for task in (edge.downstream_task, edge.upstream_task):
-                listed = index.get(task)
-                if listed is not None and edge in listed:
-                    listed.remove(edge)
-        if edge.key is not None and self._keys_to.get((edge.downstream_task, edge.key)) == edge:
-            del self._keys_to[(edge.downstream_task, edge.key)]
+        for index, task in ((self._edges_to, edge.downstream_task), (self._edges_from, edge.upstream_task)):
+            listed = index.get(task)
+            if listed is None:
+                continue
+            if isinstance(listed, list):
+                for i, other in enumerate(listed):
+                    if other == edge:
+                        del listed[i]
+                        break
+                if len(listed) > 1:
+                    continue
+                if listed:
+                    index[task] = listed[0]
+                else:
+                    del index[task]
+            elif listed == edge:
+                del index[task]
+            else:
+                continue
+            if index is self._edges_to:  # its edges in are no list any more: no index either
+                self._keys_to.pop(task, None)
+        keyed = self._keys_to.get(edge.downstream_task)
+        if keyed is not None and edge.key is not None and keyed.get(edge.key) == edge:
+            del keyed[edge.key]
+        if edge.key is None:
+            self._unkeyed.discard(edge)
         self._sorted = None
+        self._edge_set = None
 
     def _reaches(self, start: Task, target: Task) -> bool:
         if start is target:
             return True
         seen = {start}
         stack = [start]
+        edges_from = self._edges_from
         while stack:
-            for edge in self._edges_from.get(stack.pop(), ()):
+            for edge in _listed(edges_from.get(stack.pop())):
                 nxt = edge.downstream_task
                 if nxt is target:
                     return True
@@ -273,14 +376,37 @@ class Flow:
             self.add_edge(as_task(upstream, flow=self), task, mapped=is_mapped, validate=validate)
         for downstream in downstream_tasks or ():
             self.add_edge(task, as_task(downstream, flow=self), validate=validate)
-        for key, value in (keyword_tasks or {}).items():
-            is_mapped = mapped and not isinstance(value, unmapped)
+        if not keyword_tasks:
+            return
+        # what add_edge and bind_constant do, without their calls and the checks that hold
+        # already here (the task is in the flow; a Parameter takes no argument)
+        plain = self._plain_building and not validate
+        plain_edges = plain and not isinstance(task, _parameter_class())
+        for key, value in keyword_tasks.items():
             if isinstance(value, unmapped):
                 value = value.task
-            if not is_mapped and is_literal(value):
-                self.bind_constant(task, key, value, validate=validate)
-                continue
-            self.add_edge(as_task(value, flow=self), task, key=key, mapped=is_mapped, validate=validate)
+                is_mapped = False
+            else:
+                is_mapped = mapped
+            if not isinstance(value, Task):
+                if not is_mapped and is_literal(value):
+                    if plain and key.__class__ is str and key.isidentifier() and not keyword.iskeyword(key):
+                        bound = self.constants.get(task)
+                        if bound is None:
+                            bound = self.constants[task] = {}
+                        if key in bound:
+                            raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a value')
+                        if self._keyed_edge_to(task, key) is not None:
+                            raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a task')
+                        bound[key] = value
+                    else:
+                        self.bind_constant(task, key, value, validate=validate)
+                    continue
+                value = as_task(value, flow=self)
+            if plain_edges:
+                self._insert_edge(Edge(value, task, key, is_mapped))
+            else:
+                self.add_edge(value, task, key=key, mapped=is_mapped, validate=validate)
 
     def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
         """The tasks whose states decide the flow's final state (default: terminal tasks)."""
@@ -291,23 +417,41 @@ class Flow:
         self._reference_tasks = tasks
 
     # -- queries ---------------------------------------------------------------------------
+    @property
+    def edges(self) -> set[Edge]:
+        """Every edge of the flow (a set, made when read after the graph changed; add edges
+        with ``add_edge`` or by calling tasks)."""
+        edge_set = self._edge_set
+        if edge_set is None:
+            edge_set = self._edge_set = set(self._iter_edges())
+        return edge_set
+
+    def _iter_edges(self) -> Iterator[Edge]:
+        for into in self._edges_to.values():
+            if isinstance(into, list):
+                yield from into
+            else:
+                yield into
+
     def edges_to(self, task: Task) -> set[Edge]:
-        return set(self._edges_to.get(task, ()))
+        return set(_listed(self._edges_to.get(task)))
 
     def edges_from(self, task: Task) -> set[Edge]:
-        return set(self._edges_from.get(task, ()))
+        return set(_listed(self._edges_from.get(task)))
 
     def upstream_tasks(self, task: Task) -> set[Task]:
-        return {e.upstream_task for e in self._edges_to.get(task, ())}
+        return {e.upstream_task for e in _listed(self._edges_to.get(task))}
 
     def downstream_tasks(self, task: Task) -> set[Task]:
-        return {e.downstream_task for e in self._edges_from.get(task, ())}
+        return {e.downstream_task for e in _listed(self._edges_from.get(task))}
 
     def root_tasks(self) -> set[Task]:
-        return {t for t in self.tasks if not self._edges_to.get(t)}
+        edges_to = self._edges_to
+        return {t for t in self.tasks if t not in edges_to}
 
     def terminal_tasks(self) -> set[Task]:
-        return {t for t in self.tasks if not self._edges_from.get(t)}
+        edges_from = self._edges_from
+        return {t for t in self.tasks if t not in edges_from}
 
     def reference_tasks(self) -> set[Task]:
         return set(self._reference_tasks) or self.terminal_tasks()
@@ -334,14 +478,16 @@ class Flow:
         return self._sorted
 
     def _topological_sort(self) -> tuple[Task, ...]:
-        indegree = {t: len(self._edges_to.get(t, ())) for t in self.tasks}
+        edges_to = self._edges_to
+        indegree = {t: _count(edges_to.get(t)) for t in self.tasks}
         # a stable order: by slug among ready tasks, so runs are reproducible
         ready = collections.deque(sorted((t for t, d in indegree.items() if d == 0), key=lambda t: t.slug or ""))
         order: list[Task] = []
+        edges_from = self._edges_from
         while ready:
             current = ready.popleft()
             order.append(current)
-            for edge in self._edges_from.get(current, ()):
+            for edge in _listed(edges_from.get(current)):
                 child = edge.downstream_task
                 indegree[child] -= 1
                 if indegree[child] == 0:
@@ -353,7 +499,7 @@ class Flow:
 
     def validate(self) -> None:
         """Check the whole graph: edges between known tasks, reference tasks, no cycle."""
-        for edge in self.edges:
+        for edge in self._iter_edges():
             if edge.upstream_task not in self.tasks or edge.downstream_task not in self.tasks:
                 raise FlowValidationError(f"{edge!r} refers to a task that is not in the flow")
         if not self._reference_tasks <= self.tasks:
@@ -376,7 +522,7 @@ class Flow:
             "edges": sorted(
                 (
                     {"upstream": e.upstream_task.slug, "downstream": e.downstream_task.slug, "key": e.key, "mapped": e.mapped}
-                    for e in self.edges
+                    for e in self._iter_edges()
                 ),
                 key=lambda e: (e["upstream"], e["downstream"], e["key"] or ""),
             ),

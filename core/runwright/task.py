@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from runwright import triggers
 from runwright.context import context
 
 if TYPE_CHECKING:
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from runwright.flow import Flow
 
 RESERVED_ARGUMENTS = ("upstream_tasks", "mapped", "task_args", "flow")
+
+_UNSET = object()
+#: attributes ``Task.copy`` does not share with the original
+_FRESH_IN_COPY = frozenset({"slug", "_tags", "_state_handlers"})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -39,30 +44,40 @@ class _Binder:
     directly; anything else, and every call that does not fit, goes through
     ``inspect.Signature.bind`` (its errors are the ones users see)."""
 
-    __slots__ = ("name_set", "names", "required", "signature", "simple")
+    __slots__ = ("n_required", "name_set", "names", "signature", "simple")
 
     def __init__(self, signature: inspect.Signature) -> None:
         self.signature = signature
         params = list(signature.parameters.values())
         self.names = tuple(p.name for p in params)
         self.name_set = frozenset(self.names)
-        self.required = tuple(p.name for p in params if p.default is inspect.Parameter.empty)
         self.simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+        # in a plain signature the parameters without a default come first
+        self.n_required = sum(1 for p in params if p.default is inspect.Parameter.empty)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], owner: str) -> dict[str, Any]:
-        names = self.names
-        if self.simple and len(args) <= len(names):
-            callargs = dict(zip(names, args, strict=False))
-            fits = True
-            for key, value in kwargs.items():
-                if key in callargs or key not in self.name_set:
-                    fits = False
-                    break
-                callargs[key] = value
-            if fits and all(name in callargs for name in self.required):
-                if kwargs:  # in parameter order, as Signature.bind gives them
-                    callargs = {name: callargs[name] for name in names if name in callargs}
-                return callargs
+        if self.simple:
+            names = self.names
+            given = len(args)
+            if not kwargs:
+                if self.n_required <= given <= len(names):
+                    return dict(zip(names, args, strict=False))
+            elif given <= len(names):
+                callargs = dict(zip(names, args, strict=False))
+                name_set = self.name_set
+                fits = True
+                for key, value in kwargs.items():
+                    if key in callargs or key not in name_set:
+                        fits = False
+                        break
+                    callargs[key] = value
+                if fits:
+                    for name in names[given : self.n_required]:
+                        if name not in callargs:
+                            fits = False
+                            break
+                if fits:  # in parameter order, as Signature.bind gives them
+                    return {name: callargs[name] for name in names if name in callargs}
         try:
             callargs = dict(self.signature.bind(*args, **kwargs).arguments)
         except TypeError as exc:
@@ -79,6 +94,23 @@ def _binder(func: Callable[..., Any], is_method: bool) -> _Binder:
     if is_method:  # a bound method's function: drop `self`
         signature = signature.replace(parameters=list(signature.parameters.values())[1:])
     return _Binder(signature)
+
+
+#: the binders of the plain functions of FunctionTasks called lately (a dict lookup is a
+#: fraction of an lru_cache call); emptied when it holds _BINDERS_MAX of them
+_BINDERS: dict[Any, _Binder] = {}
+_BINDERS_MAX = 1024
+
+
+def _binder_of(run: Callable[..., Any]) -> _Binder:
+    func = getattr(run, "__func__", None)
+    if func is not None:  # a method: not kept in _BINDERS (a bound method is new each time)
+        return _binder(func, True)
+    binder = _binder(run, False)
+    if len(_BINDERS) >= _BINDERS_MAX:
+        _BINDERS.clear()
+    _BINDERS[run] = binder
+    return binder
 
 
 def _validate_run_signature(run: Callable[..., Any], owner: str) -> None:
@@ -110,6 +142,26 @@ class Task(metaclass=_TaskMeta):
     line (the console still shows the print itself, once).
     """
 
+    # Defaults live on the class: a task stores only what differs from them, so the copies
+    # a wide flow is made of (one per call) hold a name, a slug and, for a FunctionTask, its
+    # function (see ``copy``). Reading an attribute gives what it always did.
+    slug: str | None = None
+    max_retries: int = 0
+    retry_delay: datetime.timedelta | None = None
+    timeout: float | None = None
+    trigger: Callable[..., bool] = staticmethod(triggers.all_successful)  # type: ignore[assignment]
+    skip_on_upstream_skip: bool = True
+    cache_for: datetime.timedelta | None = None
+    #: a validator function, or a registered name looked up on first use
+    _cache_validator: Callable[..., bool] | str = "never_use"
+    checkpoint: bool = False
+    result_handler: ResultHandler | str | None = None
+    log_stdout: bool = False
+    #: the tags, None while there are none (see ``tags``)
+    _tags: set[str] | None = None
+    #: the state handlers, None while there are none (see ``state_handlers``)
+    _state_handlers: list[Callable[..., Any]] | None = None
+
     def __init__(
         self,
         name: str | None = None,
@@ -128,12 +180,20 @@ class Task(metaclass=_TaskMeta):
         on_failure: Callable[[Task, State], Any] | None = None,
         log_stdout: bool = False,
     ) -> None:
-        from runwright import triggers
         from runwright.config import get_config
 
         defaults = get_config().section("tasks.defaults")
         self.name = name or type(self).__name__
-        self.slug = slug
+        own = self.__dict__  # the task being made: its own attributes so far
+        cls = type(self)
+
+        def keep(attribute: str, value: Any) -> None:
+            # stored unless the class already gives exactly this value (a subclass's class
+            # attribute is hidden by the value, as when every value was stored)
+            if attribute in own or getattr(cls, attribute, _UNSET) is not value:
+                setattr(self, attribute, value)
+
+        keep("slug", slug)
         if isinstance(tags, str):
             raise TypeError("tags should be a collection of strings, not a single string")
         self.tags = set(tags or ()) | set(context.get("tags", ()) or ())  # type: ignore[assignment]
@@ -144,21 +204,21 @@ class Task(metaclass=_TaskMeta):
             retry_delay = datetime.timedelta(seconds=float(defaults["retry_delay"]))
         if max_retries > 0 and retry_delay is None:
             raise ValueError(f"Task {self.name!r}: a retry_delay must be given when max_retries > 0")
-        self.max_retries = max_retries
-        self.retry_delay = retry_delay
+        keep("max_retries", max_retries)
+        keep("retry_delay", retry_delay)
 
         if timeout is None and defaults.get("timeout"):
             timeout = defaults["timeout"]
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
             raise TypeError(f"Task {self.name!r}: timeout must be a number of seconds, got {timeout!r}")
-        self.timeout = timeout
+        keep("timeout", timeout)
 
-        self.trigger = trigger or triggers.all_successful
-        self.skip_on_upstream_skip = skip_on_upstream_skip
+        keep("trigger", trigger or triggers.all_successful)
+        keep("skip_on_upstream_skip", skip_on_upstream_skip)
 
         if cache_for is not None and not isinstance(cache_for, datetime.timedelta):
             raise TypeError(f"Task {self.name!r}: cache_for must be a datetime.timedelta")
-        self.cache_for = cache_for
+        keep("cache_for", cache_for)
         if cache_validator is not None and cache_for is None and cache_validator != "never_use":
             from runwright.engine.cache_validators import never_use
 
@@ -168,20 +228,19 @@ class Task(metaclass=_TaskMeta):
                 )
         if cache_validator is None:
             cache_validator = "duration_only" if cache_for is not None else "never_use"
-        self._cache_validator = cache_validator
+        keep("_cache_validator", cache_validator)
 
-        self.checkpoint = bool(defaults.get("checkpoint", False)) if checkpoint is None else checkpoint
-        self.result_handler = result_handler
+        keep("checkpoint", bool(defaults.get("checkpoint", False)) if checkpoint is None else checkpoint)
+        keep("result_handler", result_handler)
 
         if state_handlers is not None and not isinstance(state_handlers, collections.abc.Sequence):
             raise TypeError("state_handlers should be iterable.")
-        self.state_handlers: list[Callable[..., Any]] = list(state_handlers or [])
+        handlers = list(state_handlers or [])
         if on_failure is not None:
-            self.state_handlers.append(_failure_handler(on_failure))
-        self.log_stdout = bool(log_stdout)
-
-    #: the tags, None while there are none (see ``tags``)
-    _tags: set[str] | None = None
+            handlers.append(_failure_handler(on_failure))
+        if handlers or "state_handlers" in own or "_state_handlers" in own:
+            self.state_handlers = handlers
+        keep("log_stdout", bool(log_stdout))
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -194,7 +253,22 @@ class Task(metaclass=_TaskMeta):
 
     @tags.setter
     def tags(self, value: Iterable[str]) -> None:
-        self._tags = set(value) if value else None
+        if value:
+            self._tags = set(value)
+        elif self._tags is not None:
+            self._tags = None
+
+    @property
+    def state_handlers(self) -> list[Callable[..., Any]]:
+        """The task's state handlers, ``handler(task, old_state, new_state)`` (a list; mutable)."""
+        handlers = self._state_handlers
+        if handlers is None:
+            handlers = self._state_handlers = []
+        return handlers
+
+    @state_handlers.setter
+    def state_handlers(self, value: list[Callable[..., Any]]) -> None:
+        self._state_handlers = value
 
     @property
     def cache_validator(self) -> Callable[..., bool]:
@@ -226,12 +300,16 @@ class Task(metaclass=_TaskMeta):
     def copy(self, **overrides: Any) -> Task:
         """A copy with a fresh slug (assigned by the flow); ``overrides`` set attributes."""
         new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.slug = None
-        # an empty tag set is made when first read (a set is 216 bytes: wide flows have many)
-        tags = self.__dict__.get("_tags")
-        new._tags = set(tags) if tags else None
-        new.state_handlers = list(self.state_handlers)
+        # attribute by attribute: the copy keeps the compact layout its class's instances
+        # share (copying the __dict__ whole would give it a dict of its own, 64 bytes more)
+        for key, value in self.__dict__.items():
+            if key in _FRESH_IN_COPY:
+                # no slug (the flow gives one); its own tags and handlers, made when first
+                # read while there are none (an empty set is 216 bytes: wide flows have many)
+                if value and key != "slug":
+                    setattr(new, key, set(value) if key == "_tags" else list(value))
+                continue
+            setattr(new, key, value)
         for key, value in overrides.items():
             setattr(new, key, value)
         return new
@@ -246,7 +324,9 @@ class Task(metaclass=_TaskMeta):
         **kwargs: Any,
     ) -> Task:
         """Copy the task and bind its arguments in the active (or given) flow."""
-        new = self.copy(**(task_args or {}))
+        new = self.copy(**task_args) if task_args else self.copy()
+        if type(new).bind is Task.bind:
+            return new._bind(args, kwargs, mapped, upstream_tasks, flow)
         return new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
 
     def bind(
@@ -258,14 +338,36 @@ class Task(metaclass=_TaskMeta):
         **kwargs: Any,
     ) -> Task:
         """Bind arguments to this task (no copy), adding edges to the flow."""
+        return self._bind(args, kwargs, mapped, upstream_tasks, flow)
+
+    def _bind(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        mapped: bool,
+        upstream_tasks: Iterable[Any] | None,
+        flow: Flow | None,
+    ) -> Task:
         run = self.run
-        func = getattr(run, "__func__", None)
-        binder = _binder(run, False) if func is None else _binder(func, True)
+        binder = _BINDERS.get(run)
+        if binder is None:
+            binder = _binder_of(run)
         callargs = binder.bind(args, kwargs, self.name)
-        flow = flow if flow is not None else context.get("flow")
         if flow is None:
-            raise ValueError("Could not infer an active Flow: call tasks inside `with Flow(...):` or pass flow=")
-        self.set_dependencies(flow, upstream_tasks=upstream_tasks, keyword_tasks=callargs, mapped=mapped)
+            flow = context.get("flow")
+            if flow is None:
+                raise ValueError("Could not infer an active Flow: call tasks inside `with Flow(...):` or pass flow=")
+        if type(self).set_dependencies is Task.set_dependencies:  # what it would do, one call less
+            flow.set_dependencies(
+                task=self,
+                upstream_tasks=upstream_tasks,
+                downstream_tasks=None,
+                keyword_tasks=callargs,
+                mapped=mapped,
+                validate=None,
+            )
+        else:
+            self.set_dependencies(flow, upstream_tasks=upstream_tasks, keyword_tasks=callargs, mapped=mapped)
         return self
 
     def map(
@@ -317,6 +419,12 @@ class Task(metaclass=_TaskMeta):
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if "state_handlers" in state:  # pickled before the handlers were kept as _state_handlers
+            state["_state_handlers"] = state.pop("state_handlers") or None
+        self.__dict__.update(state)
 
 
 def _failure_handler(on_failure: Callable[..., Any]) -> Callable[..., Any]:

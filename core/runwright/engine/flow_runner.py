@@ -23,6 +23,7 @@ from runwright.engine.runner import Runner, call_state_handlers, raise_on_except
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Mapped, Pending, Running, Scheduled, State, Success, utcnow
 from runwright.engine.task_runner import TaskRunner
+from runwright.flow import _listed
 from runwright.gc_quiet import spaced_collections
 from runwright.plugins import PluginError, get_plugin_manager
 from runwright.run_logging import configure_logging
@@ -269,7 +270,8 @@ class FlowRunner(Runner):
         return_tasks = set(return_tasks or ())
         if not return_tasks <= flow.tasks:
             raise ValueError("Some tasks in return_tasks were not found in the flow.")
-        edges_to = flow._edges_to
+        edges_to = flow._edges_to  # per task: its one edge in, or a list of them (edges_of)
+        edges_of = _listed
         # once per run: the context, else the run's backend, may name the run's default
         pm = get_plugin_manager()
         default_name = runtime_context.get("default_result_handler")
@@ -298,7 +300,7 @@ class FlowRunner(Runner):
                     continue
                 upstream_states = {
                     edge: task_states.get(edge.upstream_task) or Pending("Task state not available.")
-                    for edge in edges_to.get(task, ())
+                    for edge in edges_of(edges_to.get(task))
                 }
                 given = task_contexts.get(task)
                 if given is None:
