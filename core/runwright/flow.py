@@ -53,6 +53,93 @@ def _count(edges: Edge | list[Edge] | None) -> int:
     return len(edges) if isinstance(edges, list) else 1
 
 
+_EMPTY: Any = object()
+
+
+class _Literals(collections.abc.MutableMapping):  # type: ignore[type-arg]
+    """The literal arguments bound to one task (an entry of ``Flow.constants``): a mapping
+    that compares, prints and changes like a dict. While it holds one argument (the
+    common case) it is 56 bytes where a dict is 184; it keeps a dict once it has more."""
+
+    __slots__ = ("_key", "_more", "_value")
+
+    def __init__(self, key: str, value: Any) -> None:
+        self._key = key
+        self._value = value
+        self._more: dict[str, Any] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        more = self._more
+        if more is not None:
+            return more[key]
+        if key == self._key and self._key is not _EMPTY:
+            return self._value
+        raise KeyError(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        more = self._more
+        if more is not None:
+            more[key] = value
+        elif self._key is _EMPTY or key == self._key:
+            self._key, self._value = key, value
+        else:
+            self._more = {self._key: self._value, key: value}
+            self._key = self._value = _EMPTY
+
+    def __delitem__(self, key: str) -> None:
+        more = self._more
+        if more is not None:
+            del more[key]
+        elif self._key is not _EMPTY and key == self._key:
+            self._key = self._value = _EMPTY
+        else:
+            raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        more = self._more
+        if more is not None:
+            return iter(more)
+        return iter(() if self._key is _EMPTY else (self._key,))
+
+    def __len__(self) -> int:
+        more = self._more
+        if more is not None:
+            return len(more)
+        return 0 if self._key is _EMPTY else 1
+
+    def __contains__(self, key: object) -> bool:
+        more = self._more
+        if more is not None:
+            return key in more
+        return self._key is not _EMPTY and key == self._key
+
+    # iterated once per task run: no view objects
+    def items(self) -> Any:
+        more = self._more
+        if more is not None:
+            return more.items()
+        return () if self._key is _EMPTY else ((self._key, self._value),)
+
+    def values(self) -> Any:
+        more = self._more
+        if more is not None:
+            return more.values()
+        return () if self._key is _EMPTY else (self._value,)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+    def __reduce__(self) -> Any:  # pickled as the dict it stands for, rebuilt compact
+        return (_literals_from, (dict(self.items()),))
+
+
+def _literals_from(items: dict[str, Any]) -> _Literals:
+    bound = _Literals(_EMPTY, None)
+    for key, value in items.items():
+        bound[key] = value
+    return bound
+
+
 class FlowValidationError(ValueError):
     """The flow's graph is invalid (a cycle, an unknown task, a duplicate key)."""
 
@@ -104,8 +191,9 @@ class Flow:
         #: ``edges``, made when it is read (None after the graph changed)
         self._edge_set: set[Edge] | None = None
         #: literal arguments bound to a task: ``{task: {argument: value}}`` (no task, no edge,
-        #: no task run: the task runner passes them with the upstream results)
-        self.constants: dict[Task, dict[str, Any]] = {}
+        #: no task run: the task runner passes them with the upstream results); each task's
+        #: is a mapping like a dict (compact while it holds one argument)
+        self.constants: dict[Task, collections.abc.MutableMapping[str, Any]] = {}
         self._slugs: dict[str, Task] = {}
         self._slug_counters: dict[str, int] = collections.defaultdict(int)
         self._sorted: tuple[Task, ...] | None = None
@@ -296,9 +384,7 @@ class Flow:
             raise ValueError(f"Argument name {key!r} must be a valid Python identifier that is not a keyword")
         self.add_task(task)
         bound = self.constants.get(task)
-        if bound is None:
-            bound = self.constants[task] = {}
-        if key in bound:
+        if bound is not None and key in bound:
             raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a value')
         if self._keyed_edge_to(task, key) is not None:
             raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a task')
@@ -309,7 +395,10 @@ class Flow:
             takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
             if key not in params and not takes_kwargs:
                 raise ValueError(f"Task {task.name!r} has no argument named {key!r}")
-        bound[key] = value
+        if bound is None:
+            self.constants[task] = _Literals(key, value)
+        else:
+            bound[key] = value
 
     def _remove_edge(self, edge: Edge) -> None:
         for index, task in ((self._edges_to, edge.downstream_task), (self._edges_from, edge.upstream_task)):
@@ -392,13 +481,14 @@ class Flow:
                 if not is_mapped and is_literal(value):
                     if plain and key.__class__ is str and key.isidentifier() and not keyword.iskeyword(key):
                         bound = self.constants.get(task)
-                        if bound is None:
-                            bound = self.constants[task] = {}
-                        if key in bound:
+                        if bound is not None and key in bound:
                             raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a value')
                         if self._keyed_edge_to(task, key) is not None:
                             raise ValueError(f'Argument "{key}" of task {task.name!r} is already bound to a task')
-                        bound[key] = value
+                        if bound is None:
+                            self.constants[task] = _Literals(key, value)
+                        else:
+                            bound[key] = value
                     else:
                         self.bind_constant(task, key, value, validate=validate)
                     continue

@@ -178,3 +178,54 @@ def test_flows_pickle_with_cloudpickle():
         ident(ident(3))
     clone = cloudpickle.loads(cloudpickle.dumps(flow))
     assert clone.run().is_successful() and len(clone.edges) == len(flow.edges)
+
+
+def test_a_copy_stores_only_what_differs_and_reads_as_the_original():
+    import datetime
+
+    @task(max_retries=2, retry_delay=datetime.timedelta(seconds=1), tags=["t"])
+    def retried(x):
+        return x
+
+    with Flow("f"):
+        plain, other = ident(1), retried(2)
+    assert set(vars(plain)) == {"run", "name", "slug"}  # the rest comes from the class
+    assert (plain.max_retries, plain.timeout, plain.checkpoint, plain.tags, plain.state_handlers) == (0, None, False, set(), [])
+    assert other.max_retries == 2 and other.tags == {"t"} and other.tags is not retried.tags
+    other.state_handlers.append(print)
+    assert retried.state_handlers == [] and other.copy().state_handlers == [print]
+
+    class Strict(Task):
+        max_retries = 5  # a class attribute is hidden by the value Task.__init__ sets, as ever
+
+    assert Strict().max_retries == 0
+
+
+def test_many_keyed_edges_into_one_task_stay_unique_and_exclusive():
+    with Flow("wide") as flow:
+        parts = [ident(i) for i in range(20)]
+        whole = ident(parts)  # a List task with 20 keyed edges in
+    collector = next(iter(flow.upstream_tasks(whole)))
+    assert len(flow.edges_to(collector)) == 20
+    flow.add_edge(parts[3], collector, key="arg_3")  # the same edge again: nothing changes
+    assert len(flow.edges_to(collector)) == 20 and len(flow.edges) == 21
+    with pytest.raises(ValueError, match='Argument "arg_3" of task .List. is already bound to a task'):
+        flow.add_edge(parts[4], collector, key="arg_3")
+    with pytest.raises(ValueError, match="already bound to a task"):
+        flow.bind_constant(collector, "arg_5", 1)
+
+
+def test_literal_arguments_read_compare_and_pickle_as_dicts():
+    import pickle
+
+    with Flow("f") as flow:
+        one = ident(1)
+        two = add(1, y=2)
+    assert flow.constants[one] == {"x": 1} and repr(flow.constants[one]) == "{'x': 1}"
+    flow.constants[one]["y"] = 2
+    assert dict(flow.constants[one]) == {"x": 1, "y": 2} and flow.constants[two] == {"x": 1, "y": 2}
+    assert pickle.loads(pickle.dumps(flow.constants[two])) == {"x": 1, "y": 2}
+    with Flow("g") as other:
+        three = ident(3)
+    clone = pickle.loads(pickle.dumps(other.constants[three]))
+    assert clone == {"x": 3} and type(clone) is type(other.constants[three])

@@ -489,7 +489,7 @@ def test_flow_runner_run_never_mutates_what_the_caller_passed():
     parameters = {"p": 2}
     passed = (state, task_states, context, task_contexts, parameters)
     snapshot = _copy.deepcopy(passed)
-    state_attrs = {name: dict(vars(s)) for name, s in (("flow", state), ("a", task_states[a]), ("b", task_states[b]))}
+    state_attrs = {name: s.__getstate__() for name, s in (("flow", state), ("a", task_states[a]), ("b", task_states[b]))}
 
     final = FlowRunner(flow).run(
         state=state, task_states=task_states, context=context, task_contexts=task_contexts,
@@ -499,7 +499,7 @@ def test_flow_runner_run_never_mutates_what_the_caller_passed():
     assert final.is_successful() and final.result[b].result == 2
     assert context == snapshot[2] and task_contexts == {a: {"mine": "a"}, b: {"mine": "b"}} and parameters == snapshot[4]
     assert set(task_states) == {a, b} and task_states[a] is passed[1][a] and task_states[b] is passed[1][b]
-    now = {name: dict(vars(s)) for name, s in (("flow", state), ("a", task_states[a]), ("b", task_states[b]))}
+    now = {name: s.__getstate__() for name, s in (("flow", state), ("a", task_states[a]), ("b", task_states[b]))}
     assert now == state_attrs  # no attribute of a state the caller passed was set or replaced
 
 

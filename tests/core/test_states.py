@@ -90,3 +90,26 @@ def test_no_result_is_a_singleton_distinct_from_none():
 
     assert pickle.loads(pickle.dumps(NoResult)) is NoResult
     assert NoResult != Result(None) and str(NoResult) == "NoResult"
+
+
+class Annotated(st.Success):  # a subclass without __slots__ keeps a __dict__ of its own
+    def __init__(self, *args, note=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.note = note
+
+
+def test_states_keep_their_attributes_through_pickle_and_copy_with_slots():
+    import copy
+    import pickle
+
+    from runwright.engine.state import Retrying, Success
+
+    retrying = Retrying("again", result=3, run_count=2)
+    annotated = Annotated("done", result=1, note="n")
+    for state in (retrying, annotated):
+        for clone in (pickle.loads(pickle.dumps(state)), copy.copy(state), copy.deepcopy(state)):
+            assert clone == state and clone.message == state.message and clone.result == state.result
+    assert pickle.loads(pickle.dumps(retrying)).run_count == 2 and copy.copy(annotated).note == "n"
+    assert annotated != Annotated("done", result=1, note="other")
+    with pytest.raises(AttributeError):
+        Success().unknown = 1  # the engine's states have slots: no stray attributes

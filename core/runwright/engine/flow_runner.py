@@ -267,7 +267,8 @@ class FlowRunner(Runner):
         if not state.is_running():
             raise ENDRUN(state)
         flow = self.flow
-        return_tasks = set(return_tasks or ())
+        # flow.run() passes the flow's own set of tasks: not copied (it is only read here)
+        return_tasks = return_tasks if isinstance(return_tasks, (set, frozenset)) else set(return_tasks or ())
         if not return_tasks <= flow.tasks:
             raise ValueError("Some tasks in return_tasks were not found in the flow.")
         edges_to = flow._edges_to  # per task: its one edge in, or a list of them (edges_of)
@@ -322,7 +323,10 @@ class FlowRunner(Runner):
                     # task objects as the keys of its constants
                     constants=constants_of.get(task),
                 )
-            final_tasks = flow.terminal_tasks() | flow.reference_tasks() | return_tasks
+            # returning every task (flow.run()): the terminal and reference tasks are among them,
+            # and the states waited for are the ones returned (no second task -> state map)
+            returns_all = len(return_tasks) == len(flow.tasks)
+            final_tasks = return_tasks if returns_all else flow.terminal_tasks() | flow.reference_tasks() | return_tasks
             final_states = executor.wait(
                 {t: task_states.get(t, Pending("Task not evaluated by FlowRunner.")) for t in final_tasks}
             )
@@ -331,7 +335,7 @@ class FlowRunner(Runner):
                     final_state.result = [child.result if child is not None else None for child in final_state.map_states]
         key_states = set(_flatten(final_states[t] for t in flow.reference_tasks()))
         terminal_states = set(_flatten(final_states[t] for t in flow.terminal_tasks()))
-        return_states = {t: final_states[t] for t in return_tasks}
+        return_states = final_states if returns_all else {t: final_states[t] for t in return_tasks}
         return self.determine_final_state(state, key_states, return_states, terminal_states)
 
     def determine_final_state(

@@ -43,6 +43,9 @@ def default_result_store() -> ResultStore:
 class ResultInterface:
     """What every result offers: ``value``, ``to_result()`` and ``store_safe_value()``."""
 
+    # no __dict__ for a Result (it has slots: a run keeps one per task); SafeResult has one
+    __slots__ = ()
+
     value: Any
     result_handler: ResultHandler | None
 

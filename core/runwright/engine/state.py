@@ -35,6 +35,9 @@ from runwright.engine.result import NoResult, Result, ResultInterface
 
 UTC = datetime.UTC
 
+#: per state class, the names of its slots (see State._attributes)
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(UTC)
@@ -47,8 +50,25 @@ def as_utc(value: datetime.datetime) -> datetime.datetime:
     return value.astimezone(UTC)
 
 
+def _slot_names(cls: type) -> tuple[str, ...]:
+    """The attributes the classes of ``cls``'s MRO keep in slots."""
+    names: list[str] = []
+    for klass in reversed(cls.__mro__):
+        for name in klass.__dict__.get("__slots__", ()):
+            if name not in ("__dict__", "__weakref__") and name not in names:
+                names.append(name)
+    return tuple(names)
+
+
 class State:
-    """Base of all states: a message and a result."""
+    """Base of all states: a message and a result.
+
+    The engine's states keep their attributes in slots (a state is about half the size of
+    one with a ``__dict__``: a wide flow's run keeps one per task); a subclass that declares
+    no ``__slots__`` of its own has a ``__dict__`` as usual. Pickles, copies and equality
+    see the same attributes as ever (``__getstate__`` gives them as a dict)."""
+
+    __slots__ = ("_result", "message")
 
     color = "#000000"
 
@@ -66,8 +86,32 @@ class State:
         self._result = value if isinstance(value, ResultInterface) else Result(value)
 
     # -- comparison and display -----------------------------------------------------------
+    def _attributes(self) -> dict[str, Any]:
+        """Every attribute the state holds (its slots, then its ``__dict__`` if it has one)."""
+        cls = type(self)
+        names = _SLOTS.get(cls)
+        if names is None:
+            names = _SLOTS[cls] = _slot_names(cls)
+        found = {name: getattr(self, name) for name in names if hasattr(self, name)}
+        own = getattr(self, "__dict__", None)
+        if own:
+            found.update(own)
+        return found
+
     def _public_fields(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_") and k not in ("message", "result")}
+        return {k: v for k, v in self._attributes().items() if not k.startswith("_") and k not in ("message", "result")}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self._attributes()
+
+    def __setstate__(self, state: dict[str, Any] | tuple[Any, Any]) -> None:
+        if isinstance(state, tuple):  # (dict, slots), as the default protocol gives them
+            attributes: dict[str, Any] = {}
+            for part in state:
+                attributes.update(part or {})
+            state = attributes
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):
@@ -144,6 +188,8 @@ class State:
 class Pending(State):
     """Waiting to run; ``cached_inputs`` keeps inputs for a later run (retries, pauses)."""
 
+    __slots__ = ("cached_inputs",)
+
     color = "#d3d3d3"
 
     def __init__(
@@ -156,11 +202,15 @@ class Pending(State):
 class Paused(Pending):
     """Waiting for a manual resume (the ``manual_only`` trigger)."""
 
+    __slots__ = ()
+
     color = "#cfd8dc"
 
 
 class Scheduled(Pending):
     """Pending until ``start_time`` (UTC; now when not given)."""
+
+    __slots__ = ("start_time",)
 
     color = "#b0c4de"
 
@@ -178,11 +228,15 @@ class Scheduled(Pending):
 class Resume(Scheduled):
     """Resume a Paused task: its trigger is skipped via ``context.resume``."""
 
+    __slots__ = ()
+
     color = "#20b2aa"
 
 
 class Retrying(Scheduled):
     """A failed task that will run again; ``run_count`` counts the attempts made so far."""
+
+    __slots__ = ("run_count",)
 
     color = "#ffa500"
 
@@ -206,6 +260,8 @@ class Retrying(Scheduled):
 class _MetaState(State):
     """A state that wraps another one; ``initialize_run`` unwraps it."""
 
+    __slots__ = ("state",)
+
     color = "#00ced1"
 
     def __init__(self, message: str | None = None, result: Any = NoResult, state: State | None = None) -> None:
@@ -216,15 +272,21 @@ class _MetaState(State):
 class ClientFailed(_MetaState):
     """The backend refused or could not record ``state``; the run stopped there."""
 
+    __slots__ = ()
+
     color = "#ff4500"
 
 
 class Submitted(_MetaState):
     """Submitted for execution."""
 
+    __slots__ = ()
+
 
 class Queued(_MetaState):
     """Queued until ``start_time``."""
+
+    __slots__ = ("start_time",)
 
     def __init__(
         self,
@@ -239,19 +301,27 @@ class Queued(_MetaState):
 
 # ---------------------------------------------------------------------------------------
 class Running(State):
+    __slots__ = ()
+
     color = "#00ff00"
 
 
 class Finished(State):
+    __slots__ = ()
+
     color = "#ba55d3"
 
 
 class Success(Finished):
+    __slots__ = ()
+
     color = "#008000"
 
 
 class Cached(Success):
     """A successful result that later runs may reuse while it is valid."""
+
+    __slots__ = ("cached_inputs", "cached_parameters", "cached_result_expiration")
 
     color = "#ffa500"
 
@@ -274,6 +344,8 @@ class Cached(Success):
 class Mapped(Success):
     """The parent of mapped children; ``map_states`` holds one state per child."""
 
+    __slots__ = ("map_states",)
+
     color = "#97fff5"
 
     def __init__(self, message: str | None = None, result: Any = NoResult, map_states: list[Any] | None = None) -> None:
@@ -286,24 +358,34 @@ class Mapped(Success):
 
 
 class Skipped(Success):
+    __slots__ = ()
+
     color = "#f0fff0"
 
 
 class Cancelled(Finished):
     """Stopped on request (``runwright runs cancel``) before it finished; a retry runs it again."""
 
+    __slots__ = ()
+
     color = "#808080"
 
 
 class Failed(Finished):
+    __slots__ = ()
+
     color = "#ff0000"
 
 
 class Aborted(Failed):
+    __slots__ = ()
+
     color = "#c42800"
 
 
 class TimedOut(Failed):
+    __slots__ = ("cached_inputs",)
+
     color = "#cdb4ff"
 
     def __init__(
@@ -314,6 +396,8 @@ class TimedOut(Failed):
 
 
 class TriggerFailed(Failed):
+    __slots__ = ()
+
     color = "#c42800"
 
 

@@ -52,6 +52,7 @@ from runwright.engine.state import (
 )
 from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
 from runwright.run_logging import stdout_logged
+from runwright.task import Task
 from runwright.triggers import all_successful
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
     from runwright.edge import Edge
     from runwright.engine.executors import Executor, LostRun
     from runwright.plugins.results import ResultStore
-    from runwright.task import Task
 
 
 class TaskRunnerInitializeResult(NamedTuple):
@@ -170,7 +170,9 @@ class TaskRunner(Runner):
     # -- handlers and hooks ----------------------------------------------------------------
     def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
         task = self.task
-        for handler in task.state_handlers:
+        # a task's list of handlers is made when first read: not for a task that has none
+        handlers = task._state_handlers if type(task).state_handlers is Task.state_handlers else task.state_handlers
+        for handler in handlers or ():
             new_state = handler(task, old_state, new_state) or new_state
         return new_state
 
