@@ -44,7 +44,7 @@ class _Binder:
     directly; anything else, and every call that does not fit, goes through
     ``inspect.Signature.bind`` (its errors are the ones users see)."""
 
-    __slots__ = ("n_required", "name_set", "names", "signature", "simple")
+    __slots__ = ("kwargs_only", "n_required", "name_set", "names", "signature", "simple")
 
     def __init__(self, signature: inspect.Signature) -> None:
         self.signature = signature
@@ -54,6 +54,8 @@ class _Binder:
         self.simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
         # in a plain signature the parameters without a default come first
         self.n_required = sum(1 for p in params if p.default is inspect.Parameter.empty)
+        # ``run(self, **task_results)`` (the collection tasks): keyword arguments bind as given
+        self.kwargs_only = len(params) == 1 and params[0].kind is inspect.Parameter.VAR_KEYWORD
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], owner: str) -> dict[str, Any]:
         if self.simple:
@@ -78,6 +80,8 @@ class _Binder:
                             break
                 if fits:  # in parameter order, as Signature.bind gives them
                     return {name: callargs[name] for name in names if name in callargs}
+        elif self.kwargs_only and not args:
+            return dict(kwargs)
         try:
             callargs = dict(self.signature.bind(*args, **kwargs).arguments)
         except TypeError as exc:
