@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from runwright.backends import DEFAULT_BACKEND
 from runwright.context import context as runtime_context
 from runwright.engine import signals
-from runwright.engine.executors import Executor, LostRun, resolve_executor
+from runwright.engine.executors import Executor, LocalExecutor, LostRun, resolve_executor
 from runwright.engine.run_hooks import TaskRunHooks
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
@@ -286,6 +286,9 @@ class FlowRunner(Runner):
         self._task_backend = (str(self.context.get("backend")), backend) if backend is not None else None
         run_task = self.run_task
         constants_of = flow.constants
+        # the local executor's submit calls run_task at once: call it so, without the
+        # keyword arguments made twice per task (a subclass that changes submit is used)
+        direct = type(executor).submit is LocalExecutor.submit
         with executor.start():
             for task in flow.sorted_tasks():
                 task_state = task_states.get(task)
@@ -307,6 +310,17 @@ class FlowRunner(Runner):
                     task_context = {**given, "task_name": task.name, "task_slug": task.slug}
                 if flow_context is not None:
                     task_context = {**flow_context, **task_context}
+                if direct:
+                    task_states[task] = run_task(
+                        task=task,
+                        state=task_state,
+                        upstream_states=upstream_states,
+                        context=task_context,
+                        task_runner_state_handlers=task_runner_state_handlers,
+                        executor=executor,
+                        constants=constants_of.get(task),
+                    )
+                    continue
                 # upstream_states is the submission's one argument that holds futures
                 task_states[task] = executor.submit(
                     run_task,
@@ -322,7 +336,7 @@ class FlowRunner(Runner):
                 )
             final_tasks = flow.terminal_tasks() | flow.reference_tasks() | return_tasks
             final_states = executor.wait(
-                {t: task_states.get(t, Pending("Task not evaluated by FlowRunner.")) for t in final_tasks}
+                {t: task_states[t] if t in task_states else Pending("Task not evaluated by FlowRunner.") for t in final_tasks}
             )
             for final_state in final_states.values():
                 if isinstance(final_state, Mapped):  # its children are final states (the contract)

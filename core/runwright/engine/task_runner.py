@@ -17,7 +17,6 @@ A run whose work an executor lost is recorded by ``run(..., lost=...)``: initial
 
 from __future__ import annotations
 
-import copy
 import datetime
 import functools
 import time
@@ -31,7 +30,7 @@ from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.result import NoResult, Result, ResultInterface, SafeResult
 from runwright.engine.result_handlers import ResultHandler
-from runwright.engine.run_hooks import TaskRunHooks
+from runwright.engine.run_hooks import INITIALIZE, RUN_END, STATE_CHANGE, TaskRunHooks
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import (
@@ -48,6 +47,8 @@ from runwright.engine.state import (
     Success,
     TimedOut,
     TriggerFailed,
+    _MetaState,
+    copy_state,
     utcnow,
 )
 from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from runwright.backends import Backend
     from runwright.edge import Edge
     from runwright.engine.executors import Executor, LostRun
+    from runwright.plugins.dispatch import DispatchEntry
     from runwright.plugins.results import ResultStore
     from runwright.task import Task
 
@@ -174,6 +176,31 @@ class TaskRunner(Runner):
             new_state = handler(task, old_state, new_state) or new_state
         return new_state
 
+    def _task_hooks(self, pm: Any) -> TaskRunHooks:
+        """The task-run hooks this task's runs call (see :mod:`runwright.engine.run_hooks`),
+        made again when ``pm``'s plugin set changed since they were made."""
+        hooks = self._hooks
+        if hooks is None or hooks.table is not pm.dispatch_table:
+            hooks = TaskRunHooks(pm)
+        if hooks.scoped:
+            hooks = hooks.for_task(self.task)
+        self._hooks = hooks
+        return hooks
+
+    def _hook_entry(self, slot: str) -> tuple[Any, DispatchEntry | None]:
+        """(plugin manager, the entry of a task-run hook to call now, or None: no call)."""
+        hooks = self._hooks
+        if hooks is None:  # a step called outside run()
+            pm = get_plugin_manager()
+            return pm, getattr(self._task_hooks(pm), slot)
+        entry = getattr(hooks, slot)
+        if entry is None:  # nothing to call for this task since its run started
+            return None, None
+        pm = get_plugin_manager()
+        if hooks.table is not pm.dispatch_table:  # plugins changed during the run
+            entry = getattr(self._task_hooks(pm), slot)
+        return pm, entry
+
     def notify_plugins(self, old_state: State, new_state: State) -> None:
         backend = self._recording
         if backend is not None:
@@ -181,31 +208,37 @@ class TaskRunner(Runner):
                 backend, "task_state_change", self, self.task, old_state, new_state, passthrough=(ENDRUN, signals.PAUSE)
             )
         hooks = self._hooks
-        if hooks is not None and not hooks.state_change:
+        if hooks is not None and hooks.state_change is None:  # nothing to call for this task
             return
-        get_plugin_manager().call_attributed(
-            "runwright_task_state_change",
-            passthrough=(ENDRUN, signals.PAUSE),
-            runner=self,
-            task=self.task,
-            old_state=old_state,
-            new_state=new_state,
-        )
+        pm, entry = self._hook_entry("state_change")
+        if entry is not None:
+            pm.call_entry(
+                STATE_CHANGE,
+                entry,
+                {"runner": self, "task": self.task, "old_state": old_state, "new_state": new_state},
+                (ENDRUN, signals.PAUSE),
+            )
 
     def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:  # type: ignore[override]
         lost = context.pop(_LOST_KEY, None)
         backend = self._recording
         hooks = self._hooks
-        if backend is not None or hooks is None or hooks.initialize:
+        pm: Any = None
+        entry: DispatchEntry | None = None
+        if hooks is None or hooks.initialize is not None:
+            pm, entry = self._hook_entry("initialize")
+        if backend is not None or entry is not None:
             setup = TaskRunSetup(state=state, context=context, lost=lost)
             if backend is not None:
                 self.call_backend(backend, "initialize_task_run", self, self.task, setup)
-            if hooks is None or hooks.initialize:
-                get_plugin_manager().call_attributed(
-                    "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
-                )
+            if entry is not None:
+                pm.call_entry(INITIALIZE, entry, {"runner": self, "task": self.task, "setup": setup}, (ENDRUN,))
             state, context = setup.state, setup.context
-        state, context = super().initialize_run(state, context)
+        # the meta states (Submitted, Queued, ClientFailed) unwrapped; None becomes Pending
+        while isinstance(state, _MetaState):
+            state = state.state
+        if state is None:
+            state = Pending()
         context["task_run_count"] = state.run_count + 1 if isinstance(state, Retrying) else 1
         if isinstance(state, Resume):
             context["resume"] = True
@@ -238,17 +271,22 @@ class TaskRunner(Runner):
         map_index = context.setdefault("map_index", None)
         task = self.task
         context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
-        name = context.get("backend") or runtime_context.get("backend") or DEFAULT_BACKEND
+        name = context.get("backend") or runtime_context._data.get("backend") or DEFAULT_BACKEND
         pm = get_plugin_manager()
-        try:
-            shared = self._run_backend
-            self._use_backend(shared[1] if shared is not None and shared[0] == name else pm.backend(name))
-        except UnknownNameError as exc:  # a worker without the backend's plugin, say
-            self.logger.error("Task '%s': %s", context["task_full_name"], exc)
-            return Failed(f"Task '{context['task_full_name']}': {exc}", result=exc)
+        shared = self._run_backend
+        if shared is not None and shared[0] == name:
+            backend = shared[1]
+        else:
+            try:
+                backend = pm.backend(name)
+            except UnknownNameError as exc:  # a worker without the backend's plugin, say
+                self.logger.error("Task '%s': %s", context["task_full_name"], exc)
+                return Failed(f"Task '{context['task_full_name']}': {exc}", result=exc)
+        if backend is not self.active_backend:
+            self._use_backend(backend)
         hooks = self._hooks
-        if hooks is None or not hooks.holds_for(pm):
-            self._hooks = TaskRunHooks(pm)
+        if hooks is None or hooks.scoped or hooks.table is not pm.dispatch_table:
+            self._task_hooks(pm)
         if lost is not None:
             return self._record_lost(state, context, lost)
         upstream_states = upstream_states or {}
@@ -256,7 +294,12 @@ class TaskRunner(Runner):
             from runwright.engine.executors import LocalExecutor
 
             executor = LocalExecutor()
-        mapped = map_index is None and any(edge.mapped for edge in upstream_states)
+        mapped = False
+        if map_index is None:
+            for edge in upstream_states:
+                if edge.mapped:
+                    mapped = True
+                    break
         try:
             while True:
                 state = self._run_once(state, upstream_states, context, executor, mapped)
@@ -268,7 +311,9 @@ class TaskRunner(Runner):
                 if delay > 0:
                     time.sleep(delay)
         finally:
-            self._end(state)
+            hooks = self._hooks
+            if self._recording is not None or hooks is None or hooks.run_end is not None:
+                self._end(state)
 
     def _record_lost(self, state: State | None, context: dict[str, Any], lost: LostRun) -> State:
         """The ``lost`` pipeline of :meth:`run` (``context`` is the run's own copy)."""
@@ -301,11 +346,10 @@ class TaskRunner(Runner):
                 self.call_backend(backend, "task_run_end", self, self.task, state, passthrough=())
             except PluginError as exc:  # the run's state is kept
                 self.logger.error("%s", exc)
-        hooks = self._hooks
-        if hooks is not None and not hooks.run_end:
-            return
         try:
-            get_plugin_manager().call_attributed("runwright_task_run_end", runner=self, task=self.task, state=state)
+            pm, entry = self._hook_entry("run_end")
+            if entry is not None:
+                pm.call_entry(RUN_END, entry, {"runner": self, "task": self.task, "state": state})
         except PluginError as exc:
             self.logger.error("%s", exc)
 
@@ -321,11 +365,18 @@ class TaskRunner(Runner):
         try:
             state, context = self.initialize_run(state, context)
             task = self.task
-            with runtime_context(context):
+            # ``with runtime_context(context):`` inlined (it runs for every task run): the
+            # run's keys are set, then exactly the keys it set are put back
+            data = runtime_context._data
+            saved = [(key, data.get(key, _MISSING)) for key in context]
+            data.update(context)
+            try:
                 if not mapped and self._is_plain_run(state, upstream_states):
                     # the lean path: the steps before Running cannot change this state
                     task_inputs = self.get_task_inputs(state, upstream_states)
                     state = self.handle_state_change(state, Running("Starting task run."))
+                    if not isinstance(state, Running):  # a handler changed it: what get_task_run_state ends with
+                        raise ENDRUN(state)
                     state = self.get_task_run_state(state, task_inputs, executor.timeout_handler)
                     if isinstance(state, Failed):
                         state = self.check_for_retry(state, task_inputs)
@@ -357,6 +408,12 @@ class TaskRunner(Runner):
                     state = self.cache_result(state, task_inputs)
                 if isinstance(state, Failed):
                     state = self.check_for_retry(state, task_inputs)
+            finally:
+                for key, value in saved:
+                    if value is _MISSING:
+                        data.pop(key, None)
+                    else:
+                        data[key] = value
         except (ENDRUN, signals.RunwrightSignal) as exc:
             end_state = exc.state
             if end_state.is_pending() and not end_state.cached_inputs:  # type: ignore[attr-defined]
@@ -452,7 +509,7 @@ class TaskRunner(Runner):
             handler = self.result_handler
             for key, value in constants.items():
                 inputs[key] = Result(value, handler)
-        cached = getattr(state, "cached_inputs", None) if state.is_pending() else None
+        cached = getattr(state, "cached_inputs", None) if isinstance(state, Pending) else None
         if cached:
             load = self.results.load
             for key, value in cached.items():
@@ -539,7 +596,7 @@ class TaskRunner(Runner):
     def get_task_run_state(
         self, state: State, inputs: dict[str, ResultInterface], timeout_handler: Callable[..., Any]
     ) -> State:
-        if not state.is_running():
+        if not isinstance(state, Running):
             raise ENDRUN(state)
         task = self.task
         raw_inputs = {k: v.value for k, v in inputs.items()}
@@ -567,10 +624,11 @@ class TaskRunner(Runner):
                 data.pop("logger", None)
             else:
                 data["logger"] = saved
-        result = Result(value, self.result_handler)
+        handler = self._result_handler
+        result = Result(value, handler if handler is not None else self.result_handler)
         if self._should_checkpoint():
             self.results.store(result)
-        return Success(result=result, message="Task run succeeded.")
+        return Success("Task run succeeded.", result)
 
     def _should_checkpoint(self) -> bool:
         """Checkpoint when the task asks, or ``[engine] checkpointing`` is on. Parameters are
@@ -580,7 +638,7 @@ class TaskRunner(Runner):
         if task.__class__ is _parameter_class():
             backend = self.active_backend
             return backend is not None and backend.checkpoints_parameters
-        return bool(task.checkpoint or runtime_context.get("checkpointing"))
+        return bool(task.checkpoint or runtime_context._data.get("checkpointing"))
 
     @call_state_handlers
     def cache_result(self, state: State, inputs: dict[str, ResultInterface]) -> State:
@@ -711,7 +769,7 @@ class TaskRunner(Runner):
                     elif kind == _CHILD:
                         child[edge] = source[i]
                     else:
-                        item = copy.copy(source)
+                        item = copy_state(source)
                         item._result = Result(values[i], source._result.result_handler)  # keep the handler (seed bug #1096)
                         child[edge] = item
                 yield child
