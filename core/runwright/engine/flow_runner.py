@@ -12,6 +12,7 @@ import copy
 import datetime
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runwright.backends import DEFAULT_BACKEND
@@ -50,6 +51,10 @@ class FlowRunSetup:
     context: dict[str, Any]
     task_contexts: dict[Task, dict[str, Any]]
     parameters: dict[str, Any]
+
+
+#: what run_task receives for a task without literal arguments (None would mean "look them up")
+_NO_CONSTANTS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _flatten(states: Iterable[State]) -> list[State]:
@@ -318,7 +323,7 @@ class FlowRunner(Runner):
                         context=task_context,
                         task_runner_state_handlers=task_runner_state_handlers,
                         executor=executor,
-                        constants=constants_of.get(task),
+                        constants=constants_of.get(task, _NO_CONSTANTS),
                     )
                     continue
                 # upstream_states is the submission's one argument that holds futures
@@ -334,15 +339,18 @@ class FlowRunner(Runner):
                     # task objects as the keys of its constants
                     constants=constants_of.get(task),
                 )
-            final_tasks = flow.terminal_tasks() | flow.reference_tasks() | return_tasks
+            # each computed once per run (a walk over every task each)
+            terminal_tasks = flow.terminal_tasks()
+            reference_tasks = flow.reference_tasks()
+            final_tasks = terminal_tasks | reference_tasks | return_tasks
             final_states = executor.wait(
                 {t: task_states[t] if t in task_states else Pending("Task not evaluated by FlowRunner.") for t in final_tasks}
             )
             for final_state in final_states.values():
                 if isinstance(final_state, Mapped):  # its children are final states (the contract)
                     final_state.result = [child.result if child is not None else None for child in final_state.map_states]
-        key_states = set(_flatten(final_states[t] for t in flow.reference_tasks()))
-        terminal_states = set(_flatten(final_states[t] for t in flow.terminal_tasks()))
+        key_states = set(_flatten(final_states[t] for t in reference_tasks))
+        terminal_states = set(_flatten(final_states[t] for t in terminal_tasks))
         return_states = {t: final_states[t] for t in return_tasks}
         return self.determine_final_state(state, key_states, return_states, terminal_states)
 

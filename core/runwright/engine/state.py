@@ -158,7 +158,9 @@ class Pending(State):
     def __init__(
         self, message: str | None = None, result: Any = NoResult, cached_inputs: dict[str, Any] | None = None
     ) -> None:
-        super().__init__(message, result)
+        # State.__init__, inlined: every task run makes a Pending state
+        self.message = message
+        self._result: ResultInterface = result if isinstance(result, ResultInterface) else Result(result)
         self.cached_inputs = cached_inputs
 
 

@@ -31,7 +31,7 @@ from runwright.engine import signals
 from runwright.engine.result import NoResult, Result, ResultInterface, SafeResult
 from runwright.engine.result_handlers import ResultHandler
 from runwright.engine.run_hooks import INITIALIZE, RUN_END, STATE_CHANGE, TaskRunHooks
-from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
+from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception, step_raised
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import (
     Cached,
@@ -69,6 +69,10 @@ class TaskRunnerInitializeResult(NamedTuple):
     context: dict[str, Any]
 
 
+#: ``TaskRunnerInitializeResult(state, context)`` without the namedtuple's Python-level __new__
+_initialized = functools.partial(tuple.__new__, TaskRunnerInitializeResult)
+
+
 @dataclass
 class TaskRunSetup:
     """What ``runwright_task_run_initialize`` implementations may change.
@@ -84,6 +88,16 @@ class TaskRunSetup:
 
 
 _MISSING = object()
+#: classes known to be ResultHandler subclasses (an ABC's isinstance costs a Python call)
+_HANDLER_CLASSES: set[type] = set()
+
+
+def _is_handler(spec: object) -> bool:
+    if isinstance(spec, ResultHandler):
+        _HANDLER_CLASSES.add(spec.__class__)
+        return True
+    return False
+
 #: how a mapped child gets an upstream: the whole state, the upstream parent's child i, item i
 _WHOLE, _CHILD, _ITEM = 0, 1, 2
 
@@ -141,7 +155,9 @@ class TaskRunner(Runner):
             self.constants = constants
         spec = self._result_handler_spec = task.result_handler or result_handler
         # a handler object is used as it is (the flow runner passes the run's default)
-        self._result_handler: ResultHandler | None = spec if isinstance(spec, ResultHandler) else None
+        self._result_handler: ResultHandler | None = (
+            spec if spec is not None and (spec.__class__ in _HANDLER_CLASSES or _is_handler(spec)) else None
+        )
         #: which task-run hooks have callers (set per run; the flow runner shares its own)
         self._hooks: TaskRunHooks | None = None
         #: (name, backend) the flow runner resolved for its run: task runs naming the same
@@ -243,7 +259,7 @@ class TaskRunner(Runner):
         if isinstance(state, Resume):
             context["resume"] = True
         context["task_name"] = self.task.name
-        return TaskRunnerInitializeResult(state, context)
+        return _initialized((state, context))
 
     # -- the run ---------------------------------------------------------------------------
     def run(
@@ -372,15 +388,7 @@ class TaskRunner(Runner):
             data.update(context)
             try:
                 if not mapped and self._is_plain_run(state, upstream_states):
-                    # the lean path: the steps before Running cannot change this state
-                    task_inputs = self.get_task_inputs(state, upstream_states)
-                    state = self.handle_state_change(state, Running("Starting task run."))
-                    if not isinstance(state, Running):  # a handler changed it: what get_task_run_state ends with
-                        raise ENDRUN(state)
-                    state = self.get_task_run_state(state, task_inputs, executor.timeout_handler)
-                    if isinstance(state, Failed):
-                        state = self.check_for_retry(state, task_inputs)
-                    return state
+                    return self._run_plain(state, upstream_states, executor)
                 # Steps that cannot change this state are skipped: they would return the same
                 # object (no transition, no handler), so the outcome is identical, and cheaper.
                 state = self.check_task_is_ready(state)
@@ -429,12 +437,68 @@ class TaskRunner(Runner):
             state = Failed(message, result=exc)
         return state  # type: ignore[return-value]
 
+    def _run_plain(self, state: State, upstream_states: dict[Edge, State], executor: Executor) -> State:
+        """The lean path of a plain run (:meth:`_is_plain_run`, a class that keeps the
+        engine's own methods: :func:`_is_lean`): the steps before Running would return
+        ``state`` unchanged, so the run goes straight to its inputs (``get_task_inputs``),
+        Running, the task body (``get_task_run_state``) and the retry rule, with the same
+        states, transitions, handlers and hooks; ``handle_state_change`` is called only when
+        something watches the transition (a handler of the task or the runner, a recording
+        backend, a ``runwright_task_state_change`` implementation for this task, a monitor).
+        """
+        task = self.task
+        inputs: dict[str, ResultInterface] = {}
+        raw_inputs: dict[str, Any] = {}
+        load: Callable[[ResultInterface], ResultInterface] | None = None
+        for edge, upstream in upstream_states.items():
+            key = edge.key
+            if key is not None:
+                result = upstream._result
+                if isinstance(result, SafeResult) and result is not NoResult:  # stored: read it back
+                    if load is None:
+                        load = self.results.load
+                    result = load(result)
+                inputs[key] = result
+                raw_inputs[key] = result.value
+        constants = self.constants
+        if constants:
+            handler = self.result_handler  # as get_task_inputs: the run's handler
+            for key, value in constants.items():
+                inputs[key] = Result(value, handler)
+                raw_inputs[key] = value
+        hooks = self._hooks
+        quiet = self._recording is None and hooks is not None and hooks.state_change is None
+        new_state: State = Running("Starting task run.")
+        if not quiet or task.state_handlers or self.state_handlers:
+            new_state = self.handle_state_change(state, new_state)
+            if not isinstance(new_state, Running):  # a handler changed it: what get_task_run_state ends with
+                raise ENDRUN(new_state)
+        state = new_state
+        # the step get_task_run_state, inlined (call_state_handlers' rules: step_raised)
+        endrun = False
+        try:
+            new_state = self._run_task_body(inputs, raw_inputs, executor.timeout_handler)
+        except Exception as exc:
+            new_state, endrun = step_raised(self, exc)
+        if new_state is not state and (not quiet or task.state_handlers or self.state_handlers):
+            new_state = self.handle_state_change(state, new_state)
+        if endrun:
+            raise ENDRUN(new_state)
+        if isinstance(new_state, Failed):
+            new_state = self.check_for_retry(new_state, inputs)
+        return new_state
+
     def _is_plain_run(self, state: State, upstream_states: dict[Edge, State]) -> bool:
         """True when the steps before ``set_task_to_running`` would all return ``state``
         unchanged: a fresh Pending state, no cache (``cache_for``), the default trigger, and
         every upstream a plain Success (not Cached, Mapped or Skipped). The task then goes
-        straight to its inputs and Running: same transitions, same hooks, fewer calls."""
+        straight to its inputs and Running: same transitions, same hooks, fewer calls. (False
+        too for a class that overrides a method the lean path inlines: :func:`_is_lean`.)"""
         if state.__class__ is not Pending or state.cached_inputs:  # type: ignore[attr-defined]
+            return False
+        cls = type(self)
+        lean = _LEAN.get(cls)
+        if not (lean if lean is not None else _is_lean(cls)):
             return False
         task = self.task
         if task.cache_for is not None or task.trigger is not all_successful:
@@ -598,8 +662,14 @@ class TaskRunner(Runner):
     ) -> State:
         if not isinstance(state, Running):
             raise ENDRUN(state)
+        return self._run_task_body(inputs, {k: v.value for k, v in inputs.items()}, timeout_handler)
+
+    def _run_task_body(
+        self, inputs: dict[str, ResultInterface], raw_inputs: dict[str, Any], timeout_handler: Callable[..., Any]
+    ) -> State:
+        """``get_task_run_state`` once the state is Running: run the task body, return its
+        Success (or TimedOut); the body's exceptions propagate to the step's rules."""
         task = self.task
-        raw_inputs = {k: v.value for k, v in inputs.items()}
         # context.logger is the task's logger while its body runs (set and restored directly:
         # this runs for every task)
         data = runtime_context._data
@@ -626,7 +696,9 @@ class TaskRunner(Runner):
                 data["logger"] = saved
         handler = self._result_handler
         result = Result(value, handler if handler is not None else self.result_handler)
-        if self._should_checkpoint():
+        if (
+            task.checkpoint or data.get("checkpointing") or task.__class__ is _parameter_class()
+        ) and self._should_checkpoint():
             self.results.store(result)
         return Success("Task run succeeded.", result)
 
@@ -790,3 +862,24 @@ class TaskRunner(Runner):
             state.map_states = executor.wait(state.map_states)
         state.message = "Mapped tasks submitted for execution."
         return state
+
+
+#: the methods :meth:`TaskRunner._run_plain` inlines or skips: a class that overrides one
+#: of them runs every task through its steps (the same outcome, its own methods called)
+_INLINED = (
+    "get_task_inputs",
+    "get_task_run_state",
+    "handle_state_change",
+    "call_runner_target_handlers",
+    "notify_plugins",
+    "_run_task_body",
+)
+_LEAN: dict[type, bool] = {}
+
+
+def _is_lean(cls: type) -> bool:
+    """True when ``cls`` keeps TaskRunner's own versions of the methods in ``_INLINED``."""
+    lean = _LEAN.get(cls)
+    if lean is None:
+        lean = _LEAN[cls] = all(getattr(cls, name) is getattr(TaskRunner, name) for name in _INLINED)
+    return lean
