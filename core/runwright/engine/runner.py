@@ -138,7 +138,7 @@ def call_state_handlers(method: F) -> F:
         endrun = False
         try:
             new_state = method(self, state, *args, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - step_raised applies the rules above
             new_state, endrun = step_raised(self, exc)
         if new_state is not state:
             new_state = self.handle_state_change(state, new_state)

@@ -156,7 +156,9 @@ class TaskRunner(Runner):
         spec = self._result_handler_spec = task.result_handler or result_handler
         # a handler object is used as it is (the flow runner passes the run's default)
         self._result_handler: ResultHandler | None = (
-            spec if spec is not None and (spec.__class__ in _HANDLER_CLASSES or _is_handler(spec)) else None
+            spec  # type: ignore[assignment]
+            if spec is not None and (spec.__class__ in _HANDLER_CLASSES or _is_handler(spec))
+            else None
         )
         #: which task-run hooks have callers (set per run; the flow runner shares its own)
         self._hooks: TaskRunHooks | None = None
@@ -478,7 +480,7 @@ class TaskRunner(Runner):
         endrun = False
         try:
             new_state = self._run_task_body(inputs, raw_inputs, executor.timeout_handler)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the step's rules (step_raised) decide
             new_state, endrun = step_raised(self, exc)
         if new_state is not state and (not quiet or task.state_handlers or self.state_handlers):
             new_state = self.handle_state_change(state, new_state)
