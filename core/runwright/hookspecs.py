@@ -19,7 +19,8 @@ on Dask) for task hooks. Each process builds its own plugin manager from the con
 so a plugin installed and enabled on the workers fires there too.
 
 **Cost.** Hooks are called at run and state boundaries only (a few calls per task run),
-never inside loops over tasks.
+never inside loops over tasks. A task-run hook with no implementation in scope for a task
+(see :func:`for_tasks`) and no call monitor is not called at all for its runs.
 
 **Errors.** A plugin that raises:
 
@@ -283,7 +284,8 @@ def runwright_task_state_change(runner: TaskRunner, task: Task, old_state: State
 
     Called for every transition of a task run (mapped children included), after the task's
     and the runner's own state handlers, in the thread or process that runs the task. Raise
-    ``ENDRUN(state)`` to stop the task run with ``state``.
+    ``ENDRUN(state)`` to stop the task run with ``state``. An implementation scoped with
+    :func:`for_tasks` is called for every transition of the tasks in its scope only.
     """
 
 

@@ -348,7 +348,7 @@ class FlowRunner(Runner):
             )
             for final_state in final_states.values():
                 if isinstance(final_state, Mapped):  # its children are final states (the contract)
-                    final_state.result = [child.result if child is not None else None for child in final_state.map_states]
+                    final_state.result = [child._result.value if child is not None else None for child in final_state.map_states]
         key_states = set(_flatten(final_states[t] for t in reference_tasks))
         terminal_states = set(_flatten(final_states[t] for t in terminal_tasks))
         return_states = {t: final_states[t] for t in return_tasks}
@@ -395,7 +395,7 @@ class FlowRunner(Runner):
         if lost is None:
             for edge, upstream in upstream_states.items():
                 if not edge.mapped and isinstance(upstream, Mapped):
-                    upstream.result = [child.result for child in upstream.map_states]
+                    upstream.result = [child._result.value for child in upstream.map_states]
         handler = task.result_handler or self.flow.result_handler
         if handler is None:
             handler = self._default_result_handler

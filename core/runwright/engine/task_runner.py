@@ -36,6 +36,7 @@ from runwright.engine.signals import ENDRUN
 from runwright.engine.state import (
     Cached,
     Failed,
+    Finished,
     Mapped,
     Pending,
     Resume,
@@ -300,8 +301,9 @@ class TaskRunner(Runner):
             except UnknownNameError as exc:  # a worker without the backend's plugin, say
                 self.logger.error("Task '%s': %s", context["task_full_name"], exc)
                 return Failed(f"Task '{context['task_full_name']}': {exc}", result=exc)
-        if backend is not self.active_backend:
-            self._use_backend(backend)
+        if backend is not self.active_backend:  # _use_backend, inlined
+            self.active_backend = backend
+            self._recording = backend if backend.records_runs else None
         hooks = self._hooks
         if hooks is None or hooks.scoped or hooks.table is not pm.dispatch_table:
             self._task_hooks(pm)
@@ -386,7 +388,8 @@ class TaskRunner(Runner):
             # ``with runtime_context(context):`` inlined (it runs for every task run): the
             # run's keys are set, then exactly the keys it set are put back
             data = runtime_context._data
-            saved = [(key, data.get(key, _MISSING)) for key in context]
+            get = data.get
+            saved = [(key, get(key, _MISSING)) for key in context]
             data.update(context)
             try:
                 if not mapped and self._is_plain_run(state, upstream_states):
@@ -533,11 +536,11 @@ class TaskRunner(Runner):
         """Wait (ENDRUN, still pending) unless every upstream task, and every mapped child of
         an upstream parent, has finished: a reducer never runs before a retrying child."""
         for upstream in upstream_states.values():
-            if not upstream.is_finished():
+            if not isinstance(upstream, Finished):
                 raise ENDRUN(state)
             if isinstance(upstream, Mapped):
                 for child in upstream.map_states:
-                    if child is None or not child.is_finished():
+                    if not isinstance(child, Finished):  # None too: not run yet
                         raise ENDRUN(state)
         return state
 
@@ -547,7 +550,7 @@ class TaskRunner(Runner):
             return state
         for edge, upstream in upstream_states.items():
             states = upstream.map_states if (isinstance(upstream, Mapped) and not edge.mapped) else (upstream,)
-            if any(s.is_skipped() for s in states):
+            if any(isinstance(s, Skipped) for s in states):
                 raise ENDRUN(
                     Skipped(
                         "Upstream task was skipped; if this was not the intended behavior, "

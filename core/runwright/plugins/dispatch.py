@@ -132,7 +132,11 @@ class HookDispatcher(pluggy.PluginManager):
     def __init__(self, project_name: str) -> None:
         super().__init__(project_name)
         self._lock = threading.RLock()
-        self._dispatch: dict[str, DispatchEntry] = {}
+        #: The current dispatch table (a plain attribute: task runs compare it): a new object
+        #: after every change to the plugin set or the monitors, which is what a caller
+        #: compares to know its :meth:`hook_is_idle` answers and entries still hold.
+        self.dispatch_table: dict[str, DispatchEntry] = {}
+        self._dispatch = self.dispatch_table
         self._monitors: tuple[Monitor, ...] = ()
         self._inner_hookexec = self._execute_hook_caller  # type: ignore[assignment]
 
@@ -151,7 +155,7 @@ class HookDispatcher(pluggy.PluginManager):
 
     def _plugins_changed(self) -> None:
         """Called under the lock after the plugin set changed."""
-        self._dispatch = {}
+        self._dispatch = self.dispatch_table = {}
 
     def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
         """Call ``before(hook_name, hook_impls, kwargs)`` and ``after(outcome, hook_name,
@@ -161,7 +165,7 @@ class HookDispatcher(pluggy.PluginManager):
         monitor: Monitor = (before, after)
         with self._lock:
             self._monitors = (*self._monitors, monitor)
-            self._dispatch = {}
+            self._dispatch = self.dispatch_table = {}
 
         def undo() -> None:
             with self._lock:
@@ -170,7 +174,7 @@ class HookDispatcher(pluggy.PluginManager):
                     if candidate is monitor:
                         del monitors[index]
                         self._monitors = tuple(monitors)
-                        self._dispatch = {}
+                        self._dispatch = self.dispatch_table = {}
                         return
 
         return undo
@@ -244,12 +248,6 @@ class HookDispatcher(pluggy.PluginManager):
         if entry is None:
             entry = self._dispatch_entry(hook_name)
         return entry.idle
-
-    @property
-    def dispatch_table(self) -> object:
-        """The current dispatch table: a new object after every change to the plugin set or
-        the monitors (what a caller compares to know its :meth:`hook_is_idle` answers hold)."""
-        return self._dispatch
 
     def dispatch_entry(self, hook_name: str) -> DispatchEntry:
         """The compiled entry of ``hook_name`` in the current :attr:`dispatch_table`."""
