@@ -305,8 +305,10 @@ class TaskRunner(Runner):
             self.active_backend = backend
             self._recording = backend if backend.records_runs else None
         hooks = self._hooks
-        if hooks is None or hooks.scoped or hooks.table is not pm.dispatch_table:
+        if hooks is None or hooks.table is not pm.dispatch_table:
             self._task_hooks(pm)
+        elif hooks.scoped:  # the flow run's hooks: narrowed to this task once
+            self._hooks = hooks.for_task(task)
         if lost is not None:
             return self._record_lost(state, context, lost)
         upstream_states = upstream_states or {}
@@ -392,8 +394,10 @@ class TaskRunner(Runner):
             saved = [(key, get(key, _MISSING)) for key in context]
             data.update(context)
             try:
-                if not mapped and self._is_plain_run(state, upstream_states):
-                    return self._run_plain(state, upstream_states, executor)
+                if not mapped:
+                    plain = self._run_plain(state, upstream_states, executor)
+                    if plain is not None:
+                        return plain
                 # Steps that cannot change this state are skipped: they would return the same
                 # object (no transition, no handler), so the outcome is identical, and cheaper.
                 state = self.check_task_is_ready(state)
@@ -442,29 +446,46 @@ class TaskRunner(Runner):
             state = Failed(message, result=exc)
         return state  # type: ignore[return-value]
 
-    def _run_plain(self, state: State, upstream_states: dict[Edge, State], executor: Executor) -> State:
-        """The lean path of a plain run (:meth:`_is_plain_run`, a class that keeps the
-        engine's own methods: :func:`_is_lean`): the steps before Running would return
-        ``state`` unchanged, so the run goes straight to its inputs (``get_task_inputs``),
-        Running, the task body (``get_task_run_state``) and the retry rule, with the same
-        states, transitions, handlers and hooks; ``handle_state_change`` is called only when
-        something watches the transition (a handler of the task or the runner, a recording
-        backend, a ``runwright_task_state_change`` implementation for this task, a monitor).
+    def _run_plain(self, state: State, upstream_states: dict[Edge, State], executor: Executor) -> State | None:
+        """The lean path of a plain run, or None when the run is not plain.
+
+        Plain: a fresh Pending state, no cache (``cache_for``), the default trigger, every
+        upstream a plain Success (not Cached, Mapped or Skipped), and a runner class that
+        keeps the engine's own versions of the methods inlined here (:func:`_is_lean`). The
+        steps before Running would then all return ``state`` unchanged, so the run goes
+        straight to its inputs (``get_task_inputs``), Running, the task body
+        (``get_task_run_state``) and the retry rule, with the same states, transitions,
+        handlers and hooks; ``handle_state_change`` is called only when something watches
+        the transition (a handler of the task or the runner, a recording backend, a
+        ``runwright_task_state_change`` implementation in scope for this task, a monitor).
         """
+        if state.__class__ is not Pending or state.cached_inputs:  # type: ignore[attr-defined]
+            return None
         task = self.task
+        if task.cache_for is not None or task.trigger is not all_successful:
+            return None
+        cls = type(self)
+        lean = _LEAN.get(cls)
+        if not (lean if lean is not None else _is_lean(cls)):
+            return None
         inputs: dict[str, ResultInterface] = {}
         raw_inputs: dict[str, Any] = {}
-        load: Callable[[ResultInterface], ResultInterface] | None = None
+        stored = False
         for edge, upstream in upstream_states.items():
+            if upstream.__class__ is not Success:
+                return None
             key = edge.key
             if key is not None:
-                result = upstream._result
-                if isinstance(result, SafeResult) and result is not NoResult:  # stored: read it back
-                    if load is None:
-                        load = self.results.load
-                    result = load(result)
-                inputs[key] = result
+                result = inputs[key] = upstream._result
+                if isinstance(result, SafeResult) and result is not NoResult:
+                    stored = True
                 raw_inputs[key] = result.value
+        if stored:  # read stored results back, once the run is known to be plain
+            load = self.results.load
+            for key, result in inputs.items():
+                if isinstance(result, SafeResult) and result is not NoResult:
+                    result = inputs[key] = load(result)
+                    raw_inputs[key] = result.value
         constants = self.constants
         if constants:
             handler = self.result_handler  # as get_task_inputs: the run's handler
@@ -492,26 +513,6 @@ class TaskRunner(Runner):
         if isinstance(new_state, Failed):
             new_state = self.check_for_retry(new_state, inputs)
         return new_state
-
-    def _is_plain_run(self, state: State, upstream_states: dict[Edge, State]) -> bool:
-        """True when the steps before ``set_task_to_running`` would all return ``state``
-        unchanged: a fresh Pending state, no cache (``cache_for``), the default trigger, and
-        every upstream a plain Success (not Cached, Mapped or Skipped). The task then goes
-        straight to its inputs and Running: same transitions, same hooks, fewer calls. (False
-        too for a class that overrides a method the lean path inlines: :func:`_is_lean`.)"""
-        if state.__class__ is not Pending or state.cached_inputs:  # type: ignore[attr-defined]
-            return False
-        cls = type(self)
-        lean = _LEAN.get(cls)
-        if not (lean if lean is not None else _is_lean(cls)):
-            return False
-        task = self.task
-        if task.cache_for is not None or task.trigger is not all_successful:
-            return False
-        for upstream in upstream_states.values():
-            if upstream.__class__ is not Success:
-                return False
-        return True
 
     # -- steps -----------------------------------------------------------------------------
     @call_state_handlers
