@@ -38,11 +38,11 @@ from runwright.engine.executors import Executor, LostRun
 from runwright.engine.executors.base import FinishedRunCallback
 from runwright.engine.state import Failed, Mapped, State
 from runwright_dask.chunking import children_states, chunk_size, cut_into_chunks, replace_chunk
-from runwright_dask.failures import FailurePolicy, exception_of, lost_run_of
+from runwright_dask.failures import FailurePolicy, exception_of, lost_run_of, record_child, runs_again
 from runwright_dask.keeping import StateKeeper
 from runwright_dask.recompute import AlreadyRan, lost_after_finishing, register_guard
 from runwright_dask.session import cluster_session, connection_is_usable, inside_dask_task, plugin_config
-from runwright_dask.submissions import Chunk, Submission, TaskRun, input_of, lost_input, wait_until_kept
+from runwright_dask.submissions import Chunk, Submission, TaskRun, input_of, is_kept, lost_input, wait_until_kept
 from runwright_dask.worker import ChildCall, Slot, call_method, identity, is_plan, run_child_calls, run_task_run
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("runwright.dask")
 
 _HEALTH_CHECK_SECONDS = 1.0
+#: times one run is sent again because the flow runner's Dask task was lost under it
+_RUNNER_LOSSES = 5
 
 
 class DaskExecutor(Executor):
@@ -212,19 +214,40 @@ class DaskExecutor(Executor):
     def _next_key(self, name: str) -> str:
         return f"{name}-{next(self._keys)}-{uuid.uuid4().hex[:12]}"
 
-    def _function_reference(self, fn: Callable[..., Any]) -> tuple[Callable[..., Any], Any]:
+    def _function_reference(self, fn: Callable[..., Any]) -> tuple[Callable[..., Any], Any, Future | None]:
         """Send a bound method's owner (the FlowRunner, with its whole flow) to the cluster
-        once per session, not once per task run. It is a Dask task (not scattered data), so
-        the scheduler computes it again if the worker holding it dies."""
+        once per session, not once per task run: ``(call_method, (owner_future, name),
+        owner_future)``, or ``(fn, None, None)`` for a plain function. The owner is a Dask
+        task (not scattered data), so the scheduler computes it again if the worker holding
+        it dies; when that fails too (it was being computed there), :meth:`_runner_lost`
+        sends it again under a new key."""
         owner = getattr(fn, "__self__", None)
         if owner is None or isinstance(owner, type):
-            return fn, None
+            return fn, None, None
         with self._lock:
             entry = self._shared.get(id(owner))
             if entry is None:
                 future = self.client.submit(identity, owner, key=self._next_key("runner"), pure=False)
                 entry = self._shared[id(owner)] = (owner, future)
-        return call_method, (entry[1], fn.__name__)
+        return call_method, (entry[1], fn.__name__), entry[1]
+
+    def _runner_lost(self, run: TaskRun, exc: BaseException | None) -> bool:
+        """True when ``run``'s Dask task never ran because the flow runner's own Dask task
+        was lost (its worker died while computing it): that future is then replaced by a new
+        one, which the run's next dispatch uses. The run is not to blame."""
+        runner = run.runner
+        if runner is None or getattr(exc, "task", None) != runner.key or runner.status not in ("error", "cancelled", "lost"):
+            return False
+        run.runner_losses += 1
+        if run.runner_losses > _RUNNER_LOSSES:
+            return False  # the runner cannot be kept on this cluster: the run is lost
+        with self._lock:
+            for owner_id, (owner, future) in list(self._shared.items()):
+                if future is runner:  # the first run to notice replaces it; the others reuse the new one
+                    fresh = self.client.submit(identity, owner, key=self._next_key("runner"), pure=False)
+                    self._shared[owner_id] = (owner, fresh)
+        logger.warning("runwright-dask: the flow runner's Dask task %s was lost with its worker; sending it again", runner.key)
+        return True
 
     def _dispatch(self, run: TaskRun) -> None:
         """Submit ``run`` to Dask with the upstream runs of its ``upstream_states`` as inputs."""
@@ -239,7 +262,7 @@ class DaskExecutor(Executor):
                         inputs.append(input_of(value, bound))
                         upstream[key] = Slot(len(inputs) - 1)
             run.bound = bound
-            fn, method = self._function_reference(run.fn)
+            fn, method, run.runner = self._function_reference(run.fn)
             args = run.args if method is None else (*method, *run.args)
             future = self.client.submit(
                 run_task_run, fn, args, run.kwargs, upstream, *inputs, key=self._next_key(run.name), pure=False
@@ -283,12 +306,21 @@ class DaskExecutor(Executor):
             self._settle(run)
             return
         exc = exception_of(future)
+        if self._runner_lost(run, exc):
+            self._dispatch(run)  # never ran: as it was (a suspect keeps its turn)
+            return
         failed_upstream = [up for up, bound in run.bound if bound.status in ("error", "cancelled")]
         if isinstance(exc, AlreadyRan):  # an input's result was lost with its worker (recompute.py)
-            for up in run.upstream_runs():
-                if up not in failed_upstream and lost_input(up):
-                    wait_until_kept(up)  # rare: only after a worker died
-                    failed_upstream.append(up)
+            lost_ups = [up for up in run.upstream_runs() if up not in failed_upstream and lost_input(up)]
+            pending = [up for up in lost_ups if not is_kept(up)]
+            if pending:  # rare: only after a worker died
+                # wait off Dask's callback thread: getting a value may take another Dask
+                # task's completion (a run again for its state, see _recover_outcome)
+                threading.Thread(
+                    target=self._when_kept, args=(run, future, pending), name="runwright-dask-wait-kept", daemon=True
+                ).start()
+                return
+            failed_upstream.extend(lost_ups)
         if failed_upstream:
             # the Dask task never ran: an upstream run's task failed; go again once every
             # upstream run has its final (client-side) state (a suspect gives up its turn)
@@ -306,6 +338,11 @@ class DaskExecutor(Executor):
             return
         self._failures.run_lost(run, lost_run_of(exc))
 
+    def _when_kept(self, run: TaskRun, future: Future, ups: list[TaskRun]) -> None:
+        for up in ups:
+            wait_until_kept(up)
+        self._guarded(run, self._on_run_done, run, future)
+
     def _keep(self, sub: Submission, future: Future) -> None:
         """Fetch a finished Dask task's value into this process in the background (see
         ``keeping.py``); the run goes on at once, with its future."""
@@ -315,8 +352,9 @@ class DaskExecutor(Executor):
     def _kept(self, sub: Submission, future: Future, value: Any, error: BaseException | None) -> None:
         if error is not None and sub.kept_for is None and self._client is not None:
             # its worker died before the state reached this process: the outcome is unknown
-            # here, so the work runs again (as if lost while running), and its state is kept
-            self._run_again_for_state(sub)
+            # here, so it is recorded as lost (where a backend holding the finished state
+            # gives it back), and what runs again keeps its state here
+            self._recover_outcome(sub, error)
             return
         if error is not None:
             reason = lost_after_finishing(error)
@@ -332,15 +370,30 @@ class DaskExecutor(Executor):
         target.kept = value
         target.kept_event.set()
 
-    def _run_again_for_state(self, sub: Submission) -> None:
-        logger.warning("runwright-dask: %r finished on a worker that died before its state arrived; running it again", sub)
+    def _recover_outcome(self, sub: Submission, error: BaseException) -> None:
+        """``sub`` finished on a worker that died before its value reached this process. Each
+        of its runs is recorded as lost with that worker, not blamed (``failures.py``): a
+        backend that holds its finished state gives that state back (nothing runs again);
+        otherwise it is Retrying, counting no attempt, and run again to get its state."""
+        lost = LostRun(f"its Dask worker died before its state reached the flow runner ({error!r})", error, blamed=False)
         if isinstance(sub, Chunk):
-            chunk = Chunk(sub.parent, sub.calls)
+            states = [record_child(sub, call, lost) for call in sub.calls]
+            if not any(runs_again(state) for state in states):
+                self._set_kept(sub, states)
+                return
+            logger.warning("runwright-dask: %r finished on a worker that died before its states arrived; running it again", sub)
+            # the children whose finished state came back end with it at once
+            chunk = Chunk(sub.parent, [call.with_state(state) for call, state in zip(sub.calls, states, strict=True)])
             chunk.kept_for = sub
             self._dispatch_chunk(chunk)
             return
         assert isinstance(sub, TaskRun)
-        run = TaskRun(sub.fn, sub.args, sub.kwargs, sub.upstream_states)
+        state = self._failures.record_run(sub, lost)
+        if not runs_again(state):
+            self._set_kept(sub, state)
+            return
+        logger.warning("runwright-dask: %r finished on a worker that died before its state arrived; running it again", sub)
+        run = TaskRun(sub.fn, sub.args, {**sub.kwargs, "state": state}, sub.upstream_states)
         run.kept_for = sub
         self._dispatch(run)
 

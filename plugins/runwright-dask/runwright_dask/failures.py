@@ -37,6 +37,8 @@ from runwright_dask.submissions import Chunk, Submission, TaskRun
 if TYPE_CHECKING:
     from distributed import Future
 
+    from runwright_dask.worker import ChildCall
+
 logger = logging.getLogger("runwright.dask")
 
 
@@ -136,7 +138,7 @@ class FailurePolicy:
         """``run``'s work was lost outside the task runner: record it, then submit it again
         or settle it."""
         blamed = self._blamed(run, lost)
-        state = self._record_run(run, lost if blamed else _as_bystander(lost))
+        state = self.record_run(run, lost if blamed else _as_bystander(lost))
         if runs_again(state):
             run.kwargs = {**run.kwargs, "state": state}
             if blamed:
@@ -148,7 +150,8 @@ class FailurePolicy:
         self.settle_run(run)
 
     @staticmethod
-    def _record_run(run: TaskRun, lost: LostRun) -> State:
+    def record_run(run: TaskRun, lost: LostRun) -> State:
+        """Record through the task runner, in this process, that ``run``'s work was lost."""
         if run.task is None:  # not a task run of a flow: nothing to record it through
             return Failed(f"Dask task {run.name!r}: {lost.reason}", result=lost.error)
         try:
@@ -175,11 +178,7 @@ class FailurePolicy:
             return
         blamed = self._blamed(chunk, lost)
         call = chunk.calls[0]
-        try:
-            state = call.record_lost(lost if blamed else _as_bystander(lost))
-        except Exception as exc:
-            logger.exception("runwright-dask: could not record a lost mapped child of %r", chunk.parent)
-            state = Failed(f"Task '{chunk.parent.name}[{call.index}]': {lost.reason} ({exc!r})", result=lost.error)
+        state = record_child(chunk, call, lost if blamed else _as_bystander(lost))
         if runs_again(state):
             chunk.calls = [call.with_state(state)]
             if blamed:
@@ -189,6 +188,15 @@ class FailurePolicy:
             return
         chunk.states = [state]
         self.chunk_settled(chunk)
+
+
+def record_child(chunk: Chunk, call: ChildCall, lost: LostRun) -> State:
+    """Record through the task runner, in this process, that a mapped child's work was lost."""
+    try:
+        return call.record_lost(lost)
+    except Exception as exc:
+        logger.exception("runwright-dask: could not record a lost mapped child of %r", chunk.parent)
+        return Failed(f"Task '{chunk.parent.name}[{call.index}]': {lost.reason} ({exc!r})", result=lost.error)
 
 
 def _as_bystander(lost: LostRun) -> LostRun:

@@ -63,6 +63,10 @@ class TaskRun(Submission):
         self.blockers = 0
         #: upstream runs passed by their (then unfinished) future, and that future
         self.bound: list[tuple[TaskRun, Future]] = []
+        #: the future of the flow runner its Dask task was given (see ``DaskExecutor._runner_of``)
+        self.runner: Future | None = None
+        #: how often its Dask task never ran because that future was lost (bounded)
+        self.runner_losses = 0
         #: a mapped parent's returned Mapped state, children stripped, and its chunks
         self.plan: Mapped | None = None
         self.chunks: list[Chunk] = []
@@ -121,6 +125,11 @@ def lost_input(run: TaskRun) -> bool:
 
 def _client_side(chunk: Chunk) -> Any:
     return chunk.states if chunk.states is not None else chunk.kept
+
+
+def is_kept(run: TaskRun) -> bool:
+    """True when the values of ``run`` (its chunks', for a mapped parent) are here."""
+    return all(sub.states is not None or sub.kept_event.is_set() for sub in (run.chunks if run.plan is not None else [run]))
 
 
 def wait_until_kept(run: TaskRun, timeout: float = 60.0) -> None:
