@@ -35,7 +35,21 @@ GUARD_NAME = "runwright-recompute-guard"
 
 class AlreadyRan(RuntimeError):
     """A Dask task of a task run (or a chunk of mapped children) that finished before was
-    sent again after its result was lost with its worker; it does not run twice."""
+    sent again after its result was lost with its worker; it does not run twice.
+
+    ``key`` is that Dask task's key. Dask hands the same exception to every Dask task that
+    was waiting for it, so the client tells "my own result was lost" (the key is the run's)
+    from "an input's result was lost" (the key is an upstream run's)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)  # pickled by its args: the key alone
+        self.key = key
+
+    def __str__(self) -> str:
+        return (
+            f"Dask task {self.key} finished before and its result was lost with its worker; "
+            "runwright does not run a finished task again (the client has its state)"
+        )
 
 
 def refuse_if_recomputed() -> None:
@@ -50,10 +64,18 @@ def refuse_if_recomputed() -> None:
     ts = worker.state.tasks.get(key) if key is not None else None
     annotations = getattr(ts, "annotations", None)
     if annotations and annotations.get(RECOMPUTED):
-        raise AlreadyRan(
-            f"Dask task {key} finished before and its result was lost with its worker; "
-            "runwright does not run a finished task again (the client has its state)"
-        )
+        raise AlreadyRan(str(key))
+
+
+def lost_key(exc: BaseException | None) -> str | None:
+    """The Dask task whose loss ``exc`` reports: an :class:`AlreadyRan`'s key, or the task
+    a ``KilledWorker`` names; None for any other error."""
+    if isinstance(exc, AlreadyRan):
+        return exc.key
+    if type(exc).__name__ == "KilledWorker":
+        task = getattr(exc, "task", None)
+        return None if task is None else str(task)
+    return None
 
 
 def lost_after_finishing(error: BaseException | None) -> str:

@@ -40,6 +40,8 @@ class Submission:
         self.kept_event = threading.Event()
         #: run again because its worker died before its state arrived: keep it for this one
         self.kept_for: Submission | None = None
+        #: how often its outcome was recovered after its result was lost before it arrived
+        self.recoveries = 0
 
 
 class TaskRun(Submission):
@@ -87,8 +89,6 @@ class Chunk(Submission):
         super().__init__(f"{parent.name}-children")
         self.parent = parent
         self.calls = calls
-        #: the next chunk to run once this one is settled (children of a lost chunk)
-        self.following: Chunk | None = None
 
 
 def input_of(run: TaskRun, bound: list[tuple[TaskRun, Future]]) -> tuple[str, Any]:
@@ -115,12 +115,16 @@ def _usable(future: Future | None) -> bool:
     return future is not None and future.status == "finished"
 
 
-def lost_input(run: TaskRun) -> bool:
+def lost_input(run: TaskRun, key: str | None, already_ran: bool) -> bool:
     """True when a result of ``run`` that a downstream Dask task needed is gone from the
-    cluster (its worker died; Dask was refused to compute it again): the downstream run is
-    then submitted again with the states kept on the client."""
+    cluster (its worker died; Dask was refused to compute it again, or the recomputation
+    was lost too): ``key`` is the Dask task the downstream one failed for (``lost_key``),
+    and ``already_ran`` says it failed with ``AlreadyRan``. The downstream run is then
+    submitted again with the states kept on the client."""
     futures = [run.future] if run.plan is None else [chunk.future for chunk in run.chunks]
-    return any(f is not None and f.status in ("error", "cancelled", "lost") for f in futures)
+    if key is not None and any(f is not None and f.key == key for f in futures):
+        return True
+    return already_ran and any(f is not None and f.status in ("error", "cancelled", "lost") for f in futures)
 
 
 def _client_side(chunk: Chunk) -> Any:
