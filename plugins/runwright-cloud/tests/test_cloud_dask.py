@@ -297,3 +297,45 @@ def test_a_finished_task_whose_state_dies_with_its_worker_keeps_its_server_state
     for t in [*firsts, *seconds]:
         _assert_recorded_once(client, run_id, t.slug, "Success")
     _assert_recorded_once(client, run_id, dead.slug, "Failed")
+
+
+def test_a_mapped_child_that_kills_its_worker_fails_alone_and_finished_children_keep_their_server_state(
+    server: TestServer, fragile_cluster: str, tmp_path: Path
+) -> None:
+    """Six children in one Dask task (one chunk); child 3 kills its worker. Children 0-2 had
+    finished inside the lost chunk: the server holds their Success, which they keep (their
+    bodies do not run again); 4 and 5 never started and run once; only child 3 fails."""
+    ran = tmp_path / "ran"
+
+    @task
+    def items() -> list[int]:
+        return list(range(6))
+
+    @task
+    def child(x: int) -> int:
+        _append(ran, str(x))
+        if x == 3:
+            os._exit(1)
+        return x
+
+    with Flow(unique()) as flow:
+        children = child.map(items())
+
+    client = Client(server.url, server.token_a)
+    structure = flow.structure()
+    run_id = client.create_flow_run(client.register_flow(structure["name"], structure["tasks"], structure["edges"]))
+    with temporary_config({"cloud.api": server.url, "cloud.api_token": server.token_a, "cloud.auto_start": False}):
+        state = flow.run(
+            runner_cls=CloudFlowRunner,
+            context={"flow_run_id": run_id},
+            executor=runwright_dask.DaskExecutor(fragile_cluster, map_chunk_size=6),
+        )
+    kinds = [type(s).__name__ for s in state.result[children].map_states]
+    assert kinds == ["Success", "Success", "Success", "Failed", "Success", "Success"], kinds
+    assert [s.result for i, s in enumerate(state.result[children].map_states) if i != 3] == [0, 1, 2, 4, 5]
+    assert sorted(_lines(ran)) == ["0", "1", "2", "3", "3", "4", "5"], _lines(ran)  # only the culprit ran twice
+    runs = {(t.task_slug, t.map_index): t for t in client.get_flow_run_task_runs(run_id)}
+    for index in range(6):
+        history = [r["state"]["type"] for r in client.get_task_run_states(runs[(children.slug, index)].id)]
+        finished = [t for t in history if t not in ("Pending", "Running", "Retrying", "Scheduled")]
+        assert finished == (["Failed"] if index == 3 else ["Success"]), (index, history)
