@@ -339,3 +339,66 @@ def test_a_mapped_child_that_kills_its_worker_fails_alone_and_finished_children_
         history = [r["state"]["type"] for r in client.get_task_run_states(runs[(children.slug, index)].id)]
         finished = [t for t in history if t not in ("Pending", "Running", "Retrying", "Scheduled")]
         assert finished == (["Failed"] if index == 3 else ["Success"]), (index, history)
+
+
+def test_only_the_task_that_kills_its_worker_fails_beside_mapped_children_and_dependants(
+    server: TestServer, fragile_cluster_2x2: str, tmp_path: Path
+) -> None:
+    """Chunks of mapped children in flight on both workers, an independent task and its
+    dependant, and a culprit that kills its worker (and again when run alone): every child,
+    the reducer and the dependant end Success, each recorded on the server exactly once."""
+    started, dying = tmp_path / "started", tmp_path / "dying"
+
+    @task
+    def items() -> list[int]:
+        return list(range(8))
+
+    @task
+    def child(x: int) -> int:
+        _append(started, str(x))
+        _wait_until(dying.exists, "the culprit")  # in flight when the culprit's worker dies
+        return 10 * x
+
+    @task
+    def reducer(xs: list[int]) -> int:
+        return sum(xs)
+
+    @task
+    def culprit() -> int:
+        _wait_until(lambda: len(set(_lines(started))) >= 2, "children running")
+        dying.touch()
+        os._exit(1)
+
+    @task
+    def innocent() -> int:
+        return 5
+
+    @task
+    def dependant(x: int) -> int:
+        return x + 1
+
+    with Flow(unique()) as flow:
+        dead = culprit()
+        children = child.map(items())
+        out = reducer(children)
+        after = dependant(innocent())
+
+    client = Client(server.url, server.token_a)
+    structure = flow.structure()
+    run_id = client.create_flow_run(client.register_flow(structure["name"], structure["tasks"], structure["edges"]))
+    with temporary_config({"cloud.api": server.url, "cloud.api_token": server.token_a, "cloud.auto_start": False}):
+        state = flow.run(
+            runner_cls=CloudFlowRunner,
+            context={"flow_run_id": run_id},
+            executor=runwright_dask.DaskExecutor(fragile_cluster_2x2, map_chunk_size=2),
+        )
+    assert isinstance(state.result[dead], Failed) and "worker died" in state.result[dead].message
+    assert [s.result for s in state.result[children].map_states] == [10 * x for x in range(8)]
+    assert state.result[out].result == 280 and state.result[after].result == 6
+    runs = {(t.task_slug, t.map_index): t for t in client.get_flow_run_task_runs(run_id)}
+    for index in range(8):
+        history = [r["state"]["type"] for r in client.get_task_run_states(runs[(children.slug, index)].id)]
+        assert [t for t in history if t not in ("Pending", "Running", "Retrying", "Scheduled")] == ["Success"], (index, history)
+    for t in (out, after):
+        _assert_recorded_once(client, run_id, t.slug, "Success")
+    _assert_recorded_once(client, run_id, dead.slug, "Failed")

@@ -11,7 +11,10 @@ future). For a task run that would run its body a second time. So:
   ``worker.py``) raises :class:`AlreadyRan` for a marked task: its Dask task errs, and so do
   the Dask tasks waiting for it;
 * the client has kept each run's final state (fetched as soon as it finished, see
-  ``executor.py``), so it submits the waiting runs again with those states.
+  ``executor.py``), so it submits the waiting runs again with those states. The error's
+  ``key`` says whose result was lost: a run's completion callback can come after Dask
+  already sent its own key again, and that refusal is then not the run's failure but an
+  outcome lost on the way (recovered as for a state the keeper could not fetch).
 
 The mark is a dict lookup on the worker, no message. Importing this module does not import
 ``distributed``; :func:`register_guard` does.

@@ -262,6 +262,62 @@ def test_only_the_task_that_kills_its_worker_fails_while_others_run_beside_it(
     assert runs == [1, 1, 2], runs  # the one beside the killer ran again
 
 
+def test_only_the_task_that_kills_its_worker_fails_beside_mapped_children_and_dependants(
+    process_cluster_2x2: str, marker_dir: Path
+) -> None:
+    """Chunks of mapped children in flight on both workers, an independent task and its
+    dependant, and a killer that kills its worker (and again when run alone): every child,
+    the reducer and the dependant keep their outcome; the killer ran twice, then failed."""
+    started, dying = marker_dir / "started", marker_dir / "dying"
+    started.mkdir()
+
+    @task
+    def items() -> list[int]:
+        return list(range(8))
+
+    @task
+    def child(x: int) -> int:
+        (started / f"{x}-{uuid.uuid4().hex}").touch()
+        _wait_until(dying.exists, "the killer")  # in flight when the killer's worker dies
+        return 10 * x
+
+    @task
+    def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    @task
+    def killer() -> int:
+        (marker_dir / f"killer-{uuid.uuid4().hex}").touch()
+        _wait_until(lambda: len({p.name.split("-")[0] for p in started.iterdir()}) >= 2, "children running")
+        dying.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+        return 1
+
+    @task
+    def innocent() -> int:
+        return 5
+
+    @task
+    def dependant(x: int) -> int:
+        return x + 1
+
+    with Flow("dask-culprit-busy") as flow:
+        k = killer()
+        children = child.map(items())
+        out = total(children)
+        d = dependant(innocent())
+
+    state = flow.run(executor=DaskExecutor(process_cluster_2x2, map_chunk_size=2))
+
+    assert isinstance(state.result[k], Failed) and "worker died" in state.result[k].message
+    mapped = state.result[children]
+    assert isinstance(mapped, Mapped)
+    assert [s.result for s in mapped.map_states] == [10 * x for x in range(8)], mapped.map_states
+    assert state.result[out].result == 280
+    assert state.result[d].result == 6
+    assert len(list(marker_dir.glob("killer-*"))) == 2  # its first run, then alone
+
+
 def test_a_mapped_task_over_a_failed_upstream_is_trigger_failed(cluster_address: str) -> None:
     @task
     def extract() -> list[int]:
