@@ -12,7 +12,8 @@ The steps, in order (see docs/hooks.md for where hooks fire):
 A Retrying state due within ``[engine] inprocess_retry_limit`` seconds is waited for and run
 again in the same call, so short retries need no new flow run (:func:`in_process_retry_delay`).
 A run whose work an executor lost is recorded by ``run(..., lost=...)``: initialize,
-``fail_lost_run`` (or ``retry_lost_bystander``), ``check_for_retry``, end.
+``fail_lost_run`` (or ``retry_lost_bystander``), ``check_for_retry``, end; a finished state
+that initialize found (the work had finished) is kept instead.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ class TaskRunSetup:
 
     ``lost`` is set (read-only) when this run only records that an executor lost the run's
     work (its worker process died): what a backend holds for the run may then be newer
-    than ``state``, which is the last state this process knew.
+    than ``state``, which is the last state this process knew. A backend that holds a
+    finished state for the run (the work finished, only its outcome was lost on the way)
+    puts it in ``state``: the run then ends with it, and nothing is recorded over it.
     """
 
     state: State | None
@@ -343,6 +346,11 @@ class TaskRunner(Runner):
         context[_LOST_KEY] = lost
         try:
             state, context = self.initialize_run(state, context)
+            if state.is_finished():
+                # the run's work finished before it was lost (a backend holds its final
+                # state, see TaskRunSetup): that outcome stands, nothing is recorded over it
+                self.logger.info("Task '%s': finished before its work was lost: %s", context["task_full_name"], type(state).__name__)
+                return state
             with runtime_context(context):
                 if lost.blamed:
                     state = self.fail_lost_run(state, lost)
