@@ -23,9 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import RUNWRIGHT
 
-BUILD_ONLY = (
-    "\nif '--build-only' in sys.argv:\n    raise SystemExit(0)\nstate = flow.run()"
-)
+BUILD_ONLY = "\nif '--build-only' in sys.argv:\n    raise SystemExit(0)\nstate = flow.run()"
 
 
 def instructions(script: Path, workload: str, n: int, build_only: bool) -> int:
@@ -46,16 +44,12 @@ def instructions(script: Path, workload: str, n: int, build_only: bool) -> int:
             raise SystemExit(f"{workload} N={n} failed:\n{done.stderr[-3000:]}")
         found = re.search(r"Collected : (\d+)", done.stderr)
         if not found:
-            raise SystemExit(
-                f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}"
-            )
+            raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
         return int(found.group(1))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workloads", default="chain,fan-out,map")
     parser.add_argument("--sizes", default="1000,3000", help="N1,N2")
     args = parser.parse_args()
@@ -63,19 +57,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         script = Path(work) / "flow.py"
         script.write_text(RUNWRIGHT.replace("\nstate = flow.run()", BUILD_ONLY, 1))
-        print(
-            f"instructions per task ((I(N={n2}) - I(N={n1})) / {n2 - n1}), build + run, local backend"
-        )
+        print(f"instructions per task ((I(N={n2}) - I(N={n1})) / {n2 - n1}), build + run, local backend")
         print(f"{'workload':10} {'build':>10} {'run':>10} {'total':>10}")
         for workload in args.workloads.split(","):
-            build = (
-                instructions(script, workload, n2, True)
-                - instructions(script, workload, n1, True)
-            ) / (n2 - n1)
-            total = (
-                instructions(script, workload, n2, False)
-                - instructions(script, workload, n1, False)
-            ) / (n2 - n1)
+            build = (instructions(script, workload, n2, True) - instructions(script, workload, n1, True)) / (n2 - n1)
+            total = (instructions(script, workload, n2, False) - instructions(script, workload, n1, False)) / (n2 - n1)
             print(
                 f"{workload:10} {build:10,.0f} {total - build:10,.0f} {total:10,.0f}",
                 flush=True,

@@ -20,7 +20,7 @@ from runwright.engine.result import NoResult, Result, SafeResult
 from runwright.engine.result_handlers import JSONResultHandler, ResultHandler
 from runwright.engine.task_runner import TaskRunner
 from runwright.flow import Flow
-from runwright.hookspecs import hookimpl
+from runwright.hookspecs import for_tasks, hookimpl
 from runwright.parameter import Parameter
 from runwright.run_logging import get_run_logger
 from runwright.task import FunctionTask, Task, task, unmapped
@@ -41,6 +41,7 @@ __all__ = [
     "TaskRunner",
     "context",
     "get_run_logger",
+    "for_tasks",
     "hookimpl",
     "read_uri",
     "signals",

@@ -702,9 +702,11 @@ class Flow:
             carry = runner.rerun_context() if hasattr(runner, "rerun_context") else {}
             if carry:  # keep recording to the same backend run
                 kwargs["context"] = {**(kwargs.get("context") or {}), **carry}
-        if isinstance(state._result.value, dict):
+        states = state._result.value
+        if isinstance(states, dict):
             for task in self.tasks:
-                state._result.value.setdefault(task, Pending("Task not run."))
+                if task not in states:
+                    states[task] = Pending("Task not run.")
         return state
 
     def _run_on_schedule(

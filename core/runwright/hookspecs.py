@@ -19,7 +19,8 @@ on Dask) for task hooks. Each process builds its own plugin manager from the con
 so a plugin installed and enabled on the workers fires there too.
 
 **Cost.** Hooks are called at run and state boundaries only (a few calls per task run),
-never inside loops over tasks.
+never inside loops over tasks. A task-run hook with no implementation in scope for a task
+(see :func:`for_tasks`) and no call monitor is not called at all for its runs.
 
 **Errors.** A plugin that raises:
 
@@ -32,18 +33,26 @@ never inside loops over tasks.
 * in ``runwright_flow_run_end`` / ``runwright_task_run_end``: the error is logged with the
   plugin's name; the run's state is kept.
 
+**Scoping task-run hooks.** An implementation of ``runwright_task_run_initialize``,
+``runwright_task_state_change`` or ``runwright_task_run_end`` that only cares about some
+tasks says which with :func:`for_tasks`; it is then not called at all for the runs of other
+tasks (runwright-cache watches only tasks with ``cache_for``)::
+
+    @hookimpl
+    @for_tasks(lambda task: task.cache_for is not None)
+    def runwright_task_state_change(runner, task, old_state, new_state): ...
+
 See ``docs/hooks.md`` for the full call order of a flow run and a task run.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import click
 
     from runwright.backends import Backend
@@ -59,6 +68,50 @@ if TYPE_CHECKING:
 PROJECT_NAME = "runwright"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The hooks a task run fires, the ones :func:`for_tasks` can scope.
+TASK_RUN_HOOKS = ("runwright_task_run_initialize", "runwright_task_state_change", "runwright_task_run_end")
+#: The attribute :func:`for_tasks` sets on an implementation (read by the dispatcher).
+TASK_SCOPE_ATTRIBUTE = "runwright_task_scope"
+
+
+def for_tasks(predicate: Callable[[Task], bool]) -> Callable[[F], F]:
+    """Scope a task-run hook implementation to the tasks for which ``predicate(task)`` is true.
+
+    For ``runwright_task_run_initialize``, ``runwright_task_state_change`` and
+    ``runwright_task_run_end`` implementations (put it under ``@hookimpl``, or above: the
+    order does not matter). The contract:
+
+    * ``predicate(task)`` is called once per task and plugin set, where the task runs, before
+      the task's first hook (a mapped task's children share its answer); it must depend only
+      on the task (its options, its class), never on a state or the time;
+    * when it is false the implementation is not called for any hook of that task's runs:
+      the plugin does not see those runs. When it is true, the implementation sees every
+      hook of every run of the task, exactly as without a scope;
+    * a predicate that raises is logged as an error naming the plugin, and the
+      implementation is called for that task as if it had no scope;
+    * call monitors (``pm.add_hookcall_monitoring``, the ``hook_recorder`` fixture) still
+      see every call a task run makes, with the implementations in scope as ``hook_impls``.
+
+    A task run whose hooks have no implementation in scope (and no monitor) costs no hook
+    call at all.
+    """
+    if not callable(predicate):
+        raise TypeError(f"for_tasks() takes a function of the task (task -> bool), not {predicate!r}")
+
+    def mark(implementation: F) -> F:
+        name = getattr(implementation, "__name__", "")
+        if name not in TASK_RUN_HOOKS:
+            raise TypeError(
+                f"for_tasks() scopes task-run hook implementations ({', '.join(TASK_RUN_HOOKS)}), "
+                f"not {name or implementation!r}: remove it, or put it on one of those"
+            )
+        setattr(implementation, TASK_SCOPE_ATTRIBUTE, predicate)
+        return implementation
+
+    return mark
 
 
 # -- registration --------------------------------------------------------------------------
@@ -231,7 +284,8 @@ def runwright_task_state_change(runner: TaskRunner, task: Task, old_state: State
 
     Called for every transition of a task run (mapped children included), after the task's
     and the runner's own state handlers, in the thread or process that runs the task. Raise
-    ``ENDRUN(state)`` to stop the task run with ``state``.
+    ``ENDRUN(state)`` to stop the task run with ``state``. An implementation scoped with
+    :func:`for_tasks` is called for every transition of the tasks in its scope only.
     """
 
 

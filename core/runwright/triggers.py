@@ -10,14 +10,14 @@ from collections.abc import Callable, Set
 
 from runwright.context import context
 from runwright.engine import signals
-from runwright.engine.state import State
+from runwright.engine.state import State, Success
 
 Trigger = Callable[[Set[State]], bool]
 
 
 def all_successful(upstream_states: Set[State]) -> bool:
     """Runs when every upstream task succeeded (the default)."""
-    if not all(s.is_successful() for s in upstream_states):
+    if not all(isinstance(s, Success) for s in upstream_states):
         raise signals.TRIGGERFAIL('Trigger was "all_successful" but some of the upstream tasks failed.')
     return True
 

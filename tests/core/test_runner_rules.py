@@ -1,5 +1,7 @@
 """Rules of the runner base that the seed engine documents."""
 
+import datetime
+
 import pytest
 
 from runwright import Flow, Task, task
@@ -78,3 +80,75 @@ def test_hook_recorder_and_run_flow_fixtures(run_flow, hook_recorder):
         h = hello()
     assert run_flow(flow).result[h].result == "hi"
     assert hook_recorder.calls_of("runwright_task_run_end")[0].kwargs["state"].is_successful()
+
+
+def _plain_chain() -> tuple[Flow, Task]:
+    @task
+    def one():
+        return 1
+
+    @task
+    def inc(x):
+        return x + 1
+
+    with Flow("plain") as flow:
+        last = inc(one())
+    return flow, last
+
+
+def test_a_task_runner_subclass_that_overrides_a_step_is_called_for_plain_tasks():
+    """A plain run takes the lean path only for a class that keeps the engine's methods: a
+    subclass's own get_task_run_state still runs, for every task."""
+    seen: list[str] = []
+
+    class Noting(TaskRunner):
+        def get_task_run_state(self, state, inputs, timeout_handler):
+            seen.append(self.task.name)
+            return super().get_task_run_state(state, inputs, timeout_handler)
+
+    flow, last = _plain_chain()
+    state = FlowRunner(flow, task_runner_cls=Noting).run(return_tasks=[last])
+    assert state.is_successful() and state.result[last].result == 2
+    assert seen == ["one", "inc"]
+
+
+def test_a_handler_that_changes_running_ends_a_plain_run_with_its_state():
+    def skip_instead(task, old_state, new_state):
+        if isinstance(new_state, st.Running):
+            return st.Skipped("skipped by a handler")
+        return new_state
+
+    ran: list[int] = []
+
+    @task(state_handlers=[skip_instead])
+    def body():
+        ran.append(1)
+        return 1
+
+    with Flow("handled") as flow:
+        handled = body()
+    state = flow.run()
+    assert isinstance(state.result[handled], st.Skipped) and ran == []
+
+
+def test_a_failing_plain_task_ends_failed_with_the_error_and_retries_as_its_task_says():
+    attempts: list[int] = []
+
+    @task(max_retries=1, retry_delay=datetime.timedelta(0))
+    def flaky():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("first attempt fails")
+        return "ok"
+
+    @task
+    def broken():
+        raise ValueError("always")
+
+    with Flow("failing") as flow:
+        retried = flaky()
+        failing = broken()
+    state = flow.run()
+    assert state.result[retried].result == "ok" and len(attempts) == 2
+    failed = state.result[failing]
+    assert isinstance(failed, st.Failed) and "ValueError('always')" in failed.message

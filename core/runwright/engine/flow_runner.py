@@ -12,12 +12,13 @@ import copy
 import datetime
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runwright.backends import DEFAULT_BACKEND
 from runwright.context import context as runtime_context
 from runwright.engine import signals
-from runwright.engine.executors import Executor, LostRun, resolve_executor
+from runwright.engine.executors import Executor, LocalExecutor, LostRun, resolve_executor
 from runwright.engine.run_hooks import TaskRunHooks
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
@@ -51,6 +52,10 @@ class FlowRunSetup:
     context: dict[str, Any]
     task_contexts: dict[Task, dict[str, Any]]
     parameters: dict[str, Any]
+
+
+#: what run_task receives for a task without literal arguments (None would mean "look them up")
+_NO_CONSTANTS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _flatten(states: Iterable[State]) -> list[State]:
@@ -289,6 +294,9 @@ class FlowRunner(Runner):
         self._task_backend = (str(self.context.get("backend")), backend) if backend is not None else None
         run_task = self.run_task
         constants_of = flow.constants
+        # the local executor's submit calls run_task at once: call it so, without the
+        # keyword arguments made twice per task (a subclass that changes submit is used)
+        direct = type(executor).submit is LocalExecutor.submit
         with executor.start():
             for task in flow.sorted_tasks():
                 task_state = task_states.get(task)
@@ -310,6 +318,17 @@ class FlowRunner(Runner):
                     task_context = {**given, "task_name": task.name, "task_slug": task.slug}
                 if flow_context is not None:
                     task_context = {**flow_context, **task_context}
+                if direct:
+                    task_states[task] = run_task(
+                        task=task,
+                        state=task_state,
+                        upstream_states=upstream_states,
+                        context=task_context,
+                        task_runner_state_handlers=task_runner_state_handlers,
+                        executor=executor,
+                        constants=constants_of.get(task, _NO_CONSTANTS),
+                    )
+                    continue
                 # upstream_states is the submission's one argument that holds futures
                 task_states[task] = executor.submit(
                     run_task,
@@ -323,18 +342,21 @@ class FlowRunner(Runner):
                     # task objects as the keys of its constants
                     constants=constants_of.get(task),
                 )
+            # each computed once per run (a walk over every task each)
+            terminal_tasks = flow.terminal_tasks()
+            reference_tasks = flow.reference_tasks()
             # returning every task (flow.run()): the terminal and reference tasks are among them,
             # and the states waited for are the ones returned (no second task -> state map)
             returns_all = len(return_tasks) == len(flow.tasks)
-            final_tasks = return_tasks if returns_all else flow.terminal_tasks() | flow.reference_tasks() | return_tasks
+            final_tasks = return_tasks if returns_all else terminal_tasks | reference_tasks | return_tasks
             final_states = executor.wait(
-                {t: task_states.get(t, Pending("Task not evaluated by FlowRunner.")) for t in final_tasks}
+                {t: task_states[t] if t in task_states else Pending("Task not evaluated by FlowRunner.") for t in final_tasks}
             )
             for final_state in final_states.values():
                 if isinstance(final_state, Mapped):  # its children are final states (the contract)
-                    final_state.result = [child.result if child is not None else None for child in final_state.map_states]
-        key_states = set(_flatten(final_states[t] for t in flow.reference_tasks()))
-        terminal_states = set(_flatten(final_states[t] for t in flow.terminal_tasks()))
+                    final_state.result = [child._result.value if child is not None else None for child in final_state.map_states]
+        key_states = set(_flatten(final_states[t] for t in reference_tasks))
+        terminal_states = set(_flatten(final_states[t] for t in terminal_tasks))
         return_states = final_states if returns_all else {t: final_states[t] for t in return_tasks}
         return self.determine_final_state(state, key_states, return_states, terminal_states)
 
@@ -379,7 +401,7 @@ class FlowRunner(Runner):
         if lost is None:
             for edge, upstream in upstream_states.items():
                 if not edge.mapped and isinstance(upstream, Mapped):
-                    upstream.result = [child.result for child in upstream.map_states]
+                    upstream.result = [child._result.value for child in upstream.map_states]
         handler = task.result_handler or self.flow.result_handler
         if handler is None:
             handler = self._default_result_handler

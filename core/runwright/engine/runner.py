@@ -46,7 +46,7 @@ class Runner:
     def __init__(self, state_handlers: list[Callable[..., Any]] | None = None) -> None:
         if state_handlers is not None and not isinstance(state_handlers, collections.abc.Sequence):
             raise TypeError("state_handlers should be iterable.")
-        self.state_handlers: list[Callable[..., Any]] = list(state_handlers or [])
+        self.state_handlers: list[Callable[..., Any]] = [] if state_handlers is None else list(state_handlers)
         self.logger = _logger(type(self).__name__)
         #: the backend object of the current run (set when the run starts)
         self.active_backend: Backend | None = None
@@ -138,20 +138,8 @@ def call_state_handlers(method: F) -> F:
         endrun = False
         try:
             new_state = method(self, state, *args, **kwargs)
-        except ENDRUN as exc:
-            endrun = True
-            new_state = exc.state
-        except signals.RunwrightSignal as signal:
-            self.logger.debug("%s signal raised: %r", type(signal).__name__, signal)
-            if raise_on_exception():
-                raise
-            new_state = signal.state
-        except Exception as exc:
-            # the user's own failing code: its whole traceback, at ERROR
-            self.logger.error("%s: unexpected error: %r", self.describe_target(), exc, exc_info=exc)
-            if raise_on_exception():
-                raise
-            new_state = Failed(f"Unexpected error: {exc!r}", result=exc)
+        except Exception as exc:  # noqa: BLE001 - step_raised applies the rules above
+            new_state, endrun = step_raised(self, exc)
         if new_state is not state:
             new_state = self.handle_state_change(state, new_state)
         if endrun:
@@ -159,3 +147,22 @@ def call_state_handlers(method: F) -> F:
         return new_state
 
     return step  # type: ignore[return-value]
+
+
+def step_raised(runner: Runner, exc: Exception) -> tuple[State, bool]:
+    """What a step that raised ``exc`` produced (the rules of :func:`call_state_handlers`):
+    the new state, and whether ENDRUN is raised again after the handlers. Under
+    ``raise_on_exception`` a signal or an error is raised again instead. Call it only from
+    the ``except`` block that caught ``exc``."""
+    if isinstance(exc, ENDRUN):
+        return exc.state, True
+    if isinstance(exc, signals.RunwrightSignal):
+        runner.logger.debug("%s signal raised: %r", type(exc).__name__, exc)
+        if raise_on_exception():
+            raise exc
+        return exc.state, False
+    # the user's own failing code: its whole traceback, at ERROR
+    runner.logger.error("%s: unexpected error: %r", runner.describe_target(), exc, exc_info=exc)
+    if raise_on_exception():
+        raise exc
+    return Failed(f"Unexpected error: {exc!r}", result=exc), False

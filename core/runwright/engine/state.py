@@ -184,6 +184,26 @@ class State:
         return deserialize_state(data)
 
 
+def copy_state(state: State) -> State:
+    """A shallow copy of ``state``: what ``copy.copy`` makes of a state, without its generic
+    protocol (a mapped parent copies an upstream state once per child)."""
+    cls = state.__class__
+    copied = cls.__new__(cls)
+    names = _SLOTS.get(cls)
+    if names is None:
+        names = _SLOTS[cls] = _slot_names(cls)
+    for name in names:  # the engine's states: attributes in slots (see State)
+        try:
+            value = getattr(state, name)
+        except AttributeError:  # a slot never set
+            continue
+        object.__setattr__(copied, name, value)
+    own = getattr(state, "__dict__", None)
+    if own:  # a subclass without __slots__
+        copied.__dict__.update(own)
+    return copied
+
+
 # ---------------------------------------------------------------------------------------
 class Pending(State):
     """Waiting to run; ``cached_inputs`` keeps inputs for a later run (retries, pauses)."""
@@ -195,7 +215,9 @@ class Pending(State):
     def __init__(
         self, message: str | None = None, result: Any = NoResult, cached_inputs: dict[str, Any] | None = None
     ) -> None:
-        super().__init__(message, result)
+        # State.__init__, inlined: every task run makes a Pending state
+        self.message = message
+        self._result: ResultInterface = result if isinstance(result, ResultInterface) else Result(result)
         self.cached_inputs = cached_inputs
 
 

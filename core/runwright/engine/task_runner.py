@@ -12,12 +12,12 @@ The steps, in order (see docs/hooks.md for where hooks fire):
 A Retrying state due within ``[engine] inprocess_retry_limit`` seconds is waited for and run
 again in the same call, so short retries need no new flow run (:func:`in_process_retry_delay`).
 A run whose work an executor lost is recorded by ``run(..., lost=...)``: initialize,
-``fail_lost_run`` (or ``retry_lost_bystander``), ``check_for_retry``, end.
+``fail_lost_run`` (or ``retry_lost_bystander``), ``check_for_retry``, end; a finished state
+that initialize found (the work had finished) is kept instead.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime
 import functools
 import time
@@ -31,12 +31,13 @@ from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.result import NoResult, Result, ResultInterface, SafeResult
 from runwright.engine.result_handlers import ResultHandler
-from runwright.engine.run_hooks import TaskRunHooks
-from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
+from runwright.engine.run_hooks import INITIALIZE, RUN_END, STATE_CHANGE, TaskRunHooks
+from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception, step_raised
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import (
     Cached,
     Failed,
+    Finished,
     Mapped,
     Pending,
     Resume,
@@ -48,6 +49,8 @@ from runwright.engine.state import (
     Success,
     TimedOut,
     TriggerFailed,
+    _MetaState,
+    copy_state,
     utcnow,
 )
 from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
@@ -59,12 +62,25 @@ if TYPE_CHECKING:
     from runwright.backends import Backend
     from runwright.edge import Edge
     from runwright.engine.executors import Executor, LostRun
+    from runwright.plugins.dispatch import DispatchEntry
     from runwright.plugins.results import ResultStore
+
+
+def _handlers_of(task: Task) -> list[Callable[..., Any]] | None:
+    """The task's state handlers, None while it has none (reading ``task.state_handlers``
+    would make it an empty list: a task of a wide flow keeps none)."""
+    if type(task).state_handlers is Task.state_handlers:
+        return task._state_handlers
+    return task.state_handlers
 
 
 class TaskRunnerInitializeResult(NamedTuple):
     state: State
     context: dict[str, Any]
+
+
+#: ``TaskRunnerInitializeResult(state, context)`` without the namedtuple's Python-level __new__
+_initialized = functools.partial(tuple.__new__, TaskRunnerInitializeResult)
 
 
 @dataclass
@@ -73,7 +89,9 @@ class TaskRunSetup:
 
     ``lost`` is set (read-only) when this run only records that an executor lost the run's
     work (its worker process died): what a backend holds for the run may then be newer
-    than ``state``, which is the last state this process knew.
+    than ``state``, which is the last state this process knew. A backend that holds a
+    finished state for the run (the work finished, only its outcome was lost on the way)
+    puts it in ``state``: the run then ends with it, and nothing is recorded over it.
     """
 
     state: State | None
@@ -82,6 +100,16 @@ class TaskRunSetup:
 
 
 _MISSING = object()
+#: classes known to be ResultHandler subclasses (an ABC's isinstance costs a Python call)
+_HANDLER_CLASSES: set[type] = set()
+
+
+def _is_handler(spec: object) -> bool:
+    if isinstance(spec, ResultHandler):
+        _HANDLER_CLASSES.add(spec.__class__)
+        return True
+    return False
+
 #: how a mapped child gets an upstream: the whole state, the upstream parent's child i, item i
 _WHOLE, _CHILD, _ITEM = 0, 1, 2
 
@@ -139,7 +167,11 @@ class TaskRunner(Runner):
             self.constants = constants
         spec = self._result_handler_spec = task.result_handler or result_handler
         # a handler object is used as it is (the flow runner passes the run's default)
-        self._result_handler: ResultHandler | None = spec if isinstance(spec, ResultHandler) else None
+        self._result_handler: ResultHandler | None = (
+            spec  # type: ignore[assignment]
+            if spec is not None and (spec.__class__ in _HANDLER_CLASSES or _is_handler(spec))
+            else None
+        )
         #: which task-run hooks have callers (set per run; the flow runner shares its own)
         self._hooks: TaskRunHooks | None = None
         #: (name, backend) the flow runner resolved for its run: task runs naming the same
@@ -171,10 +203,34 @@ class TaskRunner(Runner):
     def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
         task = self.task
         # a task's list of handlers is made when first read: not for a task that has none
-        handlers = task._state_handlers if type(task).state_handlers is Task.state_handlers else task.state_handlers
-        for handler in handlers or ():
+        for handler in _handlers_of(task) or ():
             new_state = handler(task, old_state, new_state) or new_state
         return new_state
+
+    def _task_hooks(self, pm: Any) -> TaskRunHooks:
+        """The task-run hooks this task's runs call (see :mod:`runwright.engine.run_hooks`),
+        made again when ``pm``'s plugin set changed since they were made."""
+        hooks = self._hooks
+        if hooks is None or hooks.table is not pm.dispatch_table:
+            hooks = TaskRunHooks(pm)
+        if hooks.scoped:
+            hooks = hooks.for_task(self.task)
+        self._hooks = hooks
+        return hooks
+
+    def _hook_entry(self, slot: str) -> tuple[Any, DispatchEntry | None]:
+        """(plugin manager, the entry of a task-run hook to call now, or None: no call)."""
+        hooks = self._hooks
+        if hooks is None:  # a step called outside run()
+            pm = get_plugin_manager()
+            return pm, getattr(self._task_hooks(pm), slot)
+        entry = getattr(hooks, slot)
+        if entry is None:  # nothing to call for this task since its run started
+            return None, None
+        pm = get_plugin_manager()
+        if hooks.table is not pm.dispatch_table:  # plugins changed during the run
+            entry = getattr(self._task_hooks(pm), slot)
+        return pm, entry
 
     def notify_plugins(self, old_state: State, new_state: State) -> None:
         backend = self._recording
@@ -183,36 +239,42 @@ class TaskRunner(Runner):
                 backend, "task_state_change", self, self.task, old_state, new_state, passthrough=(ENDRUN, signals.PAUSE)
             )
         hooks = self._hooks
-        if hooks is not None and not hooks.state_change:
+        if hooks is not None and hooks.state_change is None:  # nothing to call for this task
             return
-        get_plugin_manager().call_attributed(
-            "runwright_task_state_change",
-            passthrough=(ENDRUN, signals.PAUSE),
-            runner=self,
-            task=self.task,
-            old_state=old_state,
-            new_state=new_state,
-        )
+        pm, entry = self._hook_entry("state_change")
+        if entry is not None:
+            pm.call_entry(
+                STATE_CHANGE,
+                entry,
+                {"runner": self, "task": self.task, "old_state": old_state, "new_state": new_state},
+                (ENDRUN, signals.PAUSE),
+            )
 
     def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:  # type: ignore[override]
         lost = context.pop(_LOST_KEY, None)
         backend = self._recording
         hooks = self._hooks
-        if backend is not None or hooks is None or hooks.initialize:
+        pm: Any = None
+        entry: DispatchEntry | None = None
+        if hooks is None or hooks.initialize is not None:
+            pm, entry = self._hook_entry("initialize")
+        if backend is not None or entry is not None:
             setup = TaskRunSetup(state=state, context=context, lost=lost)
             if backend is not None:
                 self.call_backend(backend, "initialize_task_run", self, self.task, setup)
-            if hooks is None or hooks.initialize:
-                get_plugin_manager().call_attributed(
-                    "runwright_task_run_initialize", passthrough=(ENDRUN,), runner=self, task=self.task, setup=setup
-                )
+            if entry is not None:
+                pm.call_entry(INITIALIZE, entry, {"runner": self, "task": self.task, "setup": setup}, (ENDRUN,))
             state, context = setup.state, setup.context
-        state, context = super().initialize_run(state, context)
+        # the meta states (Submitted, Queued, ClientFailed) unwrapped; None becomes Pending
+        while isinstance(state, _MetaState):
+            state = state.state
+        if state is None:
+            state = Pending()
         context["task_run_count"] = state.run_count + 1 if isinstance(state, Retrying) else 1
         if isinstance(state, Resume):
             context["resume"] = True
         context["task_name"] = self.task.name
-        return TaskRunnerInitializeResult(state, context)
+        return _initialized((state, context))
 
     # -- the run ---------------------------------------------------------------------------
     def run(
@@ -240,17 +302,25 @@ class TaskRunner(Runner):
         map_index = context.setdefault("map_index", None)
         task = self.task
         context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
-        name = context.get("backend") or runtime_context.get("backend") or DEFAULT_BACKEND
+        name = context.get("backend") or runtime_context._data.get("backend") or DEFAULT_BACKEND
         pm = get_plugin_manager()
-        try:
-            shared = self._run_backend
-            self._use_backend(shared[1] if shared is not None and shared[0] == name else pm.backend(name))
-        except UnknownNameError as exc:  # a worker without the backend's plugin, say
-            self.logger.error("Task '%s': %s", context["task_full_name"], exc)
-            return Failed(f"Task '{context['task_full_name']}': {exc}", result=exc)
+        shared = self._run_backend
+        if shared is not None and shared[0] == name:
+            backend = shared[1]
+        else:
+            try:
+                backend = pm.backend(name)
+            except UnknownNameError as exc:  # a worker without the backend's plugin, say
+                self.logger.error("Task '%s': %s", context["task_full_name"], exc)
+                return Failed(f"Task '{context['task_full_name']}': {exc}", result=exc)
+        if backend is not self.active_backend:  # _use_backend, inlined
+            self.active_backend = backend
+            self._recording = backend if backend.records_runs else None
         hooks = self._hooks
-        if hooks is None or not hooks.holds_for(pm):
-            self._hooks = TaskRunHooks(pm)
+        if hooks is None or hooks.table is not pm.dispatch_table:
+            self._task_hooks(pm)
+        elif hooks.scoped:  # the flow run's hooks: narrowed to this task once
+            self._hooks = hooks.for_task(task)
         if lost is not None:
             return self._record_lost(state, context, lost)
         upstream_states = upstream_states or {}
@@ -258,7 +328,12 @@ class TaskRunner(Runner):
             from runwright.engine.executors import LocalExecutor
 
             executor = LocalExecutor()
-        mapped = map_index is None and any(edge.mapped for edge in upstream_states)
+        mapped = False
+        if map_index is None:
+            for edge in upstream_states:
+                if edge.mapped:
+                    mapped = True
+                    break
         try:
             while True:
                 state = self._run_once(state, upstream_states, context, executor, mapped)
@@ -270,7 +345,9 @@ class TaskRunner(Runner):
                 if delay > 0:
                     time.sleep(delay)
         finally:
-            self._end(state)
+            hooks = self._hooks
+            if self._recording is not None or hooks is None or hooks.run_end is not None:
+                self._end(state)
 
     def _record_lost(self, state: State | None, context: dict[str, Any], lost: LostRun) -> State:
         """The ``lost`` pipeline of :meth:`run` (``context`` is the run's own copy)."""
@@ -278,6 +355,11 @@ class TaskRunner(Runner):
         context[_LOST_KEY] = lost
         try:
             state, context = self.initialize_run(state, context)
+            if state.is_finished():
+                # the run's work finished before it was lost (a backend holds its final
+                # state, see TaskRunSetup): that outcome stands, nothing is recorded over it
+                self.logger.info("Task '%s': finished before its work was lost: %s", context["task_full_name"], type(state).__name__)
+                return state
             with runtime_context(context):
                 if lost.blamed:
                     state = self.fail_lost_run(state, lost)
@@ -303,11 +385,10 @@ class TaskRunner(Runner):
                 self.call_backend(backend, "task_run_end", self, self.task, state, passthrough=())
             except PluginError as exc:  # the run's state is kept
                 self.logger.error("%s", exc)
-        hooks = self._hooks
-        if hooks is not None and not hooks.run_end:
-            return
         try:
-            get_plugin_manager().call_attributed("runwright_task_run_end", runner=self, task=self.task, state=state)
+            pm, entry = self._hook_entry("run_end")
+            if entry is not None:
+                pm.call_entry(RUN_END, entry, {"runner": self, "task": self.task, "state": state})
         except PluginError as exc:
             self.logger.error("%s", exc)
 
@@ -323,15 +404,17 @@ class TaskRunner(Runner):
         try:
             state, context = self.initialize_run(state, context)
             task = self.task
-            with runtime_context(context):
-                if not mapped and self._is_plain_run(state, upstream_states):
-                    # the lean path: the steps before Running cannot change this state
-                    task_inputs = self.get_task_inputs(state, upstream_states)
-                    state = self.handle_state_change(state, Running("Starting task run."))
-                    state = self.get_task_run_state(state, task_inputs, executor.timeout_handler)
-                    if isinstance(state, Failed):
-                        state = self.check_for_retry(state, task_inputs)
-                    return state
+            # ``with runtime_context(context):`` inlined (it runs for every task run): the
+            # run's keys are set, then exactly the keys it set are put back
+            data = runtime_context._data
+            get = data.get
+            saved = [(key, get(key, _MISSING)) for key in context]
+            data.update(context)
+            try:
+                if not mapped:
+                    plain = self._run_plain(state, upstream_states, executor)
+                    if plain is not None:
+                        return plain
                 # Steps that cannot change this state are skipped: they would return the same
                 # object (no transition, no handler), so the outcome is identical, and cheaper.
                 state = self.check_task_is_ready(state)
@@ -359,6 +442,12 @@ class TaskRunner(Runner):
                     state = self.cache_result(state, task_inputs)
                 if isinstance(state, Failed):
                     state = self.check_for_retry(state, task_inputs)
+            finally:
+                for key, value in saved:
+                    if value is _MISSING:
+                        data.pop(key, None)
+                    else:
+                        data[key] = value
         except (ENDRUN, signals.RunwrightSignal) as exc:
             end_state = exc.state
             if end_state.is_pending() and not end_state.cached_inputs:  # type: ignore[attr-defined]
@@ -374,20 +463,73 @@ class TaskRunner(Runner):
             state = Failed(message, result=exc)
         return state  # type: ignore[return-value]
 
-    def _is_plain_run(self, state: State, upstream_states: dict[Edge, State]) -> bool:
-        """True when the steps before ``set_task_to_running`` would all return ``state``
-        unchanged: a fresh Pending state, no cache (``cache_for``), the default trigger, and
-        every upstream a plain Success (not Cached, Mapped or Skipped). The task then goes
-        straight to its inputs and Running: same transitions, same hooks, fewer calls."""
+    def _run_plain(self, state: State, upstream_states: dict[Edge, State], executor: Executor) -> State | None:
+        """The lean path of a plain run, or None when the run is not plain.
+
+        Plain: a fresh Pending state, no cache (``cache_for``), the default trigger, every
+        upstream a plain Success (not Cached, Mapped or Skipped), and a runner class that
+        keeps the engine's own versions of the methods inlined here (:func:`_is_lean`). The
+        steps before Running would then all return ``state`` unchanged, so the run goes
+        straight to its inputs (``get_task_inputs``), Running, the task body
+        (``get_task_run_state``) and the retry rule, with the same states, transitions,
+        handlers and hooks; ``handle_state_change`` is called only when something watches
+        the transition (a handler of the task or the runner, a recording backend, a
+        ``runwright_task_state_change`` implementation in scope for this task, a monitor).
+        """
         if state.__class__ is not Pending or state.cached_inputs:  # type: ignore[attr-defined]
-            return False
+            return None
         task = self.task
         if task.cache_for is not None or task.trigger is not all_successful:
-            return False
-        for upstream in upstream_states.values():
+            return None
+        cls = type(self)
+        lean = _LEAN.get(cls)
+        if not (lean if lean is not None else _is_lean(cls)):
+            return None
+        inputs: dict[str, ResultInterface] = {}
+        raw_inputs: dict[str, Any] = {}
+        stored = False
+        for edge, upstream in upstream_states.items():
             if upstream.__class__ is not Success:
-                return False
-        return True
+                return None
+            key = edge.key
+            if key is not None:
+                result = inputs[key] = upstream._result
+                if isinstance(result, SafeResult) and result is not NoResult:
+                    stored = True
+                raw_inputs[key] = result.value
+        if stored:  # read stored results back, once the run is known to be plain
+            load = self.results.load
+            for key, result in inputs.items():
+                if isinstance(result, SafeResult) and result is not NoResult:
+                    result = inputs[key] = load(result)
+                    raw_inputs[key] = result.value
+        constants = self.constants
+        if constants:
+            handler = self.result_handler  # as get_task_inputs: the run's handler
+            for key, value in constants.items():
+                inputs[key] = Result(value, handler)
+                raw_inputs[key] = value
+        hooks = self._hooks
+        quiet = self._recording is None and hooks is not None and hooks.state_change is None
+        new_state: State = Running("Starting task run.")
+        if not quiet or _handlers_of(task) or self.state_handlers:
+            new_state = self.handle_state_change(state, new_state)
+            if not isinstance(new_state, Running):  # a handler changed it: what get_task_run_state ends with
+                raise ENDRUN(new_state)
+        state = new_state
+        # the step get_task_run_state, inlined (call_state_handlers' rules: step_raised)
+        endrun = False
+        try:
+            new_state = self._run_task_body(inputs, raw_inputs, executor.timeout_handler)
+        except Exception as exc:  # noqa: BLE001 - the step's rules (step_raised) decide
+            new_state, endrun = step_raised(self, exc)
+        if new_state is not state and (not quiet or _handlers_of(task) or self.state_handlers):
+            new_state = self.handle_state_change(state, new_state)
+        if endrun:
+            raise ENDRUN(new_state)
+        if isinstance(new_state, Failed):
+            new_state = self.check_for_retry(new_state, inputs)
+        return new_state
 
     # -- steps -----------------------------------------------------------------------------
     @call_state_handlers
@@ -412,11 +554,11 @@ class TaskRunner(Runner):
         """Wait (ENDRUN, still pending) unless every upstream task, and every mapped child of
         an upstream parent, has finished: a reducer never runs before a retrying child."""
         for upstream in upstream_states.values():
-            if not upstream.is_finished():
+            if not isinstance(upstream, Finished):
                 raise ENDRUN(state)
             if isinstance(upstream, Mapped):
                 for child in upstream.map_states:
-                    if child is None or not child.is_finished():
+                    if not isinstance(child, Finished):  # None too: not run yet
                         raise ENDRUN(state)
         return state
 
@@ -426,7 +568,7 @@ class TaskRunner(Runner):
             return state
         for edge, upstream in upstream_states.items():
             states = upstream.map_states if (isinstance(upstream, Mapped) and not edge.mapped) else (upstream,)
-            if any(s.is_skipped() for s in states):
+            if any(isinstance(s, Skipped) for s in states):
                 raise ENDRUN(
                     Skipped(
                         "Upstream task was skipped; if this was not the intended behavior, "
@@ -454,7 +596,7 @@ class TaskRunner(Runner):
             handler = self.result_handler
             for key, value in constants.items():
                 inputs[key] = Result(value, handler)
-        cached = getattr(state, "cached_inputs", None) if state.is_pending() else None
+        cached = getattr(state, "cached_inputs", None) if isinstance(state, Pending) else None
         if cached:
             load = self.results.load
             for key, value in cached.items():
@@ -541,10 +683,16 @@ class TaskRunner(Runner):
     def get_task_run_state(
         self, state: State, inputs: dict[str, ResultInterface], timeout_handler: Callable[..., Any]
     ) -> State:
-        if not state.is_running():
+        if not isinstance(state, Running):
             raise ENDRUN(state)
+        return self._run_task_body(inputs, {k: v.value for k, v in inputs.items()}, timeout_handler)
+
+    def _run_task_body(
+        self, inputs: dict[str, ResultInterface], raw_inputs: dict[str, Any], timeout_handler: Callable[..., Any]
+    ) -> State:
+        """``get_task_run_state`` once the state is Running: run the task body, return its
+        Success (or TimedOut); the body's exceptions propagate to the step's rules."""
         task = self.task
-        raw_inputs = {k: v.value for k, v in inputs.items()}
         # context.logger is the task's logger while its body runs (set and restored directly:
         # this runs for every task)
         data = runtime_context._data
@@ -569,10 +717,13 @@ class TaskRunner(Runner):
                 data.pop("logger", None)
             else:
                 data["logger"] = saved
-        result = Result(value, self.result_handler)
-        if self._should_checkpoint():
+        handler = self._result_handler
+        result = Result(value, handler if handler is not None else self.result_handler)
+        if (
+            task.checkpoint or data.get("checkpointing") or task.__class__ is _parameter_class()
+        ) and self._should_checkpoint():
             self.results.store(result)
-        return Success(result=result, message="Task run succeeded.")
+        return Success("Task run succeeded.", result)
 
     def _should_checkpoint(self) -> bool:
         """Checkpoint when the task asks, or ``[engine] checkpointing`` is on. Parameters are
@@ -582,7 +733,7 @@ class TaskRunner(Runner):
         if task.__class__ is _parameter_class():
             backend = self.active_backend
             return backend is not None and backend.checkpoints_parameters
-        return bool(task.checkpoint or runtime_context.get("checkpointing"))
+        return bool(task.checkpoint or runtime_context._data.get("checkpointing"))
 
     @call_state_handlers
     def cache_result(self, state: State, inputs: dict[str, ResultInterface]) -> State:
@@ -713,7 +864,7 @@ class TaskRunner(Runner):
                     elif kind == _CHILD:
                         child[edge] = source[i]
                     else:
-                        item = copy.copy(source)
+                        item = copy_state(source)
                         item._result = Result(values[i], source._result.result_handler)  # keep the handler (seed bug #1096)
                         child[edge] = item
                 yield child
@@ -734,3 +885,24 @@ class TaskRunner(Runner):
             state.map_states = executor.wait(state.map_states)
         state.message = "Mapped tasks submitted for execution."
         return state
+
+
+#: the methods :meth:`TaskRunner._run_plain` inlines or skips: a class that overrides one
+#: of them runs every task through its steps (the same outcome, its own methods called)
+_INLINED = (
+    "get_task_inputs",
+    "get_task_run_state",
+    "handle_state_change",
+    "call_runner_target_handlers",
+    "notify_plugins",
+    "_run_task_body",
+)
+_LEAN: dict[type, bool] = {}
+
+
+def _is_lean(cls: type) -> bool:
+    """True when ``cls`` keeps TaskRunner's own versions of the methods in ``_INLINED``."""
+    lean = _LEAN.get(cls)
+    if lean is None:
+        lean = _LEAN[cls] = all(getattr(cls, name) is getattr(TaskRunner, name) for name in _INLINED)
+    return lean

@@ -31,6 +31,7 @@ from typing import Any
 import pluggy
 from pluggy import HookCallError, HookImpl
 
+from runwright.hookspecs import TASK_SCOPE_ATTRIBUTE
 from runwright.plugins.errors import PluginError
 
 #: ``before(hook_name, hook_impls, kwargs)`` and ``after(outcome, hook_name, hook_impls, kwargs)``
@@ -42,7 +43,7 @@ _PLAIN, _WRAPPER, _OLD_STYLE_WRAPPER = 0, 1, 2
 class _Impl:
     """One implementation, compiled for calling: function, argument picker, plugin name."""
 
-    __slots__ = ("arguments", "function", "keywords", "kind", "plugin")
+    __slots__ = ("arguments", "function", "keywords", "kind", "plugin", "scope")
 
     def __init__(self, impl: HookImpl) -> None:
         self.function = impl.function
@@ -51,6 +52,8 @@ class _Impl:
         self.keywords: tuple[str, ...] = tuple(impl.kwargnames)
         self.plugin: str = impl.plugin_name
         self.kind = _OLD_STYLE_WRAPPER if impl.hookwrapper else _WRAPPER if impl.wrapper else _PLAIN
+        #: ``predicate(task)`` of :func:`runwright.hookspecs.for_tasks`, or None (every task)
+        self.scope: Callable[[Any], bool] | None = getattr(impl.function, TASK_SCOPE_ATTRIBUTE, None)
 
     def call(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if self.keywords:
@@ -61,16 +64,40 @@ class _Impl:
 class DispatchEntry:
     """A hook's implementations in call order, compiled once per plugin set."""
 
-    __slots__ = ("defaults", "direct", "fast", "firstresult", "hookimpls", "idle", "impls", "plain")
+    __slots__ = (
+        "defaults", "direct", "fast", "firstresult", "hookimpls", "idle", "impls", "monitored", "plain", "scoped",
+        "scopes", "subsets",
+    )
 
     def __init__(self, caller: pluggy.HookCaller, monitored: bool) -> None:
-        hookimpls = caller.get_hookimpls()
         spec = caller.spec
+        self._compile(
+            tuple(caller.get_hookimpls()),
+            bool(spec and spec.opts.get("firstresult")),
+            dict(getattr(spec, "kwargdefaults", None) or {}),
+            monitored,
+        )
+
+    @classmethod
+    def _subset(cls, parent: DispatchEntry, keep: Sequence[HookImpl]) -> DispatchEntry:
+        entry = cls.__new__(cls)
+        entry._compile(tuple(keep), parent.firstresult, parent.defaults, parent.monitored)
+        return entry
+
+    def _compile(
+        self, hookimpls: tuple[HookImpl, ...], firstresult: bool, defaults: dict[str, Any], monitored: bool
+    ) -> None:
         #: pluggy's own order (what monitors receive); calls go last to first
-        self.hookimpls: tuple[HookImpl, ...] = tuple(hookimpls)
+        self.hookimpls = hookimpls
         self.impls = tuple(_Impl(impl) for impl in reversed(hookimpls))
-        self.firstresult = bool(spec and spec.opts.get("firstresult"))
-        self.defaults: dict[str, Any] = dict(getattr(spec, "kwargdefaults", None) or {})
+        self.firstresult = firstresult
+        self.defaults = defaults
+        self.monitored = monitored
+        #: the implementations scoped to some tasks (``for_tasks``), in call order
+        self.scopes: tuple[_Impl, ...] = tuple(i for i in self.impls if i.scope is not None)
+        self.scoped = bool(self.scopes)
+        #: the entries of :meth:`narrowed`, by the flags they were made for
+        self.subsets: dict[tuple[bool, ...], DispatchEntry] = {}
         #: (function, argument picker, plugin) for the tight loop
         self.plain = tuple((i.function, i.arguments, i.plugin) for i in self.impls)
         #: only plain implementations: the tight loop serves the hook (monitored or not)
@@ -79,6 +106,19 @@ class DispatchEntry:
         self.direct = self.fast and not monitored
         #: no implementation and no monitor: a call would do nothing at all
         self.idle = not self.impls and not monitored
+
+    def narrowed(self, keep: tuple[bool, ...]) -> DispatchEntry:
+        """This entry with only the scoped implementations ``keep`` says (one flag per
+        implementation in :attr:`scopes`, in that order), and every unscoped one; cached."""
+        if all(keep):
+            return self
+        subset = self.subsets.get(keep)
+        if subset is None:
+            dropped = {id(impl) for (impl, wanted) in zip(self.scopes, keep, strict=True) if not wanted}
+            # impls are in call order (hookimpls reversed): the subset keeps pluggy's order
+            kept = [hookimpl for hookimpl, impl in zip(reversed(self.hookimpls), self.impls, strict=True) if id(impl) not in dropped]
+            subset = self.subsets[keep] = DispatchEntry._subset(self, kept[::-1])
+        return subset
 
 
 class HookDispatcher(pluggy.PluginManager):
@@ -92,7 +132,11 @@ class HookDispatcher(pluggy.PluginManager):
     def __init__(self, project_name: str) -> None:
         super().__init__(project_name)
         self._lock = threading.RLock()
-        self._dispatch: dict[str, DispatchEntry] = {}
+        #: The current dispatch table (a plain attribute: task runs compare it): a new object
+        #: after every change to the plugin set or the monitors, which is what a caller
+        #: compares to know its :meth:`hook_is_idle` answers and entries still hold.
+        self.dispatch_table: dict[str, DispatchEntry] = {}
+        self._dispatch = self.dispatch_table
         self._monitors: tuple[Monitor, ...] = ()
         self._inner_hookexec = self._execute_hook_caller  # type: ignore[assignment]
 
@@ -111,7 +155,7 @@ class HookDispatcher(pluggy.PluginManager):
 
     def _plugins_changed(self) -> None:
         """Called under the lock after the plugin set changed."""
-        self._dispatch = {}
+        self._dispatch = self.dispatch_table = {}
 
     def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
         """Call ``before(hook_name, hook_impls, kwargs)`` and ``after(outcome, hook_name,
@@ -121,7 +165,7 @@ class HookDispatcher(pluggy.PluginManager):
         monitor: Monitor = (before, after)
         with self._lock:
             self._monitors = (*self._monitors, monitor)
-            self._dispatch = {}
+            self._dispatch = self.dispatch_table = {}
 
         def undo() -> None:
             with self._lock:
@@ -130,7 +174,7 @@ class HookDispatcher(pluggy.PluginManager):
                     if candidate is monitor:
                         del monitors[index]
                         self._monitors = tuple(monitors)
-                        self._dispatch = {}
+                        self._dispatch = self.dispatch_table = {}
                         return
 
         return undo
@@ -159,6 +203,19 @@ class HookDispatcher(pluggy.PluginManager):
         entry = self._dispatch.get(hook_name)
         if entry is None:
             entry = self._dispatch_entry(hook_name)
+        return self.call_entry(hook_name, entry, kwargs, passthrough, on_plugin_error)
+
+    def call_entry(
+        self,
+        hook_name: str,
+        entry: DispatchEntry,
+        kwargs: dict[str, Any],
+        passthrough: tuple[type[BaseException], ...] = (),
+        on_plugin_error: Callable[[PluginError], None] | None = None,
+    ) -> Any:
+        """:meth:`call_attributed` with the dispatch entry given: one that
+        :meth:`dispatch_entry` returned (or its ``for_task``), while :attr:`dispatch_table`
+        is the table it came from. The task runners call their scoped entries this way."""
         if not entry.direct or on_plugin_error is not None:
             return self._call_general(hook_name, entry, kwargs, passthrough, on_plugin_error)
         # The tight loop (the same as _call_plain, inlined: most hook calls take it).
@@ -192,11 +249,12 @@ class HookDispatcher(pluggy.PluginManager):
             entry = self._dispatch_entry(hook_name)
         return entry.idle
 
-    @property
-    def dispatch_table(self) -> object:
-        """The current dispatch table: a new object after every change to the plugin set or
-        the monitors (what a caller compares to know its :meth:`hook_is_idle` answers hold)."""
-        return self._dispatch
+    def dispatch_entry(self, hook_name: str) -> DispatchEntry:
+        """The compiled entry of ``hook_name`` in the current :attr:`dispatch_table`."""
+        entry = self._dispatch.get(hook_name)
+        if entry is None:
+            entry = self._dispatch_entry(hook_name)
+        return entry
 
     def _dispatch_entry(self, hook_name: str) -> DispatchEntry:
         with self._lock:

@@ -65,38 +65,44 @@ def add_result_handler(table: dict[str, Any]) -> Callable[..., None]:
     return register
 
 
-def add_backend(table: dict[str, Any]) -> Callable[..., None]:
-    """``register(backend)``: a named :class:`runwright.backends.Backend` instance; a name
-    registered twice (by another object) is an error naming both."""
+def add_named_instance(kind: str, base: Callable[[], type]) -> Adapter:
+    """The adapter of a registry of named objects: ``register(obj)`` takes an instance of
+    ``base()`` (a callable, so that this module need not import the engine) with a non-empty
+    ``name``; a name registered twice (by another object) is an error naming both."""
 
-    def register(backend: Any) -> None:
-        from runwright.backends import Backend  # (backends imports the engine, which imports this)
+    def adapter(table: dict[str, Any]) -> Callable[..., None]:
+        def register(obj: Any) -> None:
+            cls = base()
+            name = getattr(obj, "name", None)
+            if not isinstance(obj, cls) or not name:
+                raise TypeError(f"register() takes a named {cls.__module__}.{cls.__qualname__} instance, not {obj!r}")
+            existing = table.get(name)
+            if existing is not None and existing is not obj:
+                raise ValueError(f"{kind} name {name!r} is registered twice: {existing!r} and {obj!r}")
+            table[name] = obj
 
-        if not isinstance(backend, Backend) or not backend.name:
-            raise TypeError(f"register() takes a named runwright.backends.Backend instance, not {backend!r}")
-        existing = table.get(backend.name)
-        if existing is not None and existing is not backend:
-            raise ValueError(f"Backend name {backend.name!r} is registered twice: {existing!r} and {backend!r}")
-        table[backend.name] = backend
+        return register
 
-    return register
+    return adapter
 
 
-def add_storage(table: dict[str, Any]) -> Callable[..., None]:
-    """``register(storage)``: a named :class:`runwright.storage.Storage` instance; a name
-    registered twice (by another object) is an error naming both."""
+def _backend_class() -> type:
+    # (runwright.backends imports the engine, which imports this module)
+    from runwright.backends import Backend
 
-    def register(storage: Any) -> None:
-        from runwright.storage import Storage
+    return Backend
 
-        if not isinstance(storage, Storage) or not storage.name:
-            raise TypeError(f"register() takes a named runwright.storage.Storage instance, not {storage!r}")
-        existing = table.get(storage.name)
-        if existing is not None and existing is not storage:
-            raise ValueError(f"Storage name {storage.name!r} is registered twice: {existing!r} and {storage!r}")
-        table[storage.name] = storage
 
-    return register
+def _storage_class() -> type:
+    from runwright.storage import Storage
+
+    return Storage
+
+
+#: ``register(backend)``: a named :class:`runwright.backends.Backend` instance
+add_backend = add_named_instance("Backend", _backend_class)
+#: ``register(storage)``: a named :class:`runwright.storage.Storage` instance
+add_storage = add_named_instance("Storage", _storage_class)
 
 
 REGISTRIES: tuple[RegistrySpec, ...] = (

@@ -8,7 +8,8 @@ path and settings) and implements:
 * ``runwright_check_task_is_cached``: for a task with ``cache_for``, the newest stored entry
   of the task (same flow, slug and map index) that is no older than ``cache_for``, not
   expired, valid for the task's validator or policy, and whose result can be read back;
-* ``runwright_task_state_change``: the result of a successful run of a task with
+* ``runwright_task_state_change`` (scoped with ``for_tasks`` to tasks with ``cache_for``:
+  the runs of other tasks do not call it): the result of a successful run of a task with
   ``cache_for`` is written by its result handler, then the Cached state the engine makes of
   it is stored; a run whose result could not be kept ends ``Success`` ("its result was not
   cached: ..."), never reported Cached;
@@ -34,7 +35,7 @@ from runwright.config import Config, get_config
 from runwright.engine.result import Result
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Cached, Running, State, Success
-from runwright.hookspecs import hookimpl
+from runwright.hookspecs import for_tasks, hookimpl
 from runwright.plugins import get_plugin_manager
 from runwright_cache.cache_validators import VALIDATORS
 from runwright_cache.identity import TaskIdentity
@@ -55,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
     "busy_timeout": 30.0,
     "max_entries_per_task": 10,
 }
+
+
+def _has_cache_for(task: Task) -> bool:
+    """The tasks whose runs the cache watches (``for_tasks``): those with ``cache_for``."""
+    return task.cache_for is not None
 
 
 class CachePlugin:
@@ -175,6 +181,7 @@ class CachePlugin:
 
     # -- storing ---------------------------------------------------------------------------
     @hookimpl
+    @for_tasks(_has_cache_for)
     def runwright_task_state_change(self, runner: TaskRunner, task: Task, old_state: State, new_state: State) -> None:
         """Store a cached run in two steps, so that no run is reported Cached that is not:
 

@@ -214,3 +214,41 @@ def test_an_unstorable_result_is_not_cached_and_does_not_fail(cache_config: Any,
         assert flow.run().is_successful()
     assert len(calls) == 2
     assert "not cached" in caplog.text
+
+
+def test_the_cache_watches_only_the_runs_of_tasks_with_cache_for(cache_config: Any, plugin_manager: Any) -> None:
+    """runwright-cache scopes its state-change hook (for_tasks): a call monitor sees every
+    transition of every task, with the cache among the implementations only for the task
+    that has cache_for; that task is still cached."""
+    seen: list[tuple[str, str, bool]] = []
+
+    def before(hook_name: str, hook_impls: Any, kwargs: dict[str, Any]) -> None:
+        if hook_name == "runwright_task_state_change":
+            plugins = {impl.plugin_name for impl in hook_impls}
+            seen.append((kwargs["task"].name, type(kwargs["new_state"]).__name__, "cache" in plugins))
+
+    undo = plugin_manager.add_hookcall_monitoring(before, lambda *args: None)
+    try:
+
+        @task
+        def plain() -> int:
+            return 2
+
+        @task(cache_for=HOUR)
+        def cached(x: int) -> int:
+            return x * 10
+
+        with Flow("scoped cache") as flow:
+            last = cached(plain())
+        state = flow.run()
+    finally:
+        undo()
+    assert state.is_successful()
+    assert isinstance(state.result[last], Cached)
+    assert seen == [
+        ("plain", "Running", False),
+        ("plain", "Success", False),
+        ("cached", "Running", True),
+        ("cached", "Success", True),
+        ("cached", "Cached", True),
+    ]

@@ -521,19 +521,28 @@ class Client:
         return [row["state"] for row in rows]
 
     def get_cached_candidates(
-        self, flow_name: str, *, limit: int = 20000, per_task: int = 5, inline_results: bool = True
+        self,
+        flow_name: str,
+        *,
+        limit: int = 20000,
+        per_task: int = 5,
+        inline_results: bool = True,
+        created_after: datetime | None = None,
     ) -> list[dict[str, Any]]:
         """The cache candidates of every task of flows named ``flow_name``, in one request:
         rows ``{task_slug, map_index, state, cache_key, result, created, ...}``, newest first,
         per task and map index the newest state of each distinct cache key (at most
-        ``per_task``), small results inline (base64) when ``inline_results``. Fewer than
-        ``limit`` rows means the answer is complete."""
+        ``per_task``), small results inline (base64) when ``inline_results``, only states
+        stored at or after ``created_after`` when given. Fewer than ``limit`` rows means the
+        answer is complete."""
         params: dict[str, Any] = {
             "flow_name": flow_name,
             "limit": limit,
             "per_task": per_task,
             "inline_results": "true" if inline_results else "false",
         }
+        if created_after is not None:
+            params["created_after"] = _iso(created_after)
         rows: list[dict[str, Any]] = self._json("GET", "/cached_states", idempotent=True, params=params)
         return rows
 

@@ -5,6 +5,7 @@ and a bad candidate is a miss, never a failure."""
 from __future__ import annotations
 
 import datetime
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -152,3 +153,55 @@ def test_repeated_reruns_send_one_candidate_per_task_and_key(cloud: Client) -> N
     rows = cloud.get_cached_candidates(name)
     assert sorted(row["task_slug"] for row in rows) == [f"step-{i}" for i in range(1, 5)]
     assert all(isinstance(row["cache_key"], str) and isinstance(row.get("result"), str) for row in rows)
+
+
+def test_a_rerun_fetches_no_candidate_older_than_its_longest_cache_for(
+    cloud: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    @task(cache_for=datetime.timedelta(seconds=0.5), cache_validator="all_inputs")
+    def double(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    answered: list[int] = []
+    original = Client.get_cached_candidates
+
+    def counting(self: Client, flow_name: str, **kwargs: Any) -> list[dict[str, Any]]:
+        rows = original(self, flow_name, **kwargs)
+        answered.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(Client, "get_cached_candidates", counting)
+    name = unique()
+    for value in (1, 2, 2):
+        with Flow(name) as flow:
+            doubled = double(value)
+        assert run(flow).result[doubled].result == 2 * value
+    assert calls == [1, 2] and answered == [0, 1, 2]  # the third run found the second's entry
+    time.sleep(0.6)  # every stored candidate is now older than the flow's cache_for
+    assert run(flow).result[doubled].result == 4
+    assert calls == [1, 2, 2]
+    assert answered[-1] == 0  # the expired history was not sent at all
+
+
+def test_the_server_keeps_the_key_of_every_cached_state_it_stores(cloud: Client, server: TestServer) -> None:
+    calls: list[int] = []
+    name = unique()
+    flow, _ = cached_chain(name, 3, calls, datetime.timedelta(minutes=5))
+    for _ in range(2):  # computed and cached, then three hits
+        run(flow)
+    engine = sa.create_engine(server.db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT s.state, s.cache_key FROM task_run_states s JOIN task_runs t ON t.id = s.task_run_id"
+                " JOIN flow_runs r ON r.id = t.flow_run_id JOIN flows f ON f.id = r.flow_id"
+                " WHERE s.state_type = 'Cached' AND f.name = :name"
+            ),
+            {"name": name},
+        ).all()
+    engine.dispose()
+    assert len(rows) == 6
+    assert all(key is not None and key == json.loads(state)["cache_key"] for state, key in rows)

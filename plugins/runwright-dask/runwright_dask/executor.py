@@ -38,11 +38,11 @@ from runwright.engine.executors import Executor, LostRun
 from runwright.engine.executors.base import FinishedRunCallback
 from runwright.engine.state import Failed, Mapped, State
 from runwright_dask.chunking import children_states, chunk_size, cut_into_chunks, replace_chunk
-from runwright_dask.failures import FailurePolicy, exception_of, lost_run_of
+from runwright_dask.failures import FailurePolicy, exception_of, lost_run_of, record_child, runs_again
 from runwright_dask.keeping import StateKeeper
-from runwright_dask.recompute import AlreadyRan, lost_after_finishing, register_guard
+from runwright_dask.recompute import AlreadyRan, lost_after_finishing, lost_key, register_guard
 from runwright_dask.session import cluster_session, connection_is_usable, inside_dask_task, plugin_config
-from runwright_dask.submissions import Chunk, Submission, TaskRun, input_of, lost_input, wait_until_kept
+from runwright_dask.submissions import Chunk, Submission, TaskRun, input_of, is_kept, lost_input, wait_until_kept
 from runwright_dask.worker import ChildCall, Slot, call_method, identity, is_plan, run_child_calls, run_task_run
 
 if TYPE_CHECKING:
@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("runwright.dask")
 
 _HEALTH_CHECK_SECONDS = 1.0
+#: times one run is sent again because the flow runner's Dask task was lost under it
+_RUNNER_LOSSES = 5
+#: times one run's outcome is recovered after its result was lost before it reached here
+_RECOVERIES = 5
 
 
 class DaskExecutor(Executor):
@@ -161,11 +165,13 @@ class DaskExecutor(Executor):
             return
         with cluster_session(self.address, self.local_processes, self.client_kwargs) as client:
             register_guard(client)
+            self._failures = FailurePolicy(self._dispatch, self._settle, self._dispatch_chunk, self._chunk_settled)
             self._client = client
             self._keeper = StateKeeper(client)
             try:
                 yield
             finally:
+                self._failures.close()
                 self._keeper.close()
                 self._keeper = None
                 self._client = None
@@ -212,22 +218,46 @@ class DaskExecutor(Executor):
     def _next_key(self, name: str) -> str:
         return f"{name}-{next(self._keys)}-{uuid.uuid4().hex[:12]}"
 
-    def _function_reference(self, fn: Callable[..., Any]) -> tuple[Callable[..., Any], Any]:
+    def _function_reference(self, fn: Callable[..., Any]) -> tuple[Callable[..., Any], Any, Future | None]:
         """Send a bound method's owner (the FlowRunner, with its whole flow) to the cluster
-        once per session, not once per task run. It is a Dask task (not scattered data), so
-        the scheduler computes it again if the worker holding it dies."""
+        once per session, not once per task run: ``(call_method, (owner_future, name),
+        owner_future)``, or ``(fn, None, None)`` for a plain function. The owner is a Dask
+        task (not scattered data), so the scheduler computes it again if the worker holding
+        it dies; when that fails too (it was being computed there), :meth:`_runner_lost`
+        sends it again under a new key."""
         owner = getattr(fn, "__self__", None)
         if owner is None or isinstance(owner, type):
-            return fn, None
+            return fn, None, None
         with self._lock:
             entry = self._shared.get(id(owner))
             if entry is None:
                 future = self.client.submit(identity, owner, key=self._next_key("runner"), pure=False)
                 entry = self._shared[id(owner)] = (owner, future)
-        return call_method, (entry[1], fn.__name__)
+        return call_method, (entry[1], fn.__name__), entry[1]
+
+    def _runner_lost(self, run: TaskRun, exc: BaseException | None) -> bool:
+        """True when ``run``'s Dask task never ran because the flow runner's own Dask task
+        was lost (its worker died while computing it): that future is then replaced by a new
+        one, which the run's next dispatch uses. The run is not to blame."""
+        runner = run.runner
+        if runner is None or getattr(exc, "task", None) != runner.key or runner.status not in ("error", "cancelled", "lost"):
+            return False
+        run.runner_losses += 1
+        if run.runner_losses > _RUNNER_LOSSES:
+            return False  # the runner cannot be kept on this cluster: the run is lost
+        with self._lock:
+            for owner_id, (owner, future) in list(self._shared.items()):
+                if future is runner:  # the first run to notice replaces it; the others reuse the new one
+                    fresh = self.client.submit(identity, owner, key=self._next_key("runner"), pure=False)
+                    self._shared[owner_id] = (owner, fresh)
+        logger.warning("runwright-dask: the flow runner's Dask task %s was lost with its worker; sending it again", runner.key)
+        return True
 
     def _dispatch(self, run: TaskRun) -> None:
-        """Submit ``run`` to Dask with the upstream runs of its ``upstream_states`` as inputs."""
+        """Submit ``run`` to Dask with the upstream runs of its ``upstream_states`` as inputs
+        (later, while a suspect has its turn: see ``failures.py``)."""
+        if self._failures.holds(run, functools.partial(self._dispatch, run)):
+            return
         try:
             inputs: list[tuple[str, Any]] = []
             bound: list[tuple[TaskRun, Future]] = []
@@ -239,31 +269,44 @@ class DaskExecutor(Executor):
                         inputs.append(input_of(value, bound))
                         upstream[key] = Slot(len(inputs) - 1)
             run.bound = bound
-            fn, method = self._function_reference(run.fn)
+            fn, method, run.runner = self._function_reference(run.fn)
             args = run.args if method is None else (*method, *run.args)
-            future = self.client.submit(
-                run_task_run, fn, args, run.kwargs, upstream, *inputs, key=self._next_key(run.name), pure=False
-            )
+            key = self._next_key(run.name)
+            self._failures.started(key)
+            future = self.client.submit(run_task_run, fn, args, run.kwargs, upstream, *inputs, key=key, pure=False)
         except Exception as exc:  # noqa: BLE001 - e.g. an argument that cannot be pickled
+            self._failures.ended(key)
             self._failures.run_lost(run, LostRun(f"could not be submitted to Dask: {exc!r}", exc))
             return
         run.future = future
-        future.add_done_callback(lambda f, run=run: self._guarded(run, self._on_run_done, run, f))
+        future.add_done_callback(lambda f, run=run: self._tracked(run, self._on_run_done, run, f))
 
-    def _guarded(self, run: TaskRun, callback: Callable[..., None], *args: Any) -> None:
+    def _tracked(self, run: TaskRun, callback: Callable[..., bool | None], sub: Submission, future: Future) -> None:
+        """A Dask task's completion: ``callback`` returns True when it handed the finished
+        future to the keeper (which then ends it, see :meth:`_kept`); else it ends here."""
+        handed = False
+        try:
+            handed = self._guarded(run, callback, sub, future) is True
+        finally:
+            if not handed:
+                self._failures.ended(str(future.key))
+
+    def _guarded(self, run: TaskRun, callback: Callable[..., Any], *args: Any) -> Any:
         """Run a completion callback; a bug in it fails the run instead of hanging the flow."""
         try:
-            callback(*args)
+            return callback(*args)
         except Exception as exc:
             logger.exception("runwright-dask: error while tracking %r", run)
             if not run.done.is_set():
                 run.states = [Failed(f"runwright-dask could not track this task run: {exc!r}", result=exc)]
                 self._settle(run)
+        return None
 
     # -- completion ------------------------------------------------------------------------
-    def _on_run_done(self, run: TaskRun, future: Future) -> None:
+    def _on_run_done(self, run: TaskRun, future: Future) -> bool:
+        """True when ``future`` went to the keeper (see :meth:`_tracked`)."""
         if future is not run.future or self._client is None:
-            return  # a superseded attempt, or the session is over
+            return False  # a superseded attempt, or the session is over
         if future.status == "finished":
             if run.suspect:
                 self._failures.release(run)
@@ -272,39 +315,68 @@ class DaskExecutor(Executor):
                 if is_plan(state):
                     self._report_finished(run, type(state), len(state.map_states))
                     self._submit_children(run, state)
-                    return
+                    return False
                 run.states = [state]
                 self._report_finished(run, type(state))
                 self._settle(run)
-                return
+                return False
             if self._finished_callback is not None:
                 self._report_finished(run, future.type)
             self._keep(run, future)
             self._settle(run)
-            return
+            return True
         exc = exception_of(future)
+        if self._runner_lost(run, exc):
+            self._dispatch(run)  # never ran: as it was (a suspect keeps its turn)
+            return False
+        if isinstance(exc, AlreadyRan) and exc.key == future.key and not run.maps_children:
+            # it finished, and its result was lost with its worker before this callback ran
+            # (Dask sent the same key again and the guard refused it): its outcome is
+            # unknown here, as for a value the keeper could not fetch
+            if run.suspect:
+                self._failures.release(run)
+            self._recover_outcome(run, exc)
+            self._settle(run)
+            return False
         failed_upstream = [up for up, bound in run.bound if bound.status in ("error", "cancelled")]
-        if isinstance(exc, AlreadyRan):  # an input's result was lost with its worker (recompute.py)
-            for up in run.upstream_runs():
-                if up not in failed_upstream and lost_input(up):
-                    wait_until_kept(up)  # rare: only after a worker died
-                    failed_upstream.append(up)
+        for up in run.upstream_runs():  # an input's result lost with its worker (recompute.py)
+            if up not in failed_upstream and lost_input(up, lost_key(exc), isinstance(exc, AlreadyRan)):
+                failed_upstream.append(up)
         if failed_upstream:
-            # the Dask task never ran: an upstream run's task failed; go again once every
-            # upstream run has its final (client-side) state (a suspect gives up its turn)
+            # the Dask task never ran: an upstream run's task failed, or a finished one's
+            # result was lost; go again once every upstream run has its final (client-side)
+            # state, kept here for a finished one (a suspect gives up its turn)
             if run.suspect:
                 self._failures.release(run)
             run.bound = []
-            with self._lock:
-                waiting = [up for up in failed_upstream if not up.done.is_set()]
-                run.blockers += len(waiting)
-                for up in waiting:
-                    up.waiters.append(functools.partial(self._unblock, run))
-                ready = run.blockers == 0
-            if ready:
-                self._dispatch(run)
-            return
+            if any(up.done.is_set() and not is_kept(up) for up in failed_upstream):
+                # wait off Dask's callback thread: getting a value may take another Dask
+                # task's completion (a run again for its state, see _recover_outcome)
+                threading.Thread(
+                    target=self._when_kept, args=(run, failed_upstream), name="runwright-dask-wait-kept", daemon=True
+                ).start()
+                return False
+            self._when_done(run, failed_upstream)
+            return False
         self._failures.run_lost(run, lost_run_of(exc))
+        return False
+
+    def _when_kept(self, run: TaskRun, ups: list[TaskRun]) -> None:
+        for up in ups:
+            if up.done.is_set():
+                wait_until_kept(up)
+        self._when_done(run, ups)
+
+    def _when_done(self, run: TaskRun, ups: list[TaskRun]) -> None:
+        """Dispatch ``run`` again once each of ``ups`` has settled."""
+        with self._lock:
+            waiting = [up for up in ups if not up.done.is_set()]
+            run.blockers += len(waiting)
+            for up in waiting:
+                up.waiters.append(functools.partial(self._unblock, run))
+            ready = run.blockers == 0
+        if ready:
+            self._dispatch(run)
 
     def _keep(self, sub: Submission, future: Future) -> None:
         """Fetch a finished Dask task's value into this process in the background (see
@@ -313,18 +385,26 @@ class DaskExecutor(Executor):
         self._keeper.keep(future, functools.partial(self._kept, sub, future))
 
     def _kept(self, sub: Submission, future: Future, value: Any, error: BaseException | None) -> None:
-        if error is not None and sub.kept_for is None and self._client is not None:
-            # its worker died before the state reached this process: the outcome is unknown
-            # here, so the work runs again (as if lost while running), and its state is kept
-            self._run_again_for_state(sub)
-            return
-        if error is not None:
-            reason = lost_after_finishing(error)
-            if isinstance(sub, Chunk):
-                value = [Failed(f"Task '{sub.parent.name}[{call.index}]': {reason}", result=error) for call in sub.calls]
-            else:
-                value = Failed(f"Task '{sub.name}': {reason}", result=error)
-        self._set_kept(sub, value)
+        try:
+            if error is not None and self._client is not None:
+                # its worker died before the state reached this process: the outcome is
+                # unknown here, so it is recorded as lost (where a backend holding the
+                # finished state gives it back), and what runs again keeps its state here
+                self._recover_outcome(sub, error)
+                return
+            if error is not None:
+                self._set_kept(sub, self._lost_states(sub, error))
+                return
+            self._set_kept(sub, value)
+        finally:
+            self._failures.ended(str(future.key))
+
+    @staticmethod
+    def _lost_states(sub: Submission, error: BaseException) -> Any:
+        reason = lost_after_finishing(error)
+        if isinstance(sub, Chunk):
+            return [Failed(f"Task '{sub.parent.name}[{call.index}]': {reason}", result=error) for call in sub.calls]
+        return Failed(f"Task '{sub.name}': {reason}", result=error)
 
     @staticmethod
     def _set_kept(sub: Submission, value: Any) -> None:
@@ -332,15 +412,38 @@ class DaskExecutor(Executor):
         target.kept = value
         target.kept_event.set()
 
-    def _run_again_for_state(self, sub: Submission) -> None:
-        logger.warning("runwright-dask: %r finished on a worker that died before its state arrived; running it again", sub)
+    def _recover_outcome(self, sub: Submission, error: BaseException) -> None:
+        """``sub`` finished on a worker that died before its value reached this process. Each
+        of its runs is recorded as lost with that worker, not blamed (``failures.py``): a
+        backend that holds its finished state gives that state back (nothing runs again);
+        otherwise it is Retrying, counting no attempt, and run again to get its state. A run
+        again whose value is lost the same way is recovered the same way, up to
+        :data:`_RECOVERIES` times."""
+        if sub.kept_for is not None:
+            sub = sub.kept_for
+        sub.recoveries += 1
+        if sub.recoveries > _RECOVERIES:
+            self._set_kept(sub, self._lost_states(sub, error))
+            return
+        lost = LostRun(f"its Dask worker died before its state reached the flow runner ({error!r})", error, blamed=False)
         if isinstance(sub, Chunk):
-            chunk = Chunk(sub.parent, sub.calls)
+            states = [record_child(sub, call, lost) for call in sub.calls]
+            if not any(runs_again(state) for state in states):
+                self._set_kept(sub, states)
+                return
+            logger.warning("runwright-dask: %r finished on a worker that died before its states arrived; running it again", sub)
+            # the children whose finished state came back end with it at once
+            chunk = Chunk(sub.parent, [call.with_state(state) for call, state in zip(sub.calls, states, strict=True)])
             chunk.kept_for = sub
             self._dispatch_chunk(chunk)
             return
         assert isinstance(sub, TaskRun)
-        run = TaskRun(sub.fn, sub.args, sub.kwargs, sub.upstream_states)
+        state = self._failures.record_run(sub, lost)
+        if not runs_again(state):
+            self._set_kept(sub, state)
+            return
+        logger.warning("runwright-dask: %r finished on a worker that died before its state arrived; running it again", sub)
+        run = TaskRun(sub.fn, sub.args, {**sub.kwargs, "state": state}, sub.upstream_states)
         run.kept_for = sub
         self._dispatch(run)
 
@@ -358,28 +461,40 @@ class DaskExecutor(Executor):
             self._dispatch_chunk(chunk)
 
     def _dispatch_chunk(self, chunk: Chunk) -> None:
+        if self._failures.holds(chunk, functools.partial(self._dispatch_chunk, chunk)):
+            return
+        key = self._next_key(chunk.name)
         try:
-            future = self.client.submit(run_child_calls, chunk.calls, key=self._next_key(chunk.name), pure=False)
+            self._failures.started(key)
+            future = self.client.submit(run_child_calls, chunk.calls, key=key, pure=False)
         except Exception as exc:  # noqa: BLE001
+            self._failures.ended(key)
             self._failures.chunk_lost(chunk, LostRun(f"could not be submitted to Dask: {exc!r}", exc), self._replace_chunk)
             return
         chunk.future = future
-        future.add_done_callback(lambda f, c=chunk: self._guarded(c.parent, self._on_chunk_done, c, f))
+        future.add_done_callback(lambda f, c=chunk: self._tracked(c.parent, self._on_chunk_done, c, f))
 
-    def _on_chunk_done(self, chunk: Chunk, future: Future) -> None:
+    def _on_chunk_done(self, chunk: Chunk, future: Future) -> bool:
+        """True when ``future`` went to the keeper (see :meth:`_tracked`)."""
         if future is not chunk.future or self._client is None:
-            return
+            return False
         if future.status == "finished":
             if chunk.suspect:
                 self._failures.release(chunk)
             self._keep(chunk, future)
             self._chunk_settled(chunk)
-            return
-        lost = lost_run_of(exception_of(future))
-        if chunk.kept_for is not None:  # run again for its state, and lost again
-            self._set_kept(chunk, [Failed(f"Task '{chunk.parent.name}[{call.index}]': {lost.reason}", result=lost.error) for call in chunk.calls])
-            return
-        self._failures.chunk_lost(chunk, lost, self._replace_chunk)
+            return True
+        exc = exception_of(future)
+        if (isinstance(exc, AlreadyRan) and exc.key == future.key) or chunk.kept_for is not None:
+            # it finished and its result was lost before this callback ran, or it ran again
+            # for its states (children that finished before) and was lost: recover them
+            if chunk.suspect:
+                self._failures.release(chunk)
+            self._recover_outcome(chunk, exc if exc is not None else RuntimeError("lost"))
+            self._chunk_settled(chunk)
+            return False
+        self._failures.chunk_lost(chunk, lost_run_of(exc), self._replace_chunk)
+        return False
 
     def _replace_chunk(self, chunk: Chunk, replacements: list[Chunk]) -> None:
         with self._lock:
@@ -388,8 +503,6 @@ class DaskExecutor(Executor):
     def _chunk_settled(self, chunk: Chunk) -> None:
         if chunk.kept_for is not None:
             return  # run again for its state: the keeper passes it on
-        if chunk.following is not None:
-            self._dispatch_chunk(chunk.following)
         parent = chunk.parent
         with self._lock:
             parent.open_chunks -= 1

@@ -14,15 +14,20 @@ runner (its worker died, or Dask could not run or return it).
   *alone*, one such suspect at a time. A suspect lost again killed its worker itself: it is
   recorded as Failed, or Retrying as its retries allow, and later losses are its own too.
   Work that failed in Dask for another reason is blamed at once.
-* A chunk of several mapped children that fails is run again child by child, one after
-  the other, each a suspect: the child that killed its worker then fails (or retries)
-  alone, and the others keep their own outcome.
+* A suspect runs *alone*: its turn starts once no other Dask task of the flow run is in
+  flight (every finished one's value fetched into this process), and nothing else is sent
+  to Dask until it ends. So a suspect that kills its worker again takes nothing else with
+  it, and the blame is right. A blamed run that is retried runs alone the same way.
+* A chunk of several mapped children that fails is recorded child by child as lost, not
+  blamed (a backend holding a child's finished state gives it back); the others are run
+  again one by one, each a suspect: the child that killed its worker then fails (or
+  retries) alone, and the others keep their own outcome.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import functools
 import logging
 import threading
 from collections import deque
@@ -36,6 +41,8 @@ from runwright_dask.submissions import Chunk, Submission, TaskRun
 
 if TYPE_CHECKING:
     from distributed import Future
+
+    from runwright_dask.worker import ChildCall
 
 logger = logging.getLogger("runwright.dask")
 
@@ -91,41 +98,95 @@ class FailurePolicy:
         self.settle_run = settle_run
         self.dispatch_chunk = dispatch_chunk
         self.chunk_settled = chunk_settled
-        self._lock = threading.Lock()
-        #: the suspect running alone, and the suspects waiting for their turn
+        self._cond = threading.Condition()
+        #: the suspect running alone (or waiting for the cluster to be quiet), and the
+        #: suspects waiting for their turn
         self._alone: Submission | None = None
         self._waiting: deque[tuple[Submission, Callable[[], None]]] = deque()
+        #: keys of the Dask tasks in flight (sent, and not ended or not yet kept)
+        self._in_flight: set[str] = set()
+        #: dispatches held back while a suspect has its turn
+        self._held: list[Callable[[], None]] = []
+        self._closed = False
+
+    # -- what is in flight ---------------------------------------------------------------------
+    def started(self, key: str) -> None:
+        """A Dask task was sent (before its completion callback is added)."""
+        with self._cond:
+            self._in_flight.add(key)
+
+    def ended(self, key: str) -> None:
+        """A Dask task ended: it failed, or it finished and its value is kept (or lost)."""
+        with self._cond:
+            self._in_flight.discard(key)
+            if not self._in_flight:
+                self._cond.notify_all()
+
+    def holds(self, sub: Submission, dispatch: Callable[[], None]) -> bool:
+        """True (and ``dispatch`` is kept for later) while a suspect other than ``sub`` has
+        its turn: nothing else goes to Dask until that suspect's Dask task ended."""
+        with self._cond:
+            if self._alone is None or self._alone is sub or self._closed:
+                return False
+            self._held.append(dispatch)
+            return True
+
+    def close(self) -> None:
+        """The session is over: a suspect waiting for its turn is not dispatched."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     # -- suspects ----------------------------------------------------------------------------
     def _run_alone(self, sub: Submission, dispatch: Callable[[], None]) -> None:
         sub.suspect = True
-        with self._lock:
+        with self._cond:
             go = self._alone is None
             if go:
                 self._alone = sub
             else:
                 self._waiting.append((sub, dispatch))
         if go:
+            self._start_alone(dispatch)
+
+    def _start_alone(self, dispatch: Callable[[], None]) -> None:
+        """Dispatch the suspect whose turn it is once nothing else is in flight (on a thread
+        of its own: completion callbacks and the keeper must go on meanwhile)."""
+
+        def when_quiet() -> None:
+            with self._cond:
+                self._cond.wait_for(lambda: not self._in_flight or self._closed)
+                if self._closed:
+                    return
             dispatch()
+
+        threading.Thread(target=when_quiet, name="runwright-dask-alone", daemon=True).start()
 
     def release(self, sub: Submission) -> bool:
         """``sub``'s Dask task ended (any outcome): True when it was a suspect; the next
-        waiting suspect, if any, then starts."""
+        waiting suspect, if any, then has its turn, else the held dispatches go."""
         if not sub.suspect:
             return False
         sub.suspect = False
-        with self._lock:
+        held: list[Callable[[], None]] = []
+        with self._cond:
             if self._alone is not sub:
                 return True
             following = self._waiting.popleft() if self._waiting else None
             self._alone = following[0] if following is not None else None
+            if following is None:
+                held, self._held = self._held, []
         if following is not None:
-            following[1]()
+            self._start_alone(following[1])
+        for dispatch in held:
+            dispatch()
         return True
 
     def _blamed(self, sub: Submission, lost: LostRun) -> bool:
         """Whether ``sub``'s loss is its own (see the module docstring); releases a suspect."""
         was_suspect = self.release(sub)
+        if not lost.blamed:  # the caller knows it is not (e.g. its result was lost after it finished)
+            return False
         if was_suspect or sub.blamed or not is_lost_worker(lost.error):
             sub.blamed = True
             return True
@@ -136,19 +197,18 @@ class FailurePolicy:
         """``run``'s work was lost outside the task runner: record it, then submit it again
         or settle it."""
         blamed = self._blamed(run, lost)
-        state = self._record_run(run, lost if blamed else _as_bystander(lost))
+        state = self.record_run(run, lost if blamed else _as_bystander(lost))
         if runs_again(state):
             run.kwargs = {**run.kwargs, "state": state}
-            if blamed:
-                self.resubmit_run(run)
-            else:
-                self._run_alone(run, lambda: self.resubmit_run(run))
+            # a suspect, or a blamed run retried: either may kill its worker, so it runs alone
+            self._run_alone(run, lambda: self.resubmit_run(run))
             return
         run.states = [state]
         self.settle_run(run)
 
     @staticmethod
-    def _record_run(run: TaskRun, lost: LostRun) -> State:
+    def record_run(run: TaskRun, lost: LostRun) -> State:
+        """Record through the task runner, in this process, that ``run``'s work was lost."""
         if run.task is None:  # not a task run of a flow: nothing to record it through
             return Failed(f"Dask task {run.name!r}: {lost.reason}", result=lost.error)
         try:
@@ -164,31 +224,42 @@ class FailurePolicy:
         one by one (``replace`` swaps the chunk for them in its parent); a single child is
         recorded as lost, then submitted again or settled."""
         if len(chunk.calls) > 1:
-            singles = [Chunk(chunk.parent, [call]) for call in chunk.calls]
-            for single, following in itertools.pairwise(singles):
-                single.following = following
-            for single in singles:
-                single.suspect = True  # run one after the other: each is as good as alone
-            singles[-1].following = chunk.following
+            # each child recorded as lost, not blamed: one whose finished state a backend
+            # holds ends with it; the others run again one by one, each alone
+            self.release(chunk)
+            bystander = _as_bystander(lost)
+            singles = []
+            for call in chunk.calls:
+                state = record_child(chunk, call, bystander)
+                single = Chunk(chunk.parent, [call.with_state(state)])
+                if not runs_again(state):
+                    single.states = [state]
+                singles.append(single)
             replace(chunk, singles)
-            self.dispatch_chunk(singles[0])
+            for single in singles:
+                if single.states is not None:
+                    self.chunk_settled(single)
+                else:
+                    self._run_alone(single, functools.partial(self.dispatch_chunk, single))
             return
         blamed = self._blamed(chunk, lost)
         call = chunk.calls[0]
-        try:
-            state = call.record_lost(lost if blamed else _as_bystander(lost))
-        except Exception as exc:
-            logger.exception("runwright-dask: could not record a lost mapped child of %r", chunk.parent)
-            state = Failed(f"Task '{chunk.parent.name}[{call.index}]': {lost.reason} ({exc!r})", result=lost.error)
+        state = record_child(chunk, call, lost if blamed else _as_bystander(lost))
         if runs_again(state):
             chunk.calls = [call.with_state(state)]
-            if blamed:
-                self.dispatch_chunk(chunk)
-            else:
-                self._run_alone(chunk, lambda: self.dispatch_chunk(chunk))
+            self._run_alone(chunk, lambda: self.dispatch_chunk(chunk))
             return
         chunk.states = [state]
         self.chunk_settled(chunk)
+
+
+def record_child(chunk: Chunk, call: ChildCall, lost: LostRun) -> State:
+    """Record through the task runner, in this process, that a mapped child's work was lost."""
+    try:
+        return call.record_lost(lost)
+    except Exception as exc:
+        logger.exception("runwright-dask: could not record a lost mapped child of %r", chunk.parent)
+        return Failed(f"Task '{chunk.parent.name}[{call.index}]': {lost.reason} ({exc!r})", result=lost.error)
 
 
 def _as_bystander(lost: LostRun) -> LostRun:

@@ -28,6 +28,9 @@ logger = logging.getLogger("runwright.dask")
 #: meanwhile: runs go on with their futures), unless :meth:`StateKeeper.flush` was called
 BATCH_SECONDS = 0.02
 
+#: how long one value is waited for after a batch failed (its worker died)
+FETCH_SECONDS = 30.0
+
 #: ``done(value, error)``: the fetched value, or the exception that lost it
 Done = Callable[[Any, "BaseException | None"], None]
 
@@ -84,7 +87,9 @@ class StateKeeper:
             out: list[tuple[Any, BaseException | None]] = []
             for future in futures:
                 try:
-                    out.append((future.result(), None))
+                    # a value lost with its worker can wait for a recomputation that never
+                    # comes: after FETCH_SECONDS its outcome counts as unknown here
+                    out.append((future.result(timeout=FETCH_SECONDS), None))
                 except Exception as exc:  # noqa: BLE001
                     out.append((None, exc))
             return out

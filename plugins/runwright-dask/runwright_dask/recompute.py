@@ -11,7 +11,10 @@ future). For a task run that would run its body a second time. So:
   ``worker.py``) raises :class:`AlreadyRan` for a marked task: its Dask task errs, and so do
   the Dask tasks waiting for it;
 * the client has kept each run's final state (fetched as soon as it finished, see
-  ``executor.py``), so it submits the waiting runs again with those states.
+  ``executor.py``), so it submits the waiting runs again with those states. The error's
+  ``key`` says whose result was lost: a run's completion callback can come after Dask
+  already sent its own key again, and that refusal is then not the run's failure but an
+  outcome lost on the way (recovered as for a state the keeper could not fetch).
 
 The mark is a dict lookup on the worker, no message. Importing this module does not import
 ``distributed``; :func:`register_guard` does.
@@ -35,7 +38,21 @@ GUARD_NAME = "runwright-recompute-guard"
 
 class AlreadyRan(RuntimeError):
     """A Dask task of a task run (or a chunk of mapped children) that finished before was
-    sent again after its result was lost with its worker; it does not run twice."""
+    sent again after its result was lost with its worker; it does not run twice.
+
+    ``key`` is that Dask task's key. Dask hands the same exception to every Dask task that
+    was waiting for it, so the client tells "my own result was lost" (the key is the run's)
+    from "an input's result was lost" (the key is an upstream run's)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)  # pickled by its args: the key alone
+        self.key = key
+
+    def __str__(self) -> str:
+        return (
+            f"Dask task {self.key} finished before and its result was lost with its worker; "
+            "runwright does not run a finished task again (the client has its state)"
+        )
 
 
 def refuse_if_recomputed() -> None:
@@ -50,10 +67,18 @@ def refuse_if_recomputed() -> None:
     ts = worker.state.tasks.get(key) if key is not None else None
     annotations = getattr(ts, "annotations", None)
     if annotations and annotations.get(RECOMPUTED):
-        raise AlreadyRan(
-            f"Dask task {key} finished before and its result was lost with its worker; "
-            "runwright does not run a finished task again (the client has its state)"
-        )
+        raise AlreadyRan(str(key))
+
+
+def lost_key(exc: BaseException | None) -> str | None:
+    """The Dask task whose loss ``exc`` reports: an :class:`AlreadyRan`'s key, or the task
+    a ``KilledWorker`` names; None for any other error."""
+    if isinstance(exc, AlreadyRan):
+        return exc.key
+    if type(exc).__name__ == "KilledWorker":
+        task = getattr(exc, "task", None)
+        return None if task is None else str(task)
+    return None
 
 
 def lost_after_finishing(error: BaseException | None) -> str:

@@ -40,6 +40,8 @@ class Submission:
         self.kept_event = threading.Event()
         #: run again because its worker died before its state arrived: keep it for this one
         self.kept_for: Submission | None = None
+        #: how often its outcome was recovered after its result was lost before it arrived
+        self.recoveries = 0
 
 
 class TaskRun(Submission):
@@ -63,6 +65,10 @@ class TaskRun(Submission):
         self.blockers = 0
         #: upstream runs passed by their (then unfinished) future, and that future
         self.bound: list[tuple[TaskRun, Future]] = []
+        #: the future of the flow runner its Dask task was given (see ``DaskExecutor._runner_of``)
+        self.runner: Future | None = None
+        #: how often its Dask task never ran because that future was lost (bounded)
+        self.runner_losses = 0
         #: a mapped parent's returned Mapped state, children stripped, and its chunks
         self.plan: Mapped | None = None
         self.chunks: list[Chunk] = []
@@ -83,8 +89,6 @@ class Chunk(Submission):
         super().__init__(f"{parent.name}-children")
         self.parent = parent
         self.calls = calls
-        #: the next chunk to run once this one is settled (children of a lost chunk)
-        self.following: Chunk | None = None
 
 
 def input_of(run: TaskRun, bound: list[tuple[TaskRun, Future]]) -> tuple[str, Any]:
@@ -111,16 +115,25 @@ def _usable(future: Future | None) -> bool:
     return future is not None and future.status == "finished"
 
 
-def lost_input(run: TaskRun) -> bool:
+def lost_input(run: TaskRun, key: str | None, already_ran: bool) -> bool:
     """True when a result of ``run`` that a downstream Dask task needed is gone from the
-    cluster (its worker died; Dask was refused to compute it again): the downstream run is
-    then submitted again with the states kept on the client."""
+    cluster (its worker died; Dask was refused to compute it again, or the recomputation
+    was lost too): ``key`` is the Dask task the downstream one failed for (``lost_key``),
+    and ``already_ran`` says it failed with ``AlreadyRan``. The downstream run is then
+    submitted again with the states kept on the client."""
     futures = [run.future] if run.plan is None else [chunk.future for chunk in run.chunks]
-    return any(f is not None and f.status in ("error", "cancelled", "lost") for f in futures)
+    if key is not None and any(f is not None and f.key == key for f in futures):
+        return True
+    return already_ran and any(f is not None and f.status in ("error", "cancelled", "lost") for f in futures)
 
 
 def _client_side(chunk: Chunk) -> Any:
     return chunk.states if chunk.states is not None else chunk.kept
+
+
+def is_kept(run: TaskRun) -> bool:
+    """True when the values of ``run`` (its chunks', for a mapped parent) are here."""
+    return all(sub.states is not None or sub.kept_event.is_set() for sub in (run.chunks if run.plan is not None else [run]))
 
 
 def wait_until_kept(run: TaskRun, timeout: float = 60.0) -> None:

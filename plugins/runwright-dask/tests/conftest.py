@@ -113,6 +113,12 @@ def process_cluster() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def process_cluster_2x2() -> Iterator[str]:
+    """The address of a LocalCluster of 2 worker processes with 2 threads each."""
+    yield from _cluster(processes=True, n_workers=2, threads_per_worker=2)
+
+
+@pytest.fixture(scope="session")
 def thread_cluster() -> Iterator[str]:
     """The address of a LocalCluster of 2 in-process workers with 2 threads each."""
     yield from _cluster(processes=False, n_workers=2, threads_per_worker=2)

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -175,31 +176,146 @@ def test_killed_mapped_child_fails_alone(process_cluster: str, marker_dir: Path)
     assert state.is_successful()  # the reference (terminal) task is the always_run reducer
 
 
-def test_only_the_task_that_kills_its_worker_fails(process_cluster: str, marker_dir: Path) -> None:
-    """Independent tasks share the workers with one that kills its worker: every task lost
-    with that worker runs again and keeps its own outcome; only the culprit fails."""
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _wait_until(check: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def test_only_the_task_that_kills_its_worker_fails(process_cluster_2x2: str, marker_dir: Path) -> None:
+    """Independent tasks and their dependants share the workers with one that kills its
+    worker once every independent task has finished (some of them on that worker, their
+    states possibly on the way): only the culprit fails, every other task keeps its outcome.
+    Two threads a worker: the killer, waiting, never holds up the tasks it waits for."""
 
     @task
     def killer() -> int:
-        time.sleep(0.2)  # the others are queued or running on the workers by now
+        _wait_until(lambda: all(list(marker_dir.glob(f"innocent{x}-*")) for x in range(4)), "the innocents")
         _die()
         return 1
 
     @task
     def innocent(x: int) -> int:
         _attempt(marker_dir, f"innocent{x}")
-        time.sleep(0.3)
         return x
+
+    @task
+    def dependant(x: int) -> int:
+        return 10 * x
 
     with Flow("dask-culprit") as flow:
         k = killer()
         others = [innocent(i) for i in range(4)]
+        below = [dependant(o) for o in others]
 
-    state = flow.run(executor=DaskExecutor(process_cluster))
+    state = flow.run(executor=DaskExecutor(process_cluster_2x2))
 
     assert isinstance(state.result[k], Failed) and "worker died" in state.result[k].message
     assert [state.result[o].result for o in others] == [0, 1, 2, 3]
-    assert all(state.result[o].is_successful() for o in others)
+    assert [state.result[o].result for o in below] == [0, 10, 20, 30]
+    assert all(state.result[o].is_successful() for o in [*others, *below])
+
+
+def test_only_the_task_that_kills_its_worker_fails_while_others_run_beside_it(
+    process_cluster_2x2: str, marker_dir: Path
+) -> None:
+    """Four slots, the killer and three innocents running at once: exactly one innocent runs
+    beside the killer on the worker it kills. That one runs again; only the killer fails."""
+    started, dying = marker_dir / "started", marker_dir / "dying"
+
+    @task
+    def innocent(x: int) -> int:
+        _attempt(marker_dir, f"innocent{x}")
+        started.joinpath(str(x)).touch()
+        _wait_until(dying.exists, "the killer")  # still running when its neighbour dies
+        return x
+
+    @task
+    def killer() -> int:
+        _wait_until(lambda: len(list(started.iterdir())) == 3, "three innocents running")
+        dying.touch()
+        _die()
+        return 1
+
+    @task
+    def dependant(x: int) -> int:
+        return 10 * x
+
+    started.mkdir()
+    with Flow("dask-culprit-beside") as flow:
+        k = killer()
+        others = [innocent(i) for i in range(3)]
+        below = [dependant(o) for o in others]
+
+    state = flow.run(executor=DaskExecutor(process_cluster_2x2))
+
+    assert isinstance(state.result[k], Failed) and "worker died" in state.result[k].message
+    assert [state.result[o].result for o in others] == [0, 1, 2]
+    assert [state.result[o].result for o in below] == [0, 10, 20]
+    runs = sorted(len(list(marker_dir.glob(f"innocent{x}-*"))) for x in range(3))
+    assert runs == [1, 1, 2], runs  # the one beside the killer ran again
+
+
+def test_only_the_task_that_kills_its_worker_fails_beside_mapped_children_and_dependants(
+    process_cluster_2x2: str, marker_dir: Path
+) -> None:
+    """Chunks of mapped children in flight on both workers, an independent task and its
+    dependant, and a killer that kills its worker (and again when run alone): every child,
+    the reducer and the dependant keep their outcome; the killer ran twice, then failed."""
+    started, dying = marker_dir / "started", marker_dir / "dying"
+    started.mkdir()
+
+    @task
+    def items() -> list[int]:
+        return list(range(8))
+
+    @task
+    def child(x: int) -> int:
+        (started / f"{x}-{uuid.uuid4().hex}").touch()
+        _wait_until(dying.exists, "the killer")  # in flight when the killer's worker dies
+        return 10 * x
+
+    @task
+    def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    @task
+    def killer() -> int:
+        (marker_dir / f"killer-{uuid.uuid4().hex}").touch()
+        _wait_until(lambda: len({p.name.split("-")[0] for p in started.iterdir()}) >= 2, "children running")
+        dying.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+        return 1
+
+    @task
+    def innocent() -> int:
+        return 5
+
+    @task
+    def dependant(x: int) -> int:
+        return x + 1
+
+    with Flow("dask-culprit-busy") as flow:
+        k = killer()
+        children = child.map(items())
+        out = total(children)
+        d = dependant(innocent())
+
+    state = flow.run(executor=DaskExecutor(process_cluster_2x2, map_chunk_size=2))
+
+    assert isinstance(state.result[k], Failed) and "worker died" in state.result[k].message
+    mapped = state.result[children]
+    assert isinstance(mapped, Mapped)
+    assert [s.result for s in mapped.map_states] == [10 * x for x in range(8)], mapped.map_states
+    assert state.result[out].result == 280
+    assert state.result[d].result == 6
+    assert len(list(marker_dir.glob("killer-*"))) == 2  # its first run, then alone
 
 
 def test_a_mapped_task_over_a_failed_upstream_is_trigger_failed(cluster_address: str) -> None:

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Insert, Integer, Table, Update, bindparam, or_, select, text, update
 
 from runwright_server import models
+from runwright_server.state_keys import cache_key_of
 from runwright_server.state_rules import FINISHED_TYPES, REVIVING_TYPES, SWEPT_PREFIX, refused
 
 
@@ -89,15 +90,16 @@ class RunKind:
                 updated=bindparam("b_now"),
             )
         )
-        append = self.history.insert().values(
-            {
-                self.history_fk: bindparam("b_id"),
-                "version": bindparam("b_new_version"),
-                "state": bindparam("b_state"),
-                "state_type": bindparam("b_type"),
-                "timestamp": bindparam("b_now"),
-            }
-        )
+        values: dict[str, Any] = {
+            self.history_fk: bindparam("b_id"),
+            "version": bindparam("b_new_version"),
+            "state": bindparam("b_state"),
+            "state_type": bindparam("b_type"),
+            "timestamp": bindparam("b_now"),
+        }
+        if "cache_key" in self.history.c:  # the database copies a Cached state's key out of it
+            values["cache_key"] = cache_key_of(bindparam("b_state"), bindparam("b_type"))
+        append = self.history.insert().values(values)
         object.__setattr__(self, "bump", bump)
         parent = bump.where(runs.c[self.parent_fk] == bindparam("b_parent")) if self.parent_fk else None
         object.__setattr__(self, "bump_in_parent", parent)

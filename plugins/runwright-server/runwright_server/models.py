@@ -153,6 +153,9 @@ task_run_states = Table(
     Column("state", Text, nullable=False),
     Column("state_type", String(100), nullable=False),
     Column("timestamp", DateTime, nullable=False),
+    #: a Cached state's ``cache_key`` (NULL for any other state), filled by the database from
+    #: ``state`` as the row is inserted (:mod:`runwright_server.state_keys`; migration 0008)
+    Column("cache_key", Text, nullable=True),
     UniqueConstraint("task_run_id", "version", name="uq_task_run_states_run_version"),
     Index("ix_task_run_states_type_time", "state_type", "timestamp"),
     #: the UI's timeline: a task run's first Running state, one index probe (migration 0007)

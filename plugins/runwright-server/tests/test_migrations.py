@@ -92,3 +92,55 @@ def test_upgrade_from_0002_keeps_the_results_and_scopes_their_keys_by_tenant(emp
         migrate.upgrade(engine)  # idempotent at head
     finally:
         engine.dispose()
+
+
+def test_upgrade_to_0008_copies_the_cache_key_of_every_stored_cached_state(empty_db_url: str) -> None:
+    """Cached states stored before 0008 keep counting as one candidate per key."""
+    import json
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    engine = make_engine(empty_db_url)
+    now = datetime(2026, 1, 1)
+    cached = {"type": "Cached", "message": "m", "cache_key": "k1"}
+    try:
+        migrate.upgrade(engine, "0007_ui")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO tenants (id, name, created) VALUES ('t', 't', :now)"), {"now": now})
+            conn.execute(
+                text(
+                    "INSERT INTO flows (id, tenant_id, name, content_hash, tasks, edges, created)"
+                    " VALUES ('f', 't', 'f', 'h', '[]', '[]', :now)"
+                ),
+                {"now": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO flow_runs (id, tenant_id, flow_id, parameters, context, scheduled_start_time, state,"
+                    " state_type, version, created, updated)"
+                    " VALUES ('fr', 't', 'f', '{}', '{}', :now, '{\"type\": \"Running\"}', 'Running', 1, :now, :now)"
+                ),
+                {"now": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO task_runs (id, tenant_id, flow_run_id, task_slug, map_index, state, state_type,"
+                    " version, created, updated) VALUES ('tr', 't', 'fr', 's', -1, :state, 'Cached', 2, :now, :now)"
+                ),
+                {"state": json.dumps(cached), "now": now},
+            )
+            for version, state in ((1, {"type": "Running", "message": "r"}), (2, cached)):
+                conn.execute(
+                    text(
+                        "INSERT INTO task_run_states (task_run_id, version, state, state_type, timestamp)"
+                        " VALUES ('tr', :version, :state, :type, :now)"
+                    ),
+                    {"version": version, "state": json.dumps(state), "type": state["type"], "now": now},
+                )
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            keys = conn.execute(text("SELECT state_type, cache_key FROM task_run_states ORDER BY version")).all()
+        assert [tuple(row) for row in keys] == [("Running", None), ("Cached", "k1")]
+    finally:
+        engine.dispose()

@@ -1,7 +1,8 @@
 """Cache checks of cloud runs: one request for the candidates of every task of a flow run.
 
 The candidate Cached states of every task of flows with the flow run's name come in one
-request (``GET /cached_states`` without a task slug, small results inline): started in a
+request (``GET /cached_states`` without a task slug, small results inline; when the flow is
+known, only states stored since ``now -`` its longest ``cache_for``): started in a
 thread while the flow run is loaded (a flow with a ``cache_for`` task), or by the first cache
 check of the flow run in a process (a Dask worker); every later check of that flow run is
 answered from that answer.
@@ -51,9 +52,11 @@ _KEPT_RUNS = 8
 class FlowRunCandidates:
     """The candidates of one flow run's tasks, fetched on first use."""
 
-    def __init__(self, client: Client, flow_name: str) -> None:
+    def __init__(self, client: Client, flow_name: str, created_after: datetime | None = None) -> None:
         self.client = client
         self.flow_name = flow_name
+        #: no candidate stored before this can be valid (the flow's longest ``cache_for``)
+        self.created_after = created_after
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, int], list[dict[str, Any]]] | None = None
         self.complete = True
@@ -85,7 +88,9 @@ class FlowRunCandidates:
         return found or []
 
     def _fetch(self) -> dict[tuple[str, int], list[dict[str, Any]]]:
-        answer = self.client.get_cached_candidates(self.flow_name, limit=CANDIDATE_LIMIT, per_task=PER_TASK)
+        answer = self.client.get_cached_candidates(
+            self.flow_name, limit=CANDIDATE_LIMIT, per_task=PER_TASK, created_after=self.created_after
+        )
         self.complete = len(answer) < CANDIDATE_LIMIT
         rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for row in answer:
@@ -110,9 +115,12 @@ class CachedStates:
                     self._runs.popitem(last=False)
             return candidates
 
-    def prefetch(self, client: Client, flow_name: str) -> FlowRunCandidates:
-        """Candidates being fetched now, for a flow run not known yet (see :meth:`add`)."""
-        candidates = FlowRunCandidates(client, flow_name)
+    def prefetch(self, client: Client, flow_name: str, longest_cache_for: timedelta | None = None) -> FlowRunCandidates:
+        """Candidates being fetched now, for a flow run not known yet (see :meth:`add`);
+        with ``longest_cache_for`` (the flow's longest ``cache_for``), only those stored since
+        then: older ones cannot be valid, so a flow's history beyond it costs nothing."""
+        created_after = utcnow() - longest_cache_for if longest_cache_for is not None else None
+        candidates = FlowRunCandidates(client, flow_name, created_after)
         candidates.prefetch()
         return candidates
 

@@ -11,6 +11,7 @@ import json
 import logging
 import uuid
 import weakref
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from runwright.context import context as runtime_context
@@ -62,7 +63,8 @@ class FlowRunReporter:
             settings = embedded.prepare(settings)
             client = self.services.clients.get(settings.api, settings.api_token)
             # the cache candidates of every task come while the flow run is being loaded
-            candidates = self.services.cached.prefetch(client, flow.name) if _caches(flow) else None
+            longest = _longest_cache_for(flow)
+            candidates = self.services.cached.prefetch(client, flow.name, longest) if longest is not None else None
             flow_run_id = context.get("flow_run_id")
             if not flow_run_id:
                 structure = flow.structure()
@@ -277,6 +279,7 @@ class FlowRunReporter:
         return report.id
 
 
-def _caches(flow: Flow) -> bool:
-    """True when a task of the flow caches its results (``cache_for``)."""
-    return any(task.cache_for is not None for task in flow.tasks)
+def _longest_cache_for(flow: Flow) -> timedelta | None:
+    """The longest ``cache_for`` of the flow's tasks; None when none caches its results."""
+    durations = [task.cache_for for task in flow.tasks if task.cache_for is not None]
+    return max(durations) if durations else None

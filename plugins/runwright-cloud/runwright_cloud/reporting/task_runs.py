@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from runwright.context import context as runtime_context
+from runwright.engine.result import NoResult, SafeResult
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Cached, ClientFailed, Failed, Retrying, State, utcnow
 from runwright_cloud.errors import ClientError
@@ -78,7 +79,11 @@ class TaskRunReporter:
             except Exception as exc:
                 logger.error("Could not load task run %s[%s] from the runwright server: %s", task.slug, map_index, exc)
                 raise ENDRUN(setup.state or Failed(f"Could not retrieve state from the runwright server: {exc}", result=exc)) from exc
-            if setup.state is None:
+            if refresh and restored is not None and restored.is_finished():
+                # a lost run, or one run again, whose work finished on the server: keep that
+                # outcome (the task runner then records nothing over it), value included
+                setup.state = _with_value(runner, restored, task)
+            elif setup.state is None:
                 setup.state = restored
             task_run_id, version = info.id, info.version
         else:
@@ -198,3 +203,16 @@ class TaskRunReporter:
             report.cached_hit = found
             return found[0]
         return None
+
+
+def _with_value(runner: TaskRunner, state: State, task: Task) -> State:
+    """``state`` with its stored result read back, as the run that finished returned it (a
+    result that cannot be read stays a location: downstream runs read it themselves)."""
+    result = state._result
+    if isinstance(result, SafeResult) and result is not NoResult and result.result_handler is not None:
+        try:
+            state._result = result.to_result(runner.results)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("Could not read back the stored result of task %s: %s", task.slug, exc)
+    return state
+

@@ -5,7 +5,8 @@ With ``task_slug`` the answer is that task's Cached states, newest first (up to 
 Without it, the answer holds the candidates of every task of flows with that name, so a
 runner can answer all the cache checks of a flow run with one request: per task and map
 index the newest state of each distinct ``cache_key`` (the key the client stored in the
-state; a state without one counts as distinct), at most ``per_task`` of them.
+state, kept in ``task_run_states.cache_key`` so the database drops the older states of a
+key; a state without one counts as distinct), at most ``per_task`` of them.
 
 ``inline_results`` adds, to each row whose state's result is a result of this tenant on this
 server of at most :data:`INLINE_RESULT_MAX_BYTES`, the result's bytes (base64) as
@@ -22,7 +23,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, cast, func, select
 
 from runwright_server import models
 from runwright_server.auth import Principal, require_principal
@@ -55,22 +56,46 @@ def cached_states(
 ) -> Response:
     """Cached history rows, newest first (see the module docstring)."""
     trs, tr, fr, f = models.task_run_states, models.task_runs, models.flow_runs, models.flows
-    stmt = (
-        select(trs.c.task_run_id, tr.c.flow_run_id, tr.c.task_slug, tr.c.map_index, trs.c.state, trs.c.timestamp)
-        .join(tr, tr.c.id == trs.c.task_run_id)
-        .join(fr, fr.c.id == tr.c.flow_run_id)
-        .join(f, f.c.id == fr.c.flow_id)
-        .where(trs.c.state_type == "Cached", tr.c.tenant_id == principal.tenant_id, f.c.name == flow_name)
-    )
+    conditions = [trs.c.state_type == "Cached", tr.c.tenant_id == principal.tenant_id, f.c.name == flow_name]
     if task_slug is not None:
-        stmt = stmt.where(tr.c.task_slug == task_slug)
+        conditions.append(tr.c.task_slug == task_slug)
     if created_after is not None:
-        stmt = stmt.where(trs.c.timestamp >= created_after)
+        conditions.append(trs.c.timestamp >= created_after)
     if map_index is not None:
-        stmt = stmt.where(tr.c.map_index == map_index)
-    stmt = stmt.order_by(trs.c.timestamp.desc(), trs.c.id.desc())
+        conditions.append(tr.c.map_index == map_index)
+    history = trs.join(tr, tr.c.id == trs.c.task_run_id).join(fr, fr.c.id == tr.c.flow_run_id).join(f, f.c.id == fr.c.flow_id)
     if task_slug is not None:
-        stmt = stmt.limit(limit)
+        stmt = (
+            select(trs.c.task_run_id, tr.c.flow_run_id, tr.c.task_slug, tr.c.map_index, trs.c.state, trs.c.timestamp)
+            .select_from(history)
+            .where(*conditions)
+            .order_by(trs.c.timestamp.desc(), trs.c.id.desc())
+            .limit(limit)
+        )
+    else:
+        # the database keeps the newest state of each (task, map index, key) — a task cached
+        # for many runs recorded the same key at every hit — ranking only ids, then reads the
+        # texts of those rows; a state without a key is its own key
+        row_key = func.coalesce(trs.c.cache_key, "#" + cast(trs.c.id, String))
+        ranked = (
+            select(
+                trs.c.id.label("row_id"),
+                trs.c.timestamp,
+                func.row_number()
+                .over(partition_by=(tr.c.task_slug, tr.c.map_index, row_key), order_by=(trs.c.timestamp.desc(), trs.c.id.desc()))
+                .label("newest"),
+            )
+            .select_from(history)
+            .where(*conditions)
+            .subquery()
+        )
+        state, run = trs.alias("state"), tr.alias("run")
+        stmt = (
+            select(state.c.task_run_id, run.c.flow_run_id, run.c.task_slug, run.c.map_index, state.c.state, state.c.timestamp)
+            .select_from(ranked.join(state, state.c.id == ranked.c.row_id).join(run, run.c.id == state.c.task_run_id))
+            .where(ranked.c.newest == 1)
+            .order_by(ranked.c.timestamp.desc(), ranked.c.row_id.desc())
+        )
     with read_tx(engine_of(request)) as conn:
         out: list[_Row] = []
         seen: dict[tuple[str, int], set[str | int]] = {}
