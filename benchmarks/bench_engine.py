@@ -315,7 +315,12 @@ def run_cloud(args: argparse.Namespace) -> None:
             server = RunwrightServer(run_dir)
             try:
                 idle_cpu = server.cpu_seconds() or 0.0  # its start-up
-                env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNWRIGHT", "PREFECT"))}
+                # [cloud] settings from the environment (RUNWRIGHT__CLOUD__BATCH_SIZE=...) are kept
+                env = {
+                    k: v
+                    for k, v in os.environ.items()
+                    if not k.startswith(("RUNWRIGHT", "PREFECT")) or k.startswith("RUNWRIGHT__CLOUD__")
+                }
                 env.update(
                     server.env,
                     RUNWRIGHT_CONFIG=str(run_dir / "config.toml"),
