@@ -5,6 +5,7 @@ scheduler, on the same workloads, at growing sizes (so the growth of the cost sh
     .venv/bin/python benchmarks/bench_engine.py --engines runwright   # runwright's own figures
     .venv/bin/python benchmarks/bench_engine.py --sizes 1000,10000 --workloads chain
     .venv/bin/python benchmarks/bench_engine.py --limit prefect1=10000   # let Prefect 1 run longer
+    .venv/bin/python benchmarks/bench_engine.py --backend cloud --workloads map --sizes 10000,100000
 
 Workloads (trivial task bodies, so the numbers are engine overhead):
 
@@ -19,6 +20,13 @@ ephemeral server is started by a one-task warm-up flow first). "build" is the gr
 construction (Prefect 3 builds nothing ahead: its figure is all "run"), "run" the flow run,
 "peak MB" the process's maximum RSS. runwright runs with every shipped plugin installed and
 the local backend.
+
+``--backend cloud`` runs runwright only, reporting to a runwright server (``python -m
+runwright_server start`` on 127.0.0.1 with a new SQLite file, one server per run, stopped by
+its process id): "peak MB" is then the client's, "server MB" the server's peak RSS (VmHWM,
+read before it is stopped), "requests" the HTTP requests the client sent, and "on server"
+how many task runs the server holds Success (or Mapped) at the end, checked against the
+workload's count: every child's final state must have landed.
 
 Competitors are skipped at sizes where they would take minutes (``--limit`` says up to which
 N each runs; the output names what was skipped). Prefect 1.4.1 and Prefect 3 are installed
@@ -35,7 +43,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _engines import ensure_venv, log, print_table, run_json_script  # noqa: E402
+from _engines import RunwrightServer, ensure_venv, log, print_table, run_json_script  # noqa: E402
 
 TASKS = """
 @task
@@ -58,12 +66,13 @@ def total(xs):
 COMMON = """
 import json, resource, sys, time
 WORKLOAD, N = sys.argv[1], int(sys.argv[2])
+EXTRA = {}  # further figures of a run (the cloud backend's request count)
 
 def report(build, run, value):
     expected = N if WORKLOAD == "chain" else N + N * (N - 1) // 2
     assert value == expected, (value, expected)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"build": build, "run": run, "peak_mb": peak}))
+    print(json.dumps({"build": build, "run": run, "peak_mb": peak, **EXTRA}))
 """
 
 # runwright and Prefect 1.4.1: the same user script; only the imports differ.
@@ -92,6 +101,22 @@ from runwright import Flow, task, unmapped
 from runwright.plugins import get_plugin_manager
 get_plugin_manager().registry  # plugin loading is start-up, not engine time
 """ + FLOW_BODY
+
+# the same, reporting to a server: also counts the HTTP requests the client sends
+RUNWRIGHT_CLOUD = COMMON + """
+import itertools, requests
+_sent, _send = itertools.count(), requests.Session.send
+def _counted(self, *args, **kwargs):
+    EXTRA["requests"] = next(_sent) + 1  # the writer, heartbeat and log threads send too
+    return _send(self, *args, **kwargs)
+requests.Session.send = _counted
+_report = report
+
+def report(build, run, value):
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    EXTRA.update(tasks=len(flow.tasks), cpu=usage.ru_utime + usage.ru_stime)
+    _report(build, run, value)
+""" + RUNWRIGHT[len(COMMON):]
 
 PREFECT1 = COMMON + """
 from prefect import Flow, task, unmapped
@@ -178,7 +203,13 @@ def main() -> None:
     parser.add_argument("--engines", default="runwright,prefect1,prefect3,dask")
     parser.add_argument("--limit", default="", help="ENGINE=N,...: the largest N an engine runs (see DEFAULT_LIMITS)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per run")
+    parser.add_argument(
+        "--backend", choices=("local", "cloud"), default="local", help="cloud: runwright reporting to a runwright server"
+    )
     args = parser.parse_args()
+    if args.backend == "cloud":
+        run_cloud(args)
+        return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     map_sizes = [int(s) for s in args.map_sizes.split(",") if s]
     workloads = [w for w in args.workloads.split(",") if w]
@@ -260,6 +291,93 @@ def main() -> None:
         print("Prefect 3 builds no graph ahead: its whole figure is in 'run'.")
     for note in notes:
         print(note)
+
+
+#: task runs Success on the server at the end of a run: the workload's tasks and children
+SUCCESS_ON_SERVER = "SELECT count(*) FROM task_runs WHERE state_type IN ('Success', 'Mapped')"
+
+
+def run_cloud(args: argparse.Namespace) -> None:
+    """runwright with ``[engine] backend = "cloud"``, one fresh server per run."""
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    map_sizes = [int(s) for s in args.map_sizes.split(",") if s]
+    workloads = [w for w in args.workloads.split(",") if w]
+    work = Path(tempfile.mkdtemp(prefix="rw-bench-engine-cloud-"))
+    script = work / "runwright_cloud_flow.py"
+    script.write_text(textwrap.dedent(RUNWRIGHT_CLOUD))
+    rows = []
+    for workload in workloads:
+        for n in sizes + (map_sizes if workload == "map" else []):
+            run_dir = work / f"{workload}-{n}"
+            run_dir.mkdir()
+            (run_dir / "config.toml").write_text("")
+            log(f"runwright-cloud {workload} N={n:,} ...")
+            server = RunwrightServer(run_dir)
+            try:
+                idle_cpu = server.cpu_seconds() or 0.0  # its start-up
+                # [cloud] settings from the environment (RUNWRIGHT__CLOUD__BATCH_SIZE=...) are kept
+                env = {
+                    k: v
+                    for k, v in os.environ.items()
+                    if not k.startswith(("RUNWRIGHT", "PREFECT")) or k.startswith("RUNWRIGHT__CLOUD__")
+                }
+                env.update(
+                    server.env,
+                    RUNWRIGHT_CONFIG=str(run_dir / "config.toml"),
+                    RUNWRIGHT__LOGGING__LEVEL="WARNING",
+                    RUNWRIGHT__PLUGINS__LOCAL__DIR=str(run_dir / "results"),
+                    HOME=str(run_dir),  # the client's journal (~/.runwright) stays in the run's directory
+                )
+                result = run_json_script(sys.executable, script, [workload, str(n)], args.timeout, env=env)
+                server_mb = server.peak_mb()
+                server_cpu = (server.cpu_seconds() or 0.0) - idle_cpu
+            finally:
+                server.stop()
+            landed = server.count(SUCCESS_ON_SERVER)
+            if "error" in result:
+                rows.append([workload, f"{n:,}", "-", "-", "-", "-", "-", "-", "-", "-", f"{landed:,}", result["error"]])
+                continue
+            # every task of the flow Success (the mapped parent Mapped), and every child Success
+            expected = result["tasks"] + (n if workload == "map" else 0)
+            total = result["build"] + result["run"]
+            rows.append(
+                [
+                    workload,
+                    f"{n:,}",
+                    f"{result['build']:.2f}",
+                    f"{result['run']:.2f}",
+                    f"{total / n * 1e6:.1f}",
+                    f"{result['cpu']:.1f}",
+                    f"{server_cpu:.1f}",
+                    f"{result['peak_mb']:.0f}",
+                    "-" if server_mb is None else f"{server_mb:.0f}",
+                    f"{result.get('requests', 0):,}",
+                    f"{landed:,}",
+                    "" if landed == expected else f"expected {expected:,}",
+                ]
+            )
+    print_table(
+        [
+            "workload",
+            "N",
+            "build s",
+            "run s",
+            "total µs/task",
+            "client CPU s",
+            "server CPU s",
+            "client MB",
+            "server MB",
+            "requests",
+            "on server",
+            "",
+        ],
+        rows,
+    )
+    print(
+        "runwright with the cloud backend, one new server (SQLite) per run. 'client CPU s' includes the client's "
+        "start-up; 'server CPU s' is the server's during the run; 'on server': task runs Success (or Mapped) in "
+        "the server's database at the end (every task of the flow and every child)"
+    )
 
 
 if __name__ == "__main__":

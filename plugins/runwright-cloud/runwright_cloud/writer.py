@@ -10,6 +10,12 @@ flow run in one ``set_task_run_states`` request, in queue order. It sends when t
 holds ``batch_size`` writes or ``batch_linger`` seconds after the first one was queued,
 whichever comes first, and at once when someone waits (a flush).
 
+The queue is bounded (``max_queued`` writes, 20 batches by default): a task run whose state
+finds it full waits until the writer has taken a batch off it. So when the server is slower
+than the engine (a map of a million children) or unreachable (the writer retrying a batch for
+``outage_tolerance``), the run slows down to the server's pace instead of holding every state
+in memory; no write is dropped.
+
 Writes of a leased flow run carry the runner's lease token: when the server answers that the
 lease is no longer this runner's (another runner took the flow run over), nothing of the
 batch was applied and the writer marks the flow run's lease lost; the reporting code then
@@ -79,10 +85,12 @@ class _Write:
 class StateWriter:
     """A queue of task-run state writes and the daemon thread that sends them in batches."""
 
-    def __init__(self, client: Client, batch_size: int = 500, linger: float = 0.002) -> None:
+    def __init__(self, client: Client, batch_size: int = 500, linger: float = 0.002, max_queued: int | None = None) -> None:
         self.client = client
         self.batch_size = batch_size
         self.linger = linger
+        #: most writes queued; enqueue waits while the queue holds that many (back-pressure)
+        self.max_queued = max(batch_size, max_queued if max_queued is not None else 20 * batch_size)
         self._cond = threading.Condition()
         self._queue: deque[_Write] = deque()
         self._unfinished = 0
@@ -97,8 +105,11 @@ class StateWriter:
         self.requests = 0
 
     def enqueue(self, report: TaskRunReport, state: State, checkpoint: bool) -> None:
-        """Queue ``state`` for the task run, expecting its current version (then +1)."""
+        """Queue ``state`` for the task run, expecting its current version (then +1); wait
+        while the queue is full (``max_queued``)."""
         with self._cond:
+            if len(self._queue) >= self.max_queued and threading.current_thread() is not self._thread:
+                self._wait_for_room()
             self._queue.append(_Write(report, report.version, state, checkpoint))
             report.version += 1
             report.pending += 1
@@ -112,6 +123,16 @@ class StateWriter:
                 # for every write in between would only hand the GIL back and forth
                 self._cond.notify_all()
 
+    def _wait_for_room(self) -> None:
+        """Wait (holding the condition) until the writer took a batch off the full queue."""
+        self._waiting += 1  # a full queue is sent at once anyway; no lingering either
+        self._cond.notify_all()
+        try:
+            while len(self._queue) >= self.max_queued and self._thread is not None and self._thread.is_alive():
+                self._cond.wait(1.0)
+        finally:
+            self._waiting -= 1
+
     def flush(self) -> None:
         """Wait until every queued write was sent (or failed, which is logged)."""
         with self._cond:
@@ -124,6 +145,11 @@ class StateWriter:
                     self._cond.wait()
             finally:
                 self._waiting -= 1
+
+    @property
+    def queued(self) -> int:
+        """How many writes wait in the queue now (at most ``max_queued``)."""
+        return len(self._queue)
 
     def lease_lost(self, flow_run_id: str) -> bool:
         """True once the server refused a batch of ``flow_run_id``: another runner holds its lease."""
@@ -164,7 +190,10 @@ class StateWriter:
                         if remaining <= 0:
                             break
                         self._cond.wait(remaining)
+                full = len(self._queue) >= self.max_queued
                 batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+                if full:
+                    self._cond.notify_all()  # room again: the waiting task runs go on while this batch is sent
             try:
                 self._send(batch)
             finally:
@@ -276,7 +305,8 @@ class WriterPool:
         self._lock = threading.Lock()
 
     def get(self, client: Client, batch_size: int, linger: float = 0.002) -> StateWriter:
-        """The writer for ``client`` (created with ``batch_size`` and ``linger`` on first use)."""
+        """The writer for ``client`` (created with ``batch_size`` and ``linger`` on first use;
+        its queue holds at most 20 batches)."""
         writer = self._writers.get(id(client))
         if writer is None:
             with self._lock:

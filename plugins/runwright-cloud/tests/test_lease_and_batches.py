@@ -19,6 +19,7 @@ from runwright.engine.state import ClientFailed
 from runwright_cloud import CloudFlowRunner
 from runwright_cloud.client import Client
 from runwright_cloud.plugin import plugin as cloud_plugin
+from runwright_cloud.reporting.reports import CHILD_PAGE
 from runwright_cloud.result_handler import CloudResultHandler
 from runwright_server.testing import TestServer, unique
 
@@ -323,6 +324,79 @@ def test_mapped_children_are_created_in_one_request(cloud: Client, requests_made
     runs = histories(cloud, run_id)
     children = {k: v for k, v in runs.items() if "[" in k}
     assert len(children) == 40 and all(h == ["Running", "Success"] for h in children.values())
+
+
+def test_a_map_of_thousands_creates_its_children_a_page_per_request_and_reports_every_state(
+    cloud: Client, requests_made: Counter[str]
+) -> None:
+    n = 2 * CHILD_PAGE + 500
+
+    @task
+    def items() -> list[int]:
+        return list(range(n))
+
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    with Flow(unique()) as flow:
+        squares = square.map(items())
+    run_id = create_run(cloud, flow)
+    requests_made.clear()
+    state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
+    assert state.is_successful() and state.result[squares].result == [x * x for x in range(n)]
+    assert requests_made["POST /task_runs/batch"] == 3  # a page of children per request
+    assert requests_made["POST /task_runs"] == 0  # no child asked for its own run
+    assert requests_made["POST /task_run_states"] >= 2 * n // 500  # claims and final states, batched
+    assert sum(requests_made.values()) <= n // 10
+    children = [t for t in cloud.get_flow_run_task_runs(run_id) if t.map_index >= 0]
+    assert sorted(t.map_index for t in children) == list(range(n))
+    assert all(t.version == 2 and type(t.state).__name__ == "Success" for t in children)
+
+
+def test_a_slow_server_slows_the_run_down_instead_of_growing_the_writers_queue(
+    cloud: Client, server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runwright_cloud.writer import StateWriter
+
+    services = cloud_plugin.backend.services
+    writer = services.writers.get(services.clients.get(server.url, server.token_a), 500)
+    monkeypatch.setattr(writer, "batch_size", 10)
+    monkeypatch.setattr(writer, "max_queued", 60)
+    peak = [0]
+    original = Client.set_task_run_states
+
+    def slow(self: Client, writes: Any, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.01)  # the fault: a server 10 ms slower per batch than the engine
+        return original(self, writes, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "set_task_run_states", slow)
+    enqueue = StateWriter.enqueue
+
+    def watched(self: StateWriter, *args: Any) -> None:
+        enqueue(self, *args)
+        if self is writer:
+            peak[0] = max(peak[0], self.queued)
+
+    monkeypatch.setattr(StateWriter, "enqueue", watched)
+
+    @task
+    def items() -> list[int]:
+        return list(range(300))
+
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    with Flow(unique()) as flow:
+        squares = square.map(items())
+    run_id = create_run(cloud, flow)
+    state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
+    assert state.is_successful() and state.result[squares].result == [x * x for x in range(300)]
+    assert 40 <= peak[0] <= 60  # the queue filled up to its bound, never past it
+    histories_ = histories(cloud, run_id)
+    children = {k: v for k, v in histories_.items() if "[" in k}
+    assert len(children) == 300 and all(h == ["Running", "Success"] for h in children.values())  # nothing lost
 
 
 def test_a_second_runner_cannot_start_a_flow_run_another_runner_holds(cloud: Client) -> None:

@@ -10,6 +10,7 @@ there, from the ids the context carries.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,19 +21,42 @@ if TYPE_CHECKING:
     from runwright_cloud.writer import StateWriter
 
 
-class ChildRuns(dict):  # type: ignore[type-arg]
-    """The task runs of a mapped parent's children by map index, fetched in one request when
-    the parent became Mapped; each child's context is a copy of the parent's, so the child
-    finds its own run here. On Dask it travels with the children's plan (about 90 bytes a
-    child, pickled once per chunk of children), so a child on a worker starts without a
-    request of its own too."""
+#: how many children's task runs one request gets or creates (a page of :class:`ChildRuns`)
+CHILD_PAGE = 1000
 
-    def __init__(self, slug: str, runs: dict[int, Any]) -> None:
+
+class ChildRuns(dict):  # type: ignore[type-arg]
+    """The task runs of a mapped parent's children by map index, got or created a page of
+    :data:`CHILD_PAGE` children per request: the parent fetches the first page when it
+    becomes Mapped, a child whose run is not here fetches its own page (one request for the
+    next ``CHILD_PAGE`` children), so a map of N children costs N / CHILD_PAGE requests and
+    at most a few pages in memory (a run is handed to its child once, then dropped).
+
+    Each child's context is a copy of the parent's, so the child finds its run here. On Dask
+    it travels with the children's plan (about 90 bytes a child of the pages fetched, pickled
+    once per chunk of children); a worker fetches the pages that did not travel itself."""
+
+    def __init__(self, slug: str, runs: dict[int, Any], flow_run_id: str = "", count: int = 0) -> None:
         super().__init__(runs)
         self.slug = slug
+        self.flow_run_id = flow_run_id
+        self.count = count
+        self._lock = threading.Lock()
+
+    def take(self, map_index: int, client: Client | None = None) -> Any:
+        """The run of child ``map_index``, fetching its page with ``client`` when it is not
+        here (None without a client, or for an index beyond the map: the caller asks alone)."""
+        with self._lock:
+            run = self.pop(map_index, None)
+            if run is not None or client is None or not self.flow_run_id or not 0 <= map_index < self.count:
+                return run
+            start = map_index
+            runs = client.get_task_runs(self.flow_run_id, self.slug, range(start, min(start + CHILD_PAGE, self.count)))
+            self.update((info.map_index, info) for info in runs)
+            return self.pop(map_index, None)
 
     def __reduce__(self) -> Any:
-        return (ChildRuns, (self.slug, dict(self)))
+        return (ChildRuns, (self.slug, dict(self), self.flow_run_id, self.count))
 
 
 @dataclass(eq=False)

@@ -20,7 +20,7 @@ from runwright.engine.state import Cached, ClientFailed, Failed, Retrying, State
 from runwright_cloud.errors import ClientError
 from runwright_cloud.keys import CHILDREN_KEY, LEASE_KEY, SETTINGS_KEY, TASK_REPORT_KEY
 from runwright_cloud.reporting.cached import current_key, pick
-from runwright_cloud.reporting.reports import ChildRuns, TaskRunReport
+from runwright_cloud.reporting.reports import CHILD_PAGE, ChildRuns, TaskRunReport
 from runwright_cloud.resume import restore_task_state
 
 if TYPE_CHECKING:
@@ -69,8 +69,8 @@ class TaskRunReporter:
         if map_index is not None or refresh:
             try:
                 info = (
-                    children.get(map_index)
-                    if not refresh and isinstance(children, ChildRuns) and children.slug == slug
+                    children.take(map_index, client)
+                    if not refresh and map_index is not None and isinstance(children, ChildRuns) and children.slug == slug
                     else None
                 )
                 if info is None:
@@ -110,7 +110,7 @@ class TaskRunReporter:
         self._stack().append(report)
 
     def report_state(self, new_state: State) -> None:
-        """Record Mapped at once (and get or create the children's runs in one request); claim
+        """Record Mapped at once (and get or create the first page of its children's runs); claim
         Running at once (``task_claims = "sync"``) or queue the claim (``"lease"``); queue every
         other state."""
         report: TaskRunReport | None = runtime_context.get(TASK_REPORT_KEY)
@@ -153,17 +153,19 @@ class TaskRunReporter:
         runtime_context["task_run_version"] = report.version
 
     def _fetch_children(self, report: TaskRunReport, state: State) -> None:
-        """Get or create every child run of a Mapped parent in one request; the children's
-        contexts (copies of the parent's) carry them. On failure each child asks for its own."""
+        """Get or create the first page of the child runs of a Mapped parent (one request);
+        the children's contexts (copies of the parent's) carry them, and a child beyond the
+        page fetches the next one (see :class:`ChildRuns`). On failure each child asks for its
+        own."""
         count = len(getattr(state, "map_states", ()) or ())
         if not count:
             return
         try:
-            runs = report.client.get_task_runs(report.flow_run_id, report.slug, range(count))
+            runs = report.client.get_task_runs(report.flow_run_id, report.slug, range(min(count, CHILD_PAGE)))
         except ClientError as exc:
             logger.warning("Could not get the child task runs of %s in one request: %s", report.describe(), exc)
             return
-        report.context[CHILDREN_KEY] = ChildRuns(report.slug, {run.map_index: run for run in runs})
+        report.context[CHILDREN_KEY] = ChildRuns(report.slug, {run.map_index: run for run in runs}, report.flow_run_id, count)
 
     def end(self, runner: TaskRunner, state: State | None) -> None:
         """Record a final state no hook saw (a state handler's error); a task run on another

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, RowMapping, select
 from sqlalchemy.exc import IntegrityError
 
-from runwright_server import models
+from runwright_server import models, run_rows
 from runwright_server.auth import Principal, require_principal, utcnow
 from runwright_server.bodies import GuardedRoute
 from runwright_server.common import (
@@ -22,6 +22,7 @@ from runwright_server.common import (
     aware,
     check_id,
     engine_of,
+    new_ids,
     not_found,
 )
 from runwright_server.db import read_tx, write_tx
@@ -53,7 +54,8 @@ from runwright_server.schemas import (
 router = APIRouter(tags=["task runs"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
 Auth = Annotated[Principal, Depends(require_principal)]
 
-PENDING_TEXT = to_json_text({"type": "Pending", "message": None})
+PENDING_STATE: dict[str, Any] = {"type": "Pending", "message": None}
+PENDING_TEXT = to_json_text(PENDING_STATE)
 RESULT_URI_PREFIX = "rwcloud://results/"
 LEASE_CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "The lease named by the batch is not the flow run's lease: nothing applied"}
@@ -170,34 +172,59 @@ def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: 
         found = existing(conn) if wanted else {}
         missing = [index for index in wanted if index not in found]
         if missing:
+            # a page of a map's children, all new: two executemany statements straight on the
+            # driver (the task runs, their Pending history rows), as for a new flow run's
             now = utcnow()
-            rows = [
-                {
-                    "id": str(uuid.uuid4()),
-                    "tenant_id": tenant,
-                    "flow_run_id": body.flow_run_id,
-                    "task_slug": body.task_slug,
-                    "map_index": index,
-                    "state": PENDING_TEXT,
-                    "state_type": "Pending",
-                    "version": 0,
-                    "heartbeat": None,
-                    "created": now,
-                    "updated": now,
-                }
-                for index in missing
-            ]
+            ids = new_ids(len(missing))
+            insert = driver_statement(run_rows.TASK_RUNS_INSERT, conn.dialect)
+            stamp = insert.process("created", now)
+            append = driver_statement(TASK_RUNS.append, conn.dialect)
+            append_stamp = append.process("b_now", now)
             try:
                 with conn.begin_nested():
-                    conn.execute(models.task_runs.insert(), rows)
-                    conn.execute(
-                        models.task_run_states.insert(),
+                    conn.exec_driver_sql(
+                        insert.sql,
                         [
-                            {"task_run_id": r["id"], "version": 0, "state": PENDING_TEXT, "state_type": "Pending", "timestamp": now}
-                            for r in rows
+                            insert.row(
+                                {
+                                    "id": task_run_id,
+                                    "tenant_id": tenant,
+                                    "flow_run_id": body.flow_run_id,
+                                    "task_slug": body.task_slug,
+                                    "map_index": index,
+                                    "state": PENDING_TEXT,
+                                    "state_type": "Pending",
+                                    "version": 0,
+                                    "heartbeat": None,
+                                    "created": stamp,
+                                    "updated": stamp,
+                                }
+                            )
+                            for task_run_id, index in zip(ids, missing, strict=True)
                         ],
                     )
-                found.update((index, task_run_out(r)) for index, r in zip(missing, rows, strict=True))
+                    conn.exec_driver_sql(
+                        append.sql,
+                        [
+                            append.row(
+                                {"b_id": task_run_id, "b_new_version": 0, "b_state": PENDING_TEXT, "b_type": "Pending", "b_now": append_stamp}
+                            )
+                            for task_run_id in ids
+                        ],
+                    )
+                created = aware(now)
+                for task_run_id, index in zip(ids, missing, strict=True):
+                    found[index] = {
+                        "id": task_run_id,
+                        "flow_run_id": body.flow_run_id,
+                        "task_slug": body.task_slug,
+                        "map_index": index,
+                        "state": PENDING_STATE,
+                        "version": 0,
+                        "heartbeat": None,
+                        "created": created,
+                        "updated": created,
+                    }
             except IntegrityError:  # a concurrent get-or-create inserted some first
                 found = existing(conn)
                 if len(found) != len(wanted):
