@@ -37,7 +37,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _engines import ensure_venv, log  # noqa: E402
+from _engines import RunwrightServer, ensure_venv, log  # noqa: E402
 
 RUNWRIGHT_FLOW = """
 import datetime, json, sys, time
@@ -158,59 +158,6 @@ def run_engine(name: str, python: Path, source: str, n: int, env: dict[str, str]
     return out
 
 
-def start_server(work: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    """A runwright server on a free port of 127.0.0.1 with a new SQLite database, and the
-    environment that makes runwright's runs cloud runs reporting to it."""
-    import socket
-    import urllib.request
-
-    from runwright_server import migrate
-    from runwright_server.auth import create_token
-    from runwright_server.db import make_engine
-
-    db = f"sqlite:///{work / 'server.db'}"
-    engine = make_engine(db)
-    migrate.upgrade(engine)
-    token = create_token(engine, "bench")
-    engine.dispose()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    command = [sys.executable, "-m", "runwright_server", "start", "--host", "127.0.0.1", "--port", str(port), "--db", db]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while True:
-        if server.poll() is not None:
-            raise RuntimeError(f"the runwright server exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                stop_server(server)
-                raise RuntimeError("the runwright server did not answer within 120 s") from None
-            time.sleep(0.1)
-    env = {
-        "RUNWRIGHT__ENGINE__BACKEND": "cloud",
-        "RUNWRIGHT__CLOUD__API": f"http://127.0.0.1:{port}",
-        "RUNWRIGHT__CLOUD__API_TOKEN": token,
-    }
-    return server, env
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    """Stop the server we started, by its process id (its own session: its children too)."""
-    import signal
-
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=1000, help="length of the chain (default 1000)")
@@ -230,7 +177,7 @@ def main() -> None:
             work = root / engine
             work.mkdir()
             env = dict(base_env)
-            server = None
+            server: RunwrightServer | None = None
             if engine in ("runwright", "runwright-cloud"):
                 config = work / "config.toml"
                 config.write_text("")
@@ -243,8 +190,8 @@ def main() -> None:
                 )
                 python, source = Path(sys.executable), RUNWRIGHT_FLOW
                 if engine == "runwright-cloud":
-                    server, cloud_env = start_server(work)
-                    env.update(cloud_env, HOME=str(work))
+                    server = RunwrightServer(work)
+                    env.update(server.env, HOME=str(work))
                     del env["RUNWRIGHT__ENGINE__RESULT_HANDLER"]  # the cloud backend's: results on the server
             elif engine == "prefect1":
                 python, why = ensure_venv("prefect1", "prefect==1.4.1")
@@ -278,7 +225,7 @@ def main() -> None:
                 notes.append(f"{engine}: failed: {str(exc).strip()[:500]}")
             finally:
                 if server is not None:
-                    stop_server(server)
+                    server.stop()
             shutil.rmtree(work, ignore_errors=True)
 
     print_table(results, args.tasks)
