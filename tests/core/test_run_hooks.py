@@ -66,6 +66,46 @@ def test_a_plugin_registered_during_a_run_is_called_from_the_next_task_run_on(pl
     assert ends.ended == ["second:Success"]
 
 
+def test_a_plugin_registered_during_a_run_waits_for_the_next_task_run_whatever_else_is_installed(plugin_manager):
+    changes = _Changes()  # another plugin implementing a task-run hook: the plugin set is checked mid-run
+    plugin_manager.register(changes, name="changes")
+    ends = _Ends()
+
+    @task
+    def first():
+        plugin_manager.register(ends, name="ends")
+        return 1
+
+    @task
+    def second(x):
+        return x
+
+    with Flow("late-beside-another") as flow:
+        second(first())
+    assert flow.run().is_successful()
+    assert ends.ended == ["second:Success"]
+    assert [c for c in changes.changes if c[0] == "first"] == [("first", "Pending", "Running"), ("first", "Running", "Success")]
+
+
+def test_a_plugin_unregistered_during_a_run_still_sees_that_run_end_and_no_later_one(plugin_manager):
+    ends = _Ends()
+    plugin_manager.register(ends, name="ends")
+
+    @task
+    def first():
+        plugin_manager.unregister(name="ends")
+        return 1
+
+    @task
+    def second(x):
+        return x
+
+    with Flow("leaving") as flow:
+        second(first())
+    assert flow.run().is_successful()
+    assert ends.ended == ["first:Success"]
+
+
 def test_a_call_monitor_sees_hooks_that_no_plugin_implements(hook_recorder, plugin_manager):
     assert not plugin_manager.hook_is_idle("runwright_task_run_end")
 

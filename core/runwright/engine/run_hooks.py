@@ -12,10 +12,10 @@ The answers are computed once per plugin set and task: the flow runner computes 
 unscoped ones once per flow run and hands them to every task runner, which narrows them to
 its task (:meth:`TaskRunHooks.for_task`, a predicate call per scoped implementation) when
 its first run starts; mapped children share their parent's. A task runner checks with one
-identity comparison, at the start of each task run and before each call it makes, that the
-plugin set has not changed since: a plugin registered during a run is called from the next
-task run on, or from the next transition when the hook already had an implementation
-called for the task.
+identity comparison, at the start of each task run, that the plugin set has not changed
+since. The hooks a task run calls are those of the plugin set when it started, for all its
+transitions: a plugin registered (or unregistered) during a task run is called (or no
+longer called) from the next task run on, whatever else is installed.
 """
 
 from __future__ import annotations

@@ -225,12 +225,11 @@ class TaskRunner(Runner):
             pm = get_plugin_manager()
             return pm, getattr(self._task_hooks(pm), slot)
         entry = getattr(hooks, slot)
-        if entry is None:  # nothing to call for this task since its run started
+        if entry is None:  # nothing to call for this task in this run
             return None, None
-        pm = get_plugin_manager()
-        if hooks.table is not pm.dispatch_table:  # plugins changed during the run
-            entry = getattr(self._task_hooks(pm), slot)
-        return pm, entry
+        # the plugin set of the run's start serves the whole run (run_hooks.py): a plugin
+        # registered or unregistered during it counts from the next task run on
+        return get_plugin_manager(), entry
 
     def notify_plugins(self, old_state: State, new_state: State) -> None:
         backend = self._recording
