@@ -151,7 +151,11 @@ def task_states(server: LiveServer, token: str, run_id: str) -> dict[str, str]:
 
 def wait_finished(server: LiveServer, token: str, run_ids: list[str], timeout: float) -> None:
     finished = {"Success", "Failed", "Cancelled", "TriggerFailed"}
-    wait_until(lambda: all(state_of(server, token, i) in finished for i in run_ids), timeout, "the runs to finish", 0.2)
+    try:
+        wait_until(lambda: all(state_of(server, token, i) in finished for i in run_ids), timeout, "the runs to finish", 0.2)
+    except AssertionError:
+        unfinished = {i: (history(server, token, i), task_states(server, token, i)) for i in run_ids if state_of(server, token, i) not in finished}
+        raise AssertionError(f"timed out waiting for the runs to finish; unfinished (history, task states): {unfinished}") from None
 
 
 def marks(path: Path) -> list[tuple[str, str]]:
