@@ -37,7 +37,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _engines import WORKLOAD_TASKS, ensure_venv, log, print_table, run_json_script  # noqa: E402
+from _engines import WORKLOAD_TASKS, RunwrightServer, ensure_venv, log, print_table, run_json_script  # noqa: E402
 
 WORKLOADS = ("W1", "W2", "W2-map")
 
@@ -136,31 +136,15 @@ def run_runwright(work: Path, n: int, cloud: bool) -> dict[str, dict[str, Any]]:
         RUNWRIGHT__PLUGINS__LOCAL__DIR=str(work / "results"),
         HOME=str(work),
     )
-    server = None
+    server: RunwrightServer | None = None
     if cloud:
-        from runwright_server import migrate
-        from runwright_server.auth import create_token
-        from runwright_server.db import make_engine
-
-        db = f"sqlite:///{work / 'server.db'}"
-        engine = make_engine(db)
-        migrate.upgrade(engine)
-        token = create_token(engine, "bench")
-        engine.dispose()
-        port = free_port()
-        command = [sys.executable, "-m", "runwright_server", "start", "--host", "127.0.0.1", "--port", str(port), "--db", db]
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", server)
-        env.update(
-            RUNWRIGHT__ENGINE__BACKEND="cloud",
-            RUNWRIGHT__CLOUD__API=f"http://127.0.0.1:{port}",
-            RUNWRIGHT__CLOUD__API_TOKEN=token,
-        )
+        server = RunwrightServer(work)
+        env.update(server.env)
     try:
         return {w: run_json_script(sys.executable, script, [w, str(n)], timeout=1800, env=env) for w in WORKLOADS}
     finally:
         if server is not None:
-            stop(server)
+            server.stop()
 
 
 def run_prefect3(work: Path, n: int) -> dict[str, dict[str, Any]] | str:

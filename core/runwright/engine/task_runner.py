@@ -403,12 +403,8 @@ class TaskRunner(Runner):
         try:
             state, context = self.initialize_run(state, context)
             task = self.task
-            # ``with runtime_context(context):`` inlined (it runs for every task run): the
-            # run's keys are set, then exactly the keys it set are put back
-            data = runtime_context._data
-            get = data.get
-            saved = [(key, get(key, _MISSING)) for key in context]
-            data.update(context)
+            # ``with runtime_context(context):`` as two calls (it runs for every task run)
+            saved = runtime_context._push(context)
             try:
                 if not mapped:
                     plain = self._run_plain(state, upstream_states, executor)
@@ -442,11 +438,7 @@ class TaskRunner(Runner):
                 if isinstance(state, Failed):
                     state = self.check_for_retry(state, task_inputs)
             finally:
-                for key, value in saved:
-                    if value is _MISSING:
-                        data.pop(key, None)
-                    else:
-                        data[key] = value
+                runtime_context._restore(saved)
         except (ENDRUN, signals.RunwrightSignal) as exc:
             end_state = exc.state
             if end_state.is_pending() and not end_state.cached_inputs:  # type: ignore[attr-defined]
