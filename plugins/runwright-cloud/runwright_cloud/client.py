@@ -14,6 +14,7 @@ One :class:`requests.Session` per thread (keep-alive), bearer-token auth, typed 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -310,6 +311,22 @@ class Client:
         body = {"name": name, "version": version, "tasks": task_list, "edges": edge_list}
         return str(self._json("POST", "/flows", idempotent=True, json_body=body)["id"])
 
+    def find_flow(
+        self,
+        name: str,
+        tasks: Iterable[Mapping[str, Any] | str],
+        edges: Iterable[Mapping[str, Any] | Sequence[Any]],
+        version: str | None = None,
+    ) -> str | None:
+        """The id of the flow registered with exactly this structure (arguments as for
+        :meth:`register_flow`), asked by its content hash without sending the structure; None
+        when the server has not got it (or is too old to answer): register it then."""
+        digest = structure_hash(name, tasks, edges, version)
+        response, _ = self._request("GET", f"/flows/by_hash/{digest}", idempotent=True)
+        if response.status_code == 404:
+            return None
+        return str(self._check(response).json()["id"])
+
     def get_flow(self, flow_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._json("GET", f"/flows/{flow_id}", idempotent=True)
         return result
@@ -492,6 +509,42 @@ class Client:
                     result["status"] in ("conflict", "rejected")
                     and result.get("version") == item["version"] + 1
                     and result.get("current_state") == _normalised(item["state"])
+                ):
+                    result.update(status="ok", current_state=None)
+        return results_out
+
+    def record_cached_hits(
+        self,
+        hits: Sequence[Mapping[str, Any]],
+        lease: tuple[str, str] | None = None,
+        retry_for: float = 0.0,
+    ) -> list[dict[str, Any]] | None:
+        """Record cache hits compactly: ``{"task_run_id", "version", "state_id", "state"}``
+        each, ``state_id`` the candidate's history row from :meth:`get_cached_candidates`; the
+        server copies that Cached state into the task run (``state``, the state the hit
+        records, is only compared with the server's answer after a retry). Results as for
+        :meth:`set_task_run_states` (``"rejected"``: the candidate is unknown, nothing of
+        that hit applied). None when the server has no such route (an older server): send
+        the states with :meth:`set_task_run_states`."""
+        body: dict[str, Any] = {
+            "hits": [{"task_run_id": h["task_run_id"], "version": h["version"], "state_id": h["state_id"]} for h in hits]
+        }
+        if lease is not None:
+            body["lease"] = {"flow_run_id": lease[0], "token": lease[1]}
+        response, maybe_applied = self._request(
+            "POST", "/cached_states/hits", idempotent=True, json_body=body, retry_for=retry_for
+        )
+        if response.status_code in (404, 405) and _route_missing(response):
+            return None
+        if response.status_code == 409 and lease is not None:
+            raise LeaseLost(f"flow run {lease[0]}: its lease was taken over by another runner; nothing was applied")
+        results_out: list[dict[str, Any]] = self._check(response).json()["results"]
+        if maybe_applied:
+            for hit, result in zip(hits, results_out, strict=True):
+                if (
+                    result["status"] == "conflict"
+                    and result.get("version") == hit["version"] + 1
+                    and result.get("current_state") == _normalised(hit["state"])
                 ):
                     result.update(status="ok", current_state=None)
         return results_out
@@ -688,6 +741,41 @@ class Client:
             "POST", f"/deployments/{_path_name(name)}/runs", idempotent=False, json_body=body
         )
         return result
+
+
+def structure_hash(
+    name: str,
+    tasks: Iterable[Mapping[str, Any] | str],
+    edges: Iterable[Mapping[str, Any] | Sequence[Any]],
+    version: str | None = None,
+) -> str:
+    """The content hash the server gives this structure (``POST /flows``): the sha256 of the
+    canonical JSON of ``[name, version, tasks by slug, edges sorted]``, each task
+    ``{slug, name}`` and each edge ``{upstream, downstream, key, mapped}`` with the server's
+    defaults filled in."""
+    task_list = sorted(
+        ({"slug": t, "name": t} if isinstance(t, str) else {"slug": t["slug"], "name": t.get("name", "")} for t in tasks),
+        key=lambda t: t["slug"],
+    )
+    edge_list = sorted(
+        (
+            {"upstream": e["upstream"], "downstream": e["downstream"], "key": e.get("key"), "mapped": bool(e.get("mapped", False))}
+            if isinstance(e, Mapping)
+            else {"upstream": e[0], "downstream": e[1], "key": None, "mapped": False}
+            for e in edges
+        ),
+        key=lambda e: (e["upstream"], e["downstream"], e["key"] or "", e["mapped"]),
+    )
+    canonical = json.dumps([name, version, task_list, edge_list], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _route_missing(response: requests.Response) -> bool:
+    """True for the answer of a server without the route (not a 404 of a route it has)."""
+    try:
+        return bool(response.json() == {"detail": "Not Found"} or response.status_code == 405)
+    except ValueError:
+        return False
 
 
 def _path_name(name: str) -> str:

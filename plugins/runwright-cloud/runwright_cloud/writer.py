@@ -70,6 +70,8 @@ class TaskRunReport(Protocol):
     cache_key: str | None
     #: the Cached state its cache check found, and that state as the server sent it
     cached_hit: tuple[State, dict[str, Any]] | None
+    #: that state's history row when the hit can be recorded by naming it (cached_hits.py)
+    cached_from: int | None
 
     def describe(self) -> str: ...
 
@@ -103,6 +105,8 @@ class StateWriter:
         self._lease_lost: set[str] = set()
         #: requests sent (for tests and benchmarks)
         self.requests = 0
+        #: record cache hits by naming their candidates (False once the server lacks the route)
+        self.compact_hits = True
 
     def enqueue(self, report: TaskRunReport, state: State, checkpoint: bool) -> None:
         """Queue ``state`` for the task run, expecting its current version (then +1); wait
@@ -214,6 +218,7 @@ class StateWriter:
         from runwright_cloud.result_handler import collect_inline
 
         items = []
+        hits: list[tuple[_Write, dict[str, Any]]] = []  # cache hits the server copies (cached_hits.py)
         held: list[dict[str, Any]] = []  # writes after an undelivered one of the same task run
         # Results are stored from this thread, whose run context is empty: the handler finds
         # the run's server and token here (a Dask worker may have no [cloud] config at all).
@@ -234,21 +239,67 @@ class StateWriter:
                 if report.undelivered:
                     held.append(body)  # journaled after the earlier ones, never sent ahead of them
                     self._record_lost(report)
+                elif hit is not None and hit[0] is write.state and report.cached_from is not None and self.compact_hits:
+                    hits.append((write, body))
                 else:
                     items.append((write, body))
         if held:
             self._journal(flow_run_id, held, inline.results)
-        if not items:
-            return
+        if hits and items:
+            items, hits = _split_hits(batch, items, hits)
+        outcome = self._post(flow_run_id, lease, items, inline.results) if items else "sent"
+        if hits:
+            if outcome == "sent":
+                self._post_hits(flow_run_id, lease, hits)
+            else:  # the server is gone, or the lease: the hits would fare the same
+                self._failed(flow_run_id, outcome, hits, [])
+
+    def _post_hits(self, flow_run_id: str, lease: str | None, hits: list[tuple[_Write, dict[str, Any]]]) -> None:
+        """Record cache hits by naming their candidates; the full states of those the server
+        could not copy (an older server, a candidate it no longer has) follow."""
+        settings = hits[0][0].report.settings
         try:
             self.requests += 1
-            results = self.client.set_task_run_states(
+            results = self.client.record_cached_hits(
+                [{**body, "state_id": write.report.cached_from} for write, body in hits],
+                lease=None if lease is None else (flow_run_id, lease),
+                retry_for=settings.outage_tolerance,
+            )
+        except ClientError as exc:
+            self._failed(flow_run_id, exc, hits, [])
+            return
+        if results is None:
+            self.compact_hits = False  # an older server: the full states, from now on
+            self._post(flow_run_id, lease, hits, [])
+            return
+        retry = [(write, body) for (write, body), outcome in zip(hits, results, strict=True) if outcome.get("status") == "rejected"]
+        self._check_outcomes([(item, outcome) for item, outcome in zip(hits, results, strict=True) if outcome.get("status") != "rejected"])
+        if retry:
+            self._post(flow_run_id, lease, retry, [])
+
+    def _post(
+        self, flow_run_id: str, lease: str | None, items: list[tuple[_Write, dict[str, Any]]], results: list[dict[str, str]]
+    ) -> Any:
+        """Send full state writes; "sent", or the error that kept them from the server."""
+        try:
+            self.requests += 1
+            outcomes = self.client.set_task_run_states(
                 [body for _, body in items],
                 lease=None if lease is None else (flow_run_id, lease),
-                results=inline.results,
-                retry_for=batch[0].report.settings.outage_tolerance,
+                results=results,
+                retry_for=items[0][0].report.settings.outage_tolerance,
             )
-        except LeaseLost as exc:
+        except ClientError as exc:
+            self._failed(flow_run_id, exc, items, results)
+            return exc
+        self._check_outcomes(list(zip(items, outcomes, strict=True)))
+        return "sent"
+
+    def _failed(
+        self, flow_run_id: str, exc: Any, items: list[tuple[_Write, dict[str, Any]]], results: list[dict[str, str]]
+    ) -> None:
+        """Writes the server did not get (``exc``): lost, or kept in the journal."""
+        if isinstance(exc, LeaseLost):
             self._lease_lost.add(flow_run_id)
             logger.error(
                 "The runwright server refused %d task run state(s): %s. This runner stops reporting flow run %s.",
@@ -259,21 +310,21 @@ class StateWriter:
             for write, _ in items:
                 self._record_lost(write.report)
             return
-        except (ServerUnreachable, ServerError) as exc:
+        if isinstance(exc, ServerUnreachable | ServerError):
             # not delivered: kept on local disk, replayed when the flow run is resumed
-            path = self._journal(flow_run_id, [body for _, body in items], inline.results)
+            path = self._journal(flow_run_id, [body for _, body in items], results)
             kept = f"; they are kept in {path} and recorded when the flow run is resumed" if path else ""
             logger.error("Could not record %d task run state(s) on the runwright server: %s%s", len(items), exc, kept)
             for write, _ in items:
                 write.report.undelivered = True
                 self._record_lost(write.report)
             return
-        except ClientError as exc:
-            logger.error("Could not record %d task run state(s) on the runwright server: %s", len(items), exc)
-            for write, _ in items:
-                self._record_lost(write.report)
-            return
-        for (write, _), outcome in zip(items, results, strict=True):
+        logger.error("Could not record %d task run state(s) on the runwright server: %s", len(items), exc)
+        for write, _ in items:
+            self._record_lost(write.report)
+
+    def _check_outcomes(self, answered: list[tuple[tuple[_Write, dict[str, Any]], dict[str, Any]]]) -> None:
+        for (write, _), outcome in answered:
             if outcome.get("status") != "ok":
                 self._record_lost(write.report)
                 logger.warning(
@@ -285,7 +336,6 @@ class StateWriter:
                     outcome.get("version"),
                 )
 
-
     def _journal(self, flow_run_id: str, writes: list[dict[str, Any]], results: list[dict[str, str]]) -> Any:
         """Append undelivered writes to the flow run's journal (fsync'd); None if that failed."""
         from runwright_cloud import journal
@@ -295,6 +345,21 @@ class StateWriter:
         except Exception as exc:  # noqa: BLE001 - a full disk must not break the run: they are lost
             logger.error("Could not keep %d undelivered task run state(s) on local disk: %s", len(writes), exc)
             return None
+
+
+def _split_hits(
+    batch: list[_Write], items: list[tuple[_Write, dict[str, Any]]], hits: list[tuple[_Write, dict[str, Any]]]
+) -> tuple[list[tuple[_Write, dict[str, Any]]], list[tuple[_Write, dict[str, Any]]]]:
+    """The full writes and the compact hits, sent in two requests: a hit of a task run that
+    also has a full write in the batch goes with the full writes, in queue order (each run's
+    writes stay in one request, in order)."""
+    runs = {write.report.id for write, _ in items}
+    moved = [hit for hit in hits if hit[0].report.id in runs]
+    if not moved:
+        return items, hits
+    position = {id(write): index for index, write in enumerate(batch)}
+    merged = sorted(items + moved, key=lambda item: position[id(item[0])])
+    return merged, [hit for hit in hits if hit[0].report.id not in runs]
 
 
 class WriterPool:

@@ -172,6 +172,14 @@ class EdgeIn(_In):
     mapped: bool = False
 
 
+class FlowRefOut(BaseModel):
+    """A registered flow without its structure (``GET /flows/by_hash/{content_hash}``)."""
+
+    id: str
+    name: str
+    version: str | None = None
+
+
 class FlowIn(_In):
     name: Name
     version: ShortLabel | None = None
@@ -398,6 +406,8 @@ class BatchWriteOut(BaseModel):
 
 
 class CachedStateOut(BaseModel):
+    #: the history row of the state (a hit on it: ``POST /cached_states/hits``)
+    state_id: int
     task_run_id: str
     flow_run_id: str
     task_slug: str

@@ -19,6 +19,11 @@ The candidate's result comes from the answer when the server inlined it; a resul
 not unpickle is a miss (the next candidate is tried, then the task runs), never a failure.
 When the server's answer was cut at its row limit, a task without candidates in it asks for
 its own (the request of earlier versions).
+
+A hit is recorded compactly: the writer names the candidate's history row (``state_id`` in
+the answer) and the server copies that Cached state into the task run
+(``POST /cached_states/hits``), instead of the state going back to the server in full (see
+:func:`hit_source`; an older server, or a candidate it no longer has, gets the full state).
 """
 
 from __future__ import annotations
@@ -151,8 +156,9 @@ def current_key(task: Task, inputs: dict[str, Any], parameters: dict[str, Any]) 
 def pick(
     task: Task, rows: list[dict[str, Any]], key: str | None, inputs: dict[str, Any], parameters: dict[str, Any]
 ) -> tuple[Cached, dict[str, Any]] | None:
-    """The newest valid candidate among ``rows`` (see the module docstring), with its state as
-    the server sent it (the writer records the hit with that dict: no re-serializing)."""
+    """The newest valid candidate among ``rows`` (see the module docstring), with its row as
+    the server sent it (the writer records the hit with the row's state: no re-serializing;
+    see :func:`hit_source`)."""
     cache_for: timedelta = task.cache_for  # type: ignore[assignment]
     oldest = utcnow() - cache_for
     for row in rows:
@@ -175,8 +181,20 @@ def pick(
         inline = row.get("result")
         if isinstance(inline, str) and not _use_inline(task, candidate, inline):
             continue
-        return candidate, row["state"]
+        return candidate, row
     return None
+
+
+def hit_source(row: dict[str, Any], key: str | None) -> int | None:
+    """The candidate's history row (``state_id``) when the hit's state is exactly the stored
+    one, so the server can copy it (``POST /cached_states/hits``): the run's key is the stored
+    key, or the run has none (the writer then records the state as it is). None: the writer
+    sends the state."""
+    state_id = row.get("state_id")
+    if type(state_id) is not int or state_id < 1:
+        return None  # an older server's answer, or a task's own (uncut) request
+    stored = row["state"].get("cache_key") if isinstance(row.get("state"), dict) else None
+    return state_id if key is None or key == stored else None
 
 
 def _newer_than(created: Any, oldest: datetime) -> bool:

@@ -68,7 +68,11 @@ class FlowRunReporter:
             flow_run_id = context.get("flow_run_id")
             if not flow_run_id:
                 structure = flow.structure()
-                flow_id = client.register_flow(structure["name"], structure["tasks"], structure["edges"])
+                # a flow registered before (a re-run) is found by its structure's hash: its
+                # structure is sent only the first time
+                flow_id = client.find_flow(structure["name"], structure["tasks"], structure["edges"]) or client.register_flow(
+                    structure["name"], structure["tasks"], structure["edges"]
+                )
                 info = client.create_flow_run_info(flow_id, parameters=_json_parameters(setup.parameters))
             else:
                 journal.replay(client, str(flow_run_id))  # what an outage kept on this machine lands first

@@ -104,6 +104,8 @@ class TaskRunReport:
     undelivered: bool = False
     #: the Cached state its cache check found, and that state as the server sent it
     cached_hit: tuple[State, dict[str, Any]] | None = field(default=None, repr=False)
+    #: that state's history row on the server when the hit can be recorded by naming it
+    cached_from: int | None = None
     #: the cache key of this run (computed by its cache check), stored with its Cached state
     cache_key: str | None = None
     #: this process's client and writer (None in a detached copy)

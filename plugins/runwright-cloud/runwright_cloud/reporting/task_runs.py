@@ -19,7 +19,7 @@ from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Cached, ClientFailed, Failed, Retrying, State, utcnow
 from runwright_cloud.errors import ClientError
 from runwright_cloud.keys import CHILDREN_KEY, LEASE_KEY, SETTINGS_KEY, TASK_REPORT_KEY
-from runwright_cloud.reporting.cached import current_key, pick
+from runwright_cloud.reporting.cached import current_key, hit_source, pick
 from runwright_cloud.reporting.reports import CHILD_PAGE, ChildRuns, TaskRunReport
 from runwright_cloud.resume import restore_task_state
 
@@ -202,7 +202,8 @@ class TaskRunReporter:
             rows = [{"state": state} for state in states]
         found = pick(task, rows, key, inputs, parameters)
         if found is not None:
-            report.cached_hit = found
+            report.cached_hit = (found[0], found[1]["state"])
+            report.cached_from = hit_source(found[1], key)
             return found[0]
         return None
 

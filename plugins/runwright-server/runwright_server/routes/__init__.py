@@ -8,6 +8,7 @@ from fastapi import APIRouter
 def all_routers() -> list[APIRouter]:
     from runwright_server.routes import (
         agents,
+        cached_hits,
         cached_states,
         deployments,
         events,
@@ -27,6 +28,7 @@ def all_routers() -> list[APIRouter]:
         flow_runs.router,
         task_runs.router,
         cached_states.router,
+        cached_hits.router,
         results.router,
         logs.router,
         events.router,

@@ -12,6 +12,10 @@ key; a state without one counts as distinct), at most ``per_task`` of them.
 server of at most :data:`INLINE_RESULT_MAX_BYTES`, the result's bytes (base64) as
 ``result``: validating and using a cached state then needs no download. The bytes are the
 opaque framed result the client uploaded; the server never unpickles them.
+
+Each row's ``state_id`` names its history row: a runner records a hit on it with
+``POST /cached_states/hits`` (:mod:`runwright_server.routes.cached_hits`) instead of sending
+the state back.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def cached_states(
     history = trs.join(tr, tr.c.id == trs.c.task_run_id).join(fr, fr.c.id == tr.c.flow_run_id).join(f, f.c.id == fr.c.flow_id)
     if task_slug is not None:
         stmt = (
-            select(trs.c.task_run_id, tr.c.flow_run_id, tr.c.task_slug, tr.c.map_index, trs.c.state, trs.c.timestamp)
+            select(trs.c.id, trs.c.task_run_id, tr.c.flow_run_id, tr.c.task_slug, tr.c.map_index, trs.c.state, trs.c.timestamp)
             .select_from(history)
             .where(*conditions)
             .order_by(trs.c.timestamp.desc(), trs.c.id.desc())
@@ -91,7 +95,7 @@ def cached_states(
         )
         state, run = trs.alias("state"), tr.alias("run")
         stmt = (
-            select(state.c.task_run_id, run.c.flow_run_id, run.c.task_slug, run.c.map_index, state.c.state, state.c.timestamp)
+            select(state.c.id, state.c.task_run_id, run.c.flow_run_id, run.c.task_slug, run.c.map_index, state.c.state, state.c.timestamp)
             .select_from(ranked.join(state, state.c.id == ranked.c.row_id).join(run, run.c.id == state.c.task_run_id))
             .where(ranked.c.newest == 1)
             .order_by(ranked.c.timestamp.desc(), ranked.c.row_id.desc())
@@ -114,7 +118,7 @@ def cached_states(
                 if (key is not None and key in keys) or len(keys) >= per_task:
                     continue
                 keys.add(key if key is not None else len(out))  # a state without a key is distinct
-            out.append(_Row(r.task_run_id, r.flow_run_id, r.task_slug, r.map_index, r.state, key, r.timestamp, result_id))
+            out.append(_Row(r.id, r.task_run_id, r.flow_run_id, r.task_slug, r.map_index, r.state, key, r.timestamp, result_id))
             if len(out) >= limit:
                 break
         if inline_results:
@@ -125,10 +129,13 @@ def cached_states(
 class _Row:
     """One answer row: the stored state's text is sent as it is."""
 
-    __slots__ = ("cache_key", "created", "flow_run_id", "map_index", "result", "result_id", "state_text", "task_run_id", "task_slug")
+    __slots__ = (
+        "cache_key", "created", "flow_run_id", "map_index", "result", "result_id", "state_id", "state_text", "task_run_id", "task_slug"
+    )
 
     def __init__(
         self,
+        state_id: int,
         task_run_id: str,
         flow_run_id: str,
         task_slug: str,
@@ -138,6 +145,7 @@ class _Row:
         created: datetime,
         result_id: str | None,
     ) -> None:
+        self.state_id = state_id
         self.task_run_id = task_run_id
         self.flow_run_id = flow_run_id
         self.task_slug = task_slug
@@ -159,7 +167,7 @@ def _answer(rows: list[_Row]) -> Response:
         key = f'"{row.cache_key}"' if row.cache_key is not None and row.cache_key.isalnum() else quote(row.cache_key)
         result = f',"result":"{row.result}"' if row.result is not None else ""
         parts.append(
-            f'{{"task_run_id":{quote(row.task_run_id)},"flow_run_id":{quote(row.flow_run_id)},'
+            f'{{"state_id":{int(row.state_id)},"task_run_id":{quote(row.task_run_id)},"flow_run_id":{quote(row.flow_run_id)},'
             f'"task_slug":{quote(row.task_slug)},"map_index":{int(row.map_index)},"cache_key":{key},'
             f'"created":"{_utc_text(row.created)}"{result},"state":{row.state_text}}}'
         )

@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import Connection, RowMapping, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +24,7 @@ from runwright_server.common import (
     not_found,
 )
 from runwright_server.db import read_tx, write_tx
-from runwright_server.schemas import FlowIn, FlowOut, FlowSummaryOut, Label, to_json_text
+from runwright_server.schemas import FlowIn, FlowOut, FlowRefOut, FlowSummaryOut, Label, to_json_text
 
 router = APIRouter(tags=["flows"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
 Auth = Annotated[Principal, Depends(require_principal)]
@@ -102,6 +102,26 @@ def register_flow(body: FlowIn, request: Request, principal: Auth) -> Response:
                 raise
             return _flow_answer(existing, 200)
     return _flow_answer(values, 201)
+
+
+@router.get("/flows/by_hash/{content_hash}", response_model=FlowRefOut, responses=NOT_FOUND)
+def find_flow(
+    content_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The structure's content hash (see docs/server.md)")],
+    request: Request,
+    principal: Auth,
+) -> dict[str, Any]:
+    """The flow of this tenant registered with exactly this structure (its content hash: the
+    sha256 of ``[name, version, tasks, edges]`` as ``POST /flows`` canonicalizes them), without
+    its tasks and edges: a runner that knows the structure it would register asks here first
+    and sends a structure of thousands of tasks only when the server has not got it."""
+    f = models.flows
+    with read_tx(engine_of(request)) as conn:
+        row = conn.execute(
+            select(f.c.id, f.c.name, f.c.version).where(f.c.tenant_id == principal.tenant_id, f.c.content_hash == content_hash)
+        ).first()
+    if row is None:
+        raise not_found("flow")
+    return {"id": row.id, "name": row.name, "version": row.version}
 
 
 @router.get("/flows", response_model=list[FlowOut])

@@ -1,0 +1,200 @@
+"""A cached re-run against a real server does less than the first run: its flow's structure
+is found by hash instead of sent again, and its cache hits are recorded by naming their
+candidates (``POST /cached_states/hits``), the server copying each Cached state; every task
+run still gets its Cached state in its history."""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from runwright import Flow, task
+from runwright.config import temporary_config
+from runwright_cloud import CloudFlowRunner
+from runwright_cloud.client import Client, structure_hash
+from runwright_cloud.errors import LeaseLost
+from runwright_server.testing import TestServer, unique
+
+
+@pytest.fixture
+def cloud(server: TestServer) -> Iterator[Client]:
+    with temporary_config({"cloud.api": server.url, "cloud.api_token": server.token_a, "cloud.auto_start": False}):
+        yield Client(server.url, server.token_a)
+
+
+@pytest.fixture
+def requests_made(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[str, str]]:
+    """Every request the clients of this process send, by (method, path without a digest)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    original = Client._request
+
+    def counting(self: Client, method: str, path: str, **kwargs: Any) -> Any:
+        counts[(method, "/flows/by_hash" if path.startswith("/flows/by_hash/") else path)] += 1
+        return original(self, method, path, **kwargs)
+
+    monkeypatch.setattr(Client, "_request", counting)
+    return counts
+
+
+def cached_chain(name: str, length: int, calls: list[int]) -> tuple[Flow, Any]:
+    @task(cache_for=datetime.timedelta(minutes=5), cache_validator="all_inputs")
+    def step(x: int) -> int:
+        calls.append(x)
+        return x + 1
+
+    with Flow(name) as flow:
+        x: Any = 0
+        for _ in range(length):
+            x = step(x)
+    return flow, x
+
+
+def run(flow: Flow) -> Any:
+    state = flow.run(runner_cls=CloudFlowRunner)
+    assert state.is_successful(), state
+    return state
+
+
+def histories(cloud: Client, name: str) -> list[dict[str, list[dict[str, Any]]]]:
+    """Per flow run of ``name`` (oldest first): each task run's state history."""
+    runs = sorted(cloud.list_flow_runs(flow=name), key=lambda r: r["created"])
+    return [
+        {tr.task_slug: cloud.get_task_run_states(tr.id) for tr in cloud.get_flow_run_task_runs(r["id"])} for r in runs
+    ]
+
+
+def test_a_cached_rerun_names_its_candidates_and_gets_the_same_history(
+    cloud: Client, requests_made: Counter[tuple[str, str]]
+) -> None:
+    calls: list[int] = []
+    name = unique()
+    flow, last = cached_chain(name, 20, calls)
+    run(flow)
+    assert requests_made[("POST", "/flows")] == 1 and requests_made[("POST", "/cached_states/hits")] == 0
+    requests_made.clear()
+    assert run(flow).result[last].result == 20
+    assert len(calls) == 20  # no task body ran again
+    # the structure was found by its hash, the hits recorded by naming their candidates
+    assert requests_made[("GET", "/flows/by_hash")] == 1 and requests_made[("POST", "/flows")] == 0
+    assert requests_made[("POST", "/cached_states/hits")] >= 1
+    assert requests_made[("POST", "/task_run_states")] == 0
+    first, second = histories(cloud, name)
+    assert sorted(second) == sorted(first) == sorted(f"step-{i}" for i in range(1, 21))
+    for slug, history in second.items():
+        assert [item["state"]["type"] for item in history] == ["Pending", "Cached"], slug
+        assert [item["version"] for item in history] == [0, 1]
+        cached = history[-1]["state"]
+        stored = first[slug][-1]["state"]
+        assert stored["type"] == "Cached"
+        assert cached == stored  # the candidate's state, its result and key included
+        assert isinstance(cached["cache_key"], str)
+    # and the copied states are candidates like any other: a third run is all hits too
+    assert run(flow).result[last].result == 20 and len(calls) == 20
+
+
+def test_hits_on_candidates_the_server_has_not_got_are_sent_in_full(
+    cloud: Client, monkeypatch: pytest.MonkeyPatch, requests_made: Counter[tuple[str, str]]
+) -> None:
+    calls: list[int] = []
+    name = unique()
+    flow, last = cached_chain(name, 5, calls)
+    run(flow)
+    original = Client.record_cached_hits
+
+    def unknown_candidates(self: Client, hits: Any, **kwargs: Any) -> Any:  # fault: ids the server lacks
+        return original(self, [{**hit, "state_id": 2**62 + i} for i, hit in enumerate(hits)], **kwargs)
+
+    monkeypatch.setattr(Client, "record_cached_hits", unknown_candidates)
+    requests_made.clear()
+    assert run(flow).result[last].result == 5 and len(calls) == 5
+    assert requests_made[("POST", "/cached_states/hits")] >= 1 and requests_made[("POST", "/task_run_states")] >= 1
+    second = histories(cloud, name)[1]
+    assert all([item["state"]["type"] for item in history] == ["Pending", "Cached"] for history in second.values())
+
+
+def test_a_server_without_the_hits_route_gets_the_full_states(
+    cloud: Client, monkeypatch: pytest.MonkeyPatch, requests_made: Counter[tuple[str, str]]
+) -> None:
+    calls: list[int] = []
+    name = unique()
+    flow, last = cached_chain(name, 5, calls)
+    run(flow)
+    original = Client._request
+
+    def older_server(self: Client, method: str, path: str, **kwargs: Any) -> Any:  # fault: routes it lacks
+        if path == "/cached_states/hits" or path.startswith("/flows/by_hash/"):
+            path = "/no-such-route"
+        return original(self, method, path, **kwargs)
+
+    monkeypatch.setattr(Client, "_request", older_server)
+    assert run(flow).result[last].result == 5 and len(calls) == 5
+    second = histories(cloud, name)[1]
+    assert sorted(second) == sorted(f"step-{i}" for i in range(1, 6))
+    assert all(history[-1]["state"]["type"] == "Cached" for history in second.values())
+
+
+def test_a_hit_names_only_its_own_tenants_cached_states(cloud: Client, server: TestServer) -> None:
+    calls: list[int] = []
+    name = unique()
+    flow, _ = cached_chain(name, 2, calls)
+    run(flow)
+    candidate = cloud.get_cached_candidates(name)[0]
+    other = Client(server.url, server.token_b)
+    flow_id = other.register_flow(name, ["step-1"], [])
+    run_b = other.create_flow_run_info(flow_id)
+    target = run_b.task_runs[0]
+    hit = {"task_run_id": target.id, "version": target.version, "state_id": candidate["state_id"], "state": candidate["state"]}
+    assert [r["status"] for r in other.record_cached_hits([hit])] == ["rejected"]
+    assert [item["state"]["type"] for item in other.get_task_run_states(target.id)] == ["Pending"]
+    # nor the task runs of another tenant
+    own_run = cloud.create_flow_run_info(cloud.register_flow(name, ["step-1"], []))
+    own = own_run.task_runs[0]
+    assert [r["status"] for r in cloud.record_cached_hits([{**hit, "task_run_id": target.id}])] == ["not_found"]
+    done = cloud.record_cached_hits([{**hit, "task_run_id": own.id, "version": own.version}])
+    assert [r["status"] for r in done] == ["ok"]
+    assert cloud.get_task_run_states(own.id)[-1]["state"] == candidate["state"]
+    # a stale version is a conflict, nothing applied twice
+    again = cloud.record_cached_hits([{**hit, "task_run_id": own.id, "version": own.version}])
+    assert [r["status"] for r in again] == ["conflict"] and again[0]["version"] == own.version + 1
+
+
+def test_hits_route_refuses_malformed_bodies_and_foreign_leases(cloud: Client, server: TestServer) -> None:
+    url = server.url + "/api/v1/cached_states/hits"
+    headers = {"Authorization": f"Bearer {server.token_a}"}
+    assert requests.post(url, json={"hits": []}).status_code == 401  # no token: refused before any work
+    for body in (
+        {"hits": [{"task_run_id": "x", "version": 0, "state_id": 0}]},
+        {"hits": [{"task_run_id": "x", "version": -1, "state_id": 1}]},
+        {"hits": [{"task_run_id": "x" * 65, "version": 0, "state_id": 1}]},
+        {"hits": "nope"},
+        {"hits": [], "extra": 1},
+        {"hits": [{"task_run_id": "x", "version": 0, "state_id": 1}] * 10_001},
+    ):
+        answer = requests.post(url, json=body, headers=headers)
+        assert answer.status_code == 422, (body if len(str(body)) < 200 else "long", answer.text[:200])
+    flow_run = cloud.create_flow_run_info(cloud.register_flow(unique(), ["a"], []))
+    with pytest.raises(LeaseLost):
+        cloud.record_cached_hits([], lease=(flow_run.id, "t" * 16))
+
+
+def test_a_flow_is_found_by_its_structure_hash_by_its_tenant_only(cloud: Client, server: TestServer) -> None:
+    name = unique()
+    tasks = [{"slug": "b", "name": "B"}, "a"]
+    edges = [("a", "b"), {"upstream": "a", "downstream": "b", "key": "x", "mapped": True}]
+    assert cloud.find_flow(name, tasks, edges) is None
+    flow_id = cloud.register_flow(name, tasks, edges)
+    assert cloud.find_flow(name, list(reversed(tasks)), list(reversed(edges))) == flow_id
+    assert cloud.find_flow(name, tasks, edges, version="2") is None
+    assert cloud.find_flow(name, tasks, edges[:1]) is None
+    assert Client(server.url, server.token_b).find_flow(name, tasks, edges) is None
+    digest = structure_hash(name, tasks, edges)
+    answer = requests.get(f"{server.url}/api/v1/flows/by_hash/{digest}", headers={"Authorization": f"Bearer {server.token_a}"})
+    assert answer.json() == {"id": flow_id, "name": name, "version": None}
+    bad = requests.get(f"{server.url}/api/v1/flows/by_hash/{digest.upper()}", headers={"Authorization": f"Bearer {server.token_a}"})
+    assert bad.status_code == 422
+    assert requests.get(f"{server.url}/api/v1/flows/by_hash/{digest}").status_code == 401
