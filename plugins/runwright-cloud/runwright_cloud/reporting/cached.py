@@ -73,7 +73,9 @@ class FlowRunCandidates:
 
     def _prefetch(self) -> None:
         try:
-            self._rows = self._fetch()
+            rows = self._fetch()
+            _prepare(rows)  # while the flow run is being created: less for each check to do
+            self._rows = rows
         except Exception as exc:  # noqa: BLE001 - the first cache check asks again, and reports it
             logger.debug("Could not prefetch the cached states of flow %r: %s", self.flow_name, exc)
         finally:
@@ -101,6 +103,33 @@ class FlowRunCandidates:
         for row in answer:
             rows.setdefault((str(row.get("task_slug")), int(row.get("map_index", -1))), []).append(row)
         return rows
+
+
+#: a row's state, deserialized ahead (by the prefetch thread), and its inline result read
+_PREPARED = "_prepared"
+
+
+def _prepare(rows: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
+    """Deserialize every candidate's state and read its inline result ahead of the checks
+    (each is used once: a second check of the same row deserializes it again). A candidate
+    that does not deserialize is left for its check to skip, with the same outcome."""
+    for candidates in rows.values():
+        for row in candidates:
+            try:
+                candidate = State.deserialize(row["state"])
+            except Exception:  # noqa: BLE001 - its check tries again and skips it
+                continue
+            inline = row.get("result")
+            value: Any = _NOT_READ
+            if isinstance(candidate, Cached) and isinstance(inline, str) and isinstance(candidate._result, SafeResult):
+                try:
+                    value = unpickle_framed(base64.b64decode(inline), str(candidate._result.value), "result at")
+                except Exception:  # noqa: BLE001 - its check reads it again and reports it
+                    continue
+            row[_PREPARED] = (candidate, value)
+
+
+_NOT_READ = object()
 
 
 class CachedStates:
@@ -166,8 +195,9 @@ def pick(
         keyed = key is not None and isinstance(stored_key, str)
         if (keyed and stored_key != key) or not _newer_than(row.get("created"), oldest):
             continue
+        prepared = row.pop(_PREPARED, None)
         try:
-            candidate = State.deserialize(row["state"])
+            candidate = prepared[0] if prepared is not None else State.deserialize(row["state"])
         except Exception as exc:  # noqa: BLE001 - a candidate we cannot read is no candidate
             logger.debug("Skipping a cached state of %s: %s", task.slug, exc)
             continue
@@ -179,7 +209,9 @@ def pick(
         elif not task.cache_validator(candidate, inputs, parameters):
             continue
         inline = row.get("result")
-        if isinstance(inline, str) and not _use_inline(task, candidate, inline):
+        if prepared is not None and prepared[1] is not _NOT_READ:
+            _give_result(candidate, prepared[1])
+        elif isinstance(inline, str) and not _use_inline(task, candidate, inline):
             continue
         return candidate, row
     return None
@@ -216,7 +248,13 @@ def _use_inline(task: Task, candidate: Cached, inline: str) -> bool:
     except Exception as exc:  # noqa: BLE001 - a corrupt cached result is a miss, never a failure
         logger.warning("Task '%s': a cached result could not be read (%s); it is not used.", task.slug, exc)
         return False
+    _give_result(candidate, value)
+    return True
+
+
+def _give_result(candidate: Cached, value: Any) -> None:
+    stored = candidate._result
+    assert isinstance(stored, SafeResult)
     loaded = Result(value, stored.result_handler)
     loaded.safe_value = stored
     candidate._result = loaded
-    return True

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
@@ -70,7 +71,7 @@ def cached_states(
     history = trs.join(tr, tr.c.id == trs.c.task_run_id).join(fr, fr.c.id == tr.c.flow_run_id).join(f, f.c.id == fr.c.flow_id)
     if task_slug is not None:
         stmt = (
-            select(trs.c.id, trs.c.task_run_id, tr.c.flow_run_id, tr.c.task_slug, tr.c.map_index, trs.c.state, trs.c.timestamp)
+            select(trs.c.id, trs.c.task_run_id, tr.c.flow_run_id, tr.c.task_slug, tr.c.map_index, trs.c.state, trs.c.cache_key, trs.c.timestamp)
             .select_from(history)
             .where(*conditions)
             .order_by(trs.c.timestamp.desc(), trs.c.id.desc())
@@ -95,7 +96,16 @@ def cached_states(
         )
         state, run = trs.alias("state"), tr.alias("run")
         stmt = (
-            select(state.c.id, state.c.task_run_id, run.c.flow_run_id, run.c.task_slug, run.c.map_index, state.c.state, state.c.timestamp)
+            select(
+                state.c.id,
+                state.c.task_run_id,
+                run.c.flow_run_id,
+                run.c.task_slug,
+                run.c.map_index,
+                state.c.state,
+                state.c.cache_key,
+                state.c.timestamp,
+            )
             .select_from(ranked.join(state, state.c.id == ranked.c.row_id).join(run, run.c.id == state.c.task_run_id))
             .where(ranked.c.newest == 1)
             .order_by(ranked.c.timestamp.desc(), ranked.c.row_id.desc())
@@ -108,6 +118,9 @@ def cached_states(
         parsed: dict[str, tuple[str | None, str | None]] = {}
         for r in conn.execute(stmt):
             known = parsed.get(r.state)
+            if known is None and isinstance(r.cache_key, str) and (head := _HEAD.match(r.state)) is not None:
+                # the common state (its key in its column, its result this server's) is not parsed
+                known = parsed[r.state] = (r.cache_key, head.group(1))
             if known is None:
                 state = json.loads(r.state)
                 cache_key = state.get("cache_key")
@@ -175,6 +188,12 @@ def _answer(rows: list[_Row]) -> Response:
 
 
 _ENCODE_STRING = json.JSONEncoder(ensure_ascii=False).encode
+#: the start of a stored Cached state whose result is on this server, as the server encodes
+#: states (keys in the order the client serializes them, compact separators): its result key
+_HEAD = re.compile(
+    r'\{"type":"Cached","message":(?:null|"(?:[^"\\]|\\.)*"),'
+    r'"_result":\{"type":"SafeResult","value":"rwcloud://results/([0-9a-f]{32})"'
+)
 
 
 def _utc_text(value: datetime) -> str:
