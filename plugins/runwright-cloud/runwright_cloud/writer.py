@@ -10,6 +10,14 @@ flow run in one ``set_task_run_states`` request, in queue order. It sends when t
 holds ``batch_size`` writes or ``batch_linger`` seconds after the first one was queued,
 whichever comes first, and at once when someone waits (a flush).
 
+A cache hit whose state is exactly a candidate the server sent (see
+:mod:`runwright_cloud.reporting.cached`) is sent as ``{task_run_id, version, state_id}``
+to ``POST /cached_states/hits``, in its own request next to the batch's other writes (a task
+run with other writes in the batch keeps all of them in one request, in order): the server
+copies the candidate's stored state. A hit the server cannot copy (``rejected``: it has not
+got that candidate) follows as a full state; against a server without the route every hit
+is sent in full from then on.
+
 The queue is bounded (``max_queued`` writes, 20 batches by default): a task run whose state
 finds it full waits until the writer has taken a batch off it. So when the server is slower
 than the engine (a map of a million children) or unreachable (the writer retrying a batch for
