@@ -88,6 +88,8 @@ class LogShipper:
         self._accepted = 0
         self._finished = 0
         self._flushing = 0
+        #: ship without lingering once (see hurry)
+        self._hurry = False
         self._notices_in_flight = 0
         self._thread: threading.Thread | None = None
 
@@ -128,6 +130,14 @@ class LogShipper:
             finally:
                 self._flushing -= 1
 
+    def hurry(self) -> None:
+        """Ship what is queued now, without lingering (and without waiting for it): a flow
+        run about to end ships its last records while its last states are sent."""
+        with self._cond:
+            if self._queue:
+                self._hurry = True
+                self._cond.notify_all()
+
     def _unsent_notices(self) -> bool:
         return bool(self._dropped) or self._notices_in_flight > 0
 
@@ -137,11 +147,12 @@ class LogShipper:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._queue or self._dropped))
                 deadline = time.monotonic() + self.linger
-                while len(self._queue) < self.batch_size and not self._flushing:
+                while len(self._queue) < self.batch_size and not self._flushing and not self._hurry:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
+                self._hurry = False
                 client, batch = self._take()
                 notices = sum(1 for record in batch if record.get("_notice"))
                 self._notices_in_flight = notices

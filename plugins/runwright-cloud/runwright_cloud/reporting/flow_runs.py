@@ -197,6 +197,7 @@ class FlowRunReporter:
         if report is None:
             return
         if new_state.is_finished():
+            self.services.logs.shipper.hurry()  # the run's last records travel meanwhile
             report.writer.flush()  # task runs are recorded before the flow run's final state
             lost = report.writer.lost(report.id)
             if report.writer.lease_lost(report.id):
