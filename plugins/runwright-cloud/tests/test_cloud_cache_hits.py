@@ -198,3 +198,26 @@ def test_a_flow_is_found_by_its_structure_hash_by_its_tenant_only(cloud: Client,
     bad = requests.get(f"{server.url}/api/v1/flows/by_hash/{digest.upper()}", headers={"Authorization": f"Bearer {server.token_a}"})
     assert bad.status_code == 422
     assert requests.get(f"{server.url}/api/v1/flows/by_hash/{digest}").status_code == 401
+
+
+def test_mapped_children_hits_are_recorded_by_name_too(cloud: Client, requests_made: Counter[tuple[str, str]]) -> None:
+    calls: list[int] = []
+
+    @task(cache_for=datetime.timedelta(minutes=5), cache_validator="all_inputs")
+    def square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    name = unique()
+    with Flow(name) as flow:
+        squares = square.map([1, 2, 3, 4])
+    assert run(flow).result[squares].result == [1, 4, 9, 16]
+    requests_made.clear()
+    state = run(flow)
+    assert [child.result for child in state.result[squares].map_states] == [1, 4, 9, 16]
+    assert sorted(calls) == [1, 2, 3, 4]  # the children ran once, in the first run
+    assert requests_made[("POST", "/cached_states/hits")] >= 1
+    runs = sorted(cloud.list_flow_runs(flow=name), key=lambda r: r["created"])
+    children = [tr for tr in cloud.get_flow_run_task_runs(runs[-1]["id"]) if tr.map_index >= 0]
+    assert sorted(tr.map_index for tr in children) == [0, 1, 2, 3]
+    assert all(cloud.get_task_run_states(tr.id)[-1]["state"]["type"] == "Cached" for tr in children)
