@@ -16,7 +16,7 @@ to ``POST /cached_states/hits``, in its own request next to the batch's other wr
 run with other writes in the batch keeps all of them in one request, in order): the server
 copies the candidate's stored state. A hit the server cannot copy (``rejected``: it has not
 got that candidate) follows as a full state; against a server without the route every hit
-is sent in full from then on.
+is sent in full for the next :data:`FULL_HITS_FOR` seconds.
 
 The queue is bounded (``max_queued`` writes, 20 batches by default): a task run whose state
 finds it full waits until the writer has taken a batch off it. So when the server is slower
@@ -57,6 +57,9 @@ if TYPE_CHECKING:
     from runwright_cloud.cloud_settings import CloudSettings
 
 logger = logging.getLogger("runwright.cloud.writer")
+
+#: seconds during which hits are sent in full after the server answered without the hits route
+FULL_HITS_FOR = 300.0
 
 
 class TaskRunReport(Protocol):
@@ -113,8 +116,8 @@ class StateWriter:
         self._lease_lost: set[str] = set()
         #: requests sent (for tests and benchmarks)
         self.requests = 0
-        #: record cache hits by naming their candidates (False once the server lacks the route)
-        self.compact_hits = True
+        #: until then (``time.monotonic()``), hits are sent in full: the server lacked the route
+        self._full_hits_until = 0.0
 
     def enqueue(self, report: TaskRunReport, state: State, checkpoint: bool) -> None:
         """Queue ``state`` for the task run, expecting its current version (then +1); wait
@@ -247,7 +250,7 @@ class StateWriter:
                 if report.undelivered:
                     held.append(body)  # journaled after the earlier ones, never sent ahead of them
                     self._record_lost(report)
-                elif hit is not None and hit[0] is write.state and report.cached_from is not None and self.compact_hits:
+                elif hit is not None and hit[0] is write.state and report.cached_from is not None and self.compact_hits():
                     hits.append((write, body))
                 else:
                     items.append((write, body))
@@ -261,6 +264,11 @@ class StateWriter:
                 self._post_hits(flow_run_id, lease, hits)
             else:  # the server is gone, or the lease: the hits would fare the same
                 self._failed(flow_run_id, outcome, hits, [])
+
+    def compact_hits(self) -> bool:
+        """Whether cache hits are recorded by naming their candidates (not while the server
+        was found without the route, for :data:`FULL_HITS_FOR` seconds)."""
+        return time.monotonic() >= self._full_hits_until
 
     def _post_hits(self, flow_run_id: str, lease: str | None, hits: list[tuple[_Write, dict[str, Any]]]) -> None:
         """Record cache hits by naming their candidates; the full states of those the server
@@ -277,7 +285,8 @@ class StateWriter:
             self._failed(flow_run_id, exc, hits, [])
             return
         if results is None:
-            self.compact_hits = False  # an older server: the full states, from now on
+            # an older server: full states for a while (it may be upgraded meanwhile)
+            self._full_hits_until = time.monotonic() + FULL_HITS_FOR
             self._post(flow_run_id, lease, hits, [])
             return
         retry = [(write, body) for (write, body), outcome in zip(hits, results, strict=True) if outcome.get("status") == "rejected"]

@@ -15,7 +15,7 @@ import requests
 
 from runwright import Flow, task
 from runwright.config import temporary_config
-from runwright_cloud import CloudFlowRunner
+from runwright_cloud import CloudFlowRunner, writer
 from runwright_cloud.client import Client, structure_hash
 from runwright_cloud.errors import LeaseLost
 from runwright_server.testing import TestServer, unique
@@ -117,9 +117,7 @@ def test_hits_on_candidates_the_server_has_not_got_are_sent_in_full(
     assert all([item["state"]["type"] for item in history] == ["Pending", "Cached"] for history in second.values())
 
 
-def test_a_server_without_the_hits_route_gets_the_full_states(
-    cloud: Client, monkeypatch: pytest.MonkeyPatch, requests_made: Counter[tuple[str, str]]
-) -> None:
+def test_a_server_without_the_hits_route_gets_the_full_states(cloud: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     name = unique()
     flow, last = cached_chain(name, 5, calls)
@@ -132,10 +130,23 @@ def test_a_server_without_the_hits_route_gets_the_full_states(
         return original(self, method, path, **kwargs)
 
     monkeypatch.setattr(Client, "_request", older_server)
+    monkeypatch.setattr(writer, "FULL_HITS_FOR", 0.0)  # try the route again at once (300 s by default)
     assert run(flow).result[last].result == 5 and len(calls) == 5
     second = histories(cloud, name)[1]
     assert sorted(second) == sorted(f"step-{i}" for i in range(1, 6))
     assert all(history[-1]["state"]["type"] == "Cached" for history in second.values())
+    # the server upgraded: hits are named again
+    monkeypatch.setattr(Client, "_request", original)
+    hits: list[int] = []
+    record = Client.record_cached_hits
+
+    def counting(self: Client, batch: Any, **kwargs: Any) -> Any:
+        hits.append(len(batch))
+        return record(self, batch, **kwargs)
+
+    monkeypatch.setattr(Client, "record_cached_hits", counting)
+    assert run(flow).result[last].result == 5 and len(calls) == 5
+    assert sum(hits) == 5
 
 
 def test_a_hit_names_only_its_own_tenants_cached_states(cloud: Client, server: TestServer) -> None:

@@ -116,22 +116,24 @@ def cached_states(
         # a cache hit is recorded with the text of the state it hit: the history of a task
         # cached for many runs holds the same text many times, parsed here once
         parsed: dict[str, tuple[str | None, str | None]] = {}
-        for r in conn.execute(stmt):
-            known = parsed.get(r.state)
-            if known is None and isinstance(r.cache_key, str) and (head := _HEAD.match(r.state)) is not None:
+        for state_id, task_run_id, flow_run_id, slug, index, text, column_key, created in conn.execute(stmt):
+            known = parsed.get(text)
+            if known is None and isinstance(column_key, str) and (head := _HEAD.match(text)) is not None:
                 # the common state (its key in its column, its result this server's) is not parsed
-                known = parsed[r.state] = (r.cache_key, head.group(1))
+                known = parsed[text] = (column_key, head.group(1))
             if known is None:
-                state = json.loads(r.state)
+                state = json.loads(text)
                 cache_key = state.get("cache_key")
-                known = parsed[r.state] = (cache_key if isinstance(cache_key, str) else None, _result_id(state))
+                known = parsed[text] = (cache_key if isinstance(cache_key, str) else None, _result_id(state))
             key, result_id = known
             if task_slug is None:
-                keys = seen.setdefault((r.task_slug, r.map_index), set())
-                if (key is not None and key in keys) or len(keys) >= per_task:
+                keys = seen.get((slug, index))
+                if keys is None:
+                    keys = seen[(slug, index)] = set()
+                elif (key is not None and key in keys) or len(keys) >= per_task:
                     continue
                 keys.add(key if key is not None else len(out))  # a state without a key is distinct
-            out.append(_Row(r.id, r.task_run_id, r.flow_run_id, r.task_slug, r.map_index, r.state, key, r.timestamp, result_id))
+            out.append(_Row(state_id, task_run_id, flow_run_id, slug, index, text, key, created, result_id))
             if len(out) >= limit:
                 break
         if inline_results:
@@ -174,20 +176,27 @@ def _answer(rows: list[_Row]) -> Response:
     """The rows as JSON, built as text: each state's stored text spliced in as it is
     (thousands of states are not re-validated and re-encoded to be sent back); the only
     strings that may need escaping (ids, slugs) go through the JSON encoder."""
-    quote = _ENCODE_STRING
     parts = []
     for row in rows:
-        key = f'"{row.cache_key}"' if row.cache_key is not None and row.cache_key.isalnum() else quote(row.cache_key)
+        key = f'"{row.cache_key}"' if row.cache_key is not None and row.cache_key.isalnum() else _ENCODE_STRING(row.cache_key)
         result = f',"result":"{row.result}"' if row.result is not None else ""
         parts.append(
-            f'{{"state_id":{int(row.state_id)},"task_run_id":{quote(row.task_run_id)},"flow_run_id":{quote(row.flow_run_id)},'
-            f'"task_slug":{quote(row.task_slug)},"map_index":{int(row.map_index)},"cache_key":{key},'
+            f'{{"state_id":{int(row.state_id)},"task_run_id":{_quote(row.task_run_id)},"flow_run_id":{_quote(row.flow_run_id)},'
+            f'"task_slug":{_quote(row.task_slug)},"map_index":{int(row.map_index)},"cache_key":{key},'
             f'"created":"{_utc_text(row.created)}"{result},"state":{row.state_text}}}'
         )
     return Response(("[" + ",".join(parts) + "]").encode("utf-8"), media_type="application/json")
 
 
 _ENCODE_STRING = json.JSONEncoder(ensure_ascii=False).encode
+#: a string JSON needs no escape in (no quote, backslash or control character)
+_PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
+
+
+def _quote(value: str) -> str:
+    """``value`` as a JSON string (ids and slugs are plain: quoted as they are)."""
+    return f'"{value}"' if _PLAIN.fullmatch(value) is not None else _ENCODE_STRING(value)
+
 #: the start of a stored Cached state whose result is on this server, as the server encodes
 #: states (keys in the order the client serializes them, compact separators): its result key
 _HEAD = re.compile(
