@@ -22,6 +22,7 @@ from runwright_server.common import (
     aware,
     check_id,
     engine_of,
+    json_response,
     new_ids,
     not_found,
 )
@@ -144,9 +145,12 @@ def get_or_create_task_run(body: TaskRunIn, request: Request, response: Response
 
 
 @router.post("/task_runs/batch", response_model=TaskRunsBatchOut, responses=NOT_FOUND)
-def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: Auth) -> dict[str, Any]:
+def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: Auth) -> Response:
     """Get or create the task runs of many map indexes of one task (a mapped parent's
-    children) in one transaction; returned in the order asked (a repeated index, repeated)."""
+    children) in one transaction; returned in the order asked (a repeated index, repeated).
+
+    The answer (up to 10,000 task runs) is written as JSON at once (:func:`json_response`),
+    in the declared shape, not validated against the response model."""
     tenant = principal.tenant_id
     tr = models.task_runs
     wanted = list(dict.fromkeys(body.map_indexes))
@@ -229,7 +233,7 @@ def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: 
                 found = existing(conn)
                 if len(found) != len(wanted):
                     raise
-    return {"task_runs": [found[index] for index in body.map_indexes]}
+    return json_response({"task_runs": [found[index] for index in body.map_indexes]})
 
 
 @router.get("/task_runs/{task_run_id}", response_model=TaskRunOut, responses=NOT_FOUND)
@@ -269,14 +273,17 @@ def task_run_heartbeat(task_run_id: str, request: Request, principal: Auth) -> d
 
 
 @router.post("/task_run_states", response_model=BatchWriteOut, responses={**NOT_FOUND, **LEASE_CONFLICT})
-def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -> dict[str, Any] | JSONResponse:
-    """Apply the batch (see :func:`_apply_task_run_states`); wake the tenant's event streams."""
+def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -> Response:
+    """Apply the batch (see :func:`_apply_task_run_states`); wake the tenant's event streams.
+
+    The answer is written as JSON at once (:func:`json_response`), in the declared shape (an
+    applied write's ``current_state`` is null), not validated against the response model."""
     answer = _apply_task_run_states(body, request, principal)
     request.app.state.wakeups.notify(principal.tenant_id)
     return answer
 
 
-def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Principal) -> dict[str, Any] | JSONResponse:
+def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Principal) -> Response:
     """Store the inline results, then apply the version-checked task-run state writes, each
     on its own, in one transaction.
 
@@ -302,54 +309,39 @@ def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Prin
                 )
             parent = body.lease.flow_run_id
         refused = _store_inline_results(conn, body, tenant, now)
-        texts = [item.state_text for item in body.writes]
-        if not refused and write_states_at_once(
-            conn,
-            TASK_RUNS,
-            [(item.task_run_id, item.version, text, item.state["type"]) for item, text in zip(body.writes, texts)],
-            tenant,
-            now,
-            parent,
-        ):
-            return {
-                "results": [
-                    {"task_run_id": item.task_run_id, "status": "ok", "version": item.version + 1}
-                    for item in body.writes
-                ]
-            }
+        writes = [(item.task_run_id, item.version, item.state_text, item.state["type"]) for item in body.writes]
+        if not refused and write_states_at_once(conn, TASK_RUNS, writes, tenant, now, parent):
+            return json_response(
+                {
+                    "results": [
+                        {"task_run_id": run_id, "status": "ok", "version": version + 1, "current_state": None}
+                        for run_id, version, _text, _type in writes
+                    ]
+                }
+            )
         failed: set[str] = set()  # task runs with a write of this batch not applied
         history: list[dict[str, Any]] = []  # inserted at the end, in one executemany
-        for item, state_text in zip(body.writes, texts):
-            if item.task_run_id in failed:
+        for run_id, version, state_text, state_type in writes:
+            if run_id in failed:
                 # an earlier write of this run in the batch was not applied: neither is this one
-                outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
+                outcome = current(conn, TASK_RUNS, run_id, tenant, parent)
                 status: str = outcome.status
             elif refused and any(RESULT_URI_PREFIX + key in state_text for key in refused):
-                outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
+                outcome = current(conn, TASK_RUNS, run_id, tenant, parent)
                 status = "rejected" if outcome.status in ("conflict", "refused") else outcome.status
             else:
                 outcome = write_state(
-                    conn,
-                    TASK_RUNS,
-                    item.task_run_id,
-                    tenant,
-                    item.version,
-                    state_text,
-                    item.state["type"],
-                    now,
-                    parent,
-                    history=history,
+                    conn, TASK_RUNS, run_id, tenant, version, state_text, state_type, now, parent, history=history
                 )
                 status = "rejected" if outcome.status == "refused" else outcome.status
             if status != "ok":
-                failed.add(item.task_run_id)
-            result: dict[str, Any] = {"task_run_id": item.task_run_id, "status": status, "version": outcome.version}
-            if outcome.current_state is not None:
-                result["current_state"] = outcome.current_state
-            results.append(result)
+                failed.add(run_id)
+            results.append(
+                {"task_run_id": run_id, "status": status, "version": outcome.version, "current_state": outcome.current_state}
+            )
         if history:
             conn.execute(TASK_RUNS.append, history)
-    return {"results": results}
+    return json_response({"results": results})
 
 
 RESULTS_INSERT = models.results.insert()
