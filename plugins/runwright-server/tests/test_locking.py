@@ -210,3 +210,19 @@ def test_a_batch_of_new_children_answers_in_the_declared_shape(server: TestServe
         assert child["created"].endswith("Z") and child["heartbeat"] is None
     again = sa.post(f"{server.api}/task_runs/batch", json=body).json()["task_runs"]
     assert again == children  # read back from the database: the same answer
+
+
+def test_a_batch_of_children_returns_exactly_the_indexes_asked(server: TestServer, sa: requests.Session) -> None:
+    """Existing children are found by a range probe (consecutive pages) or by lists (sparse
+    indexes): either way only the indexes asked for come back, each once per time asked."""
+    run = server.make_run(sa, ("a",))
+    url = f"{server.api}/task_runs/batch"
+    first = sa.post(url, json={"flow_run_id": run["id"], "task_slug": "a", "map_indexes": list(range(6))}).json()
+    ids = {c["map_index"]: c["id"] for c in first["task_runs"]}
+    for asked in ([4, 0, 2], [5, 1_000_000, 3], [1_000_000, 7, 1]):
+        got = sa.post(url, json={"flow_run_id": run["id"], "task_slug": "a", "map_indexes": asked}).json()["task_runs"]
+        assert [c["map_index"] for c in got] == asked
+        ids.update((c["map_index"], c["id"]) for c in got if c["map_index"] not in ids)
+        assert all(c["id"] == ids[c["map_index"]] for c in got)
+    every = sa.get(f"{server.api}/flow_runs/{run['id']}/task_runs").json()
+    assert sorted(t["map_index"] for t in every) == [-1, 0, 1, 2, 3, 4, 5, 7, 1_000_000]
