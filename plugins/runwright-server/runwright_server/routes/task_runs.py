@@ -58,6 +58,12 @@ Auth = Annotated[Principal, Depends(require_principal)]
 PENDING_STATE: dict[str, Any] = {"type": "Pending", "message": None}
 PENDING_TEXT = to_json_text(PENDING_STATE)
 RESULT_URI_PREFIX = "rwcloud://results/"
+#: the parameters of a new task run's row and of its first history row, in the order the
+#: batch route builds them (:meth:`runwright_server.locking.DriverStatement.rows`)
+_TASK_RUN_COLUMNS = (
+    "id", "tenant_id", "flow_run_id", "task_slug", "map_index", "state", "state_type", "version", "heartbeat", "created", "updated"
+)
+_PENDING_COLUMNS = ("b_id", "b_new_version", "b_state", "b_type", "b_now")
 LEASE_CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "The lease named by the batch is not the flow run's lease: nothing applied"}
 }
@@ -185,39 +191,26 @@ def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: 
             ids = new_ids(len(missing))
             insert = driver_statement(run_rows.TASK_RUNS_INSERT, conn.dialect)
             stamp = insert.process("created", now)
-            append = driver_statement(TASK_RUNS.append, conn.dialect)
+            append = driver_statement(TASK_RUNS.append_plain, conn.dialect)  # Pending: no cache key
             append_stamp = append.process("b_now", now)
+            flow_run_id, slug = body.flow_run_id, body.task_slug
             try:
                 with conn.begin_nested():
                     conn.exec_driver_sql(
                         insert.sql,
-                        [
-                            insert.row(
-                                {
-                                    "id": task_run_id,
-                                    "tenant_id": tenant,
-                                    "flow_run_id": body.flow_run_id,
-                                    "task_slug": body.task_slug,
-                                    "map_index": index,
-                                    "state": PENDING_TEXT,
-                                    "state_type": "Pending",
-                                    "version": 0,
-                                    "heartbeat": None,
-                                    "created": stamp,
-                                    "updated": stamp,
-                                }
-                            )
-                            for task_run_id, index in zip(ids, missing, strict=True)
-                        ],
+                        insert.rows(
+                            _TASK_RUN_COLUMNS,
+                            [
+                                (task_run_id, tenant, flow_run_id, slug, index, PENDING_TEXT, "Pending", 0, None, stamp, stamp)
+                                for task_run_id, index in zip(ids, missing, strict=True)
+                            ],
+                        ),
                     )
                     conn.exec_driver_sql(
                         append.sql,
-                        [
-                            append.row(
-                                {"b_id": task_run_id, "b_new_version": 0, "b_state": PENDING_TEXT, "b_type": "Pending", "b_now": append_stamp}
-                            )
-                            for task_run_id in ids
-                        ],
+                        append.rows(
+                            _PENDING_COLUMNS, [(task_run_id, 0, PENDING_TEXT, "Pending", append_stamp) for task_run_id in ids]
+                        ),
                     )
                 created = aware(now)
                 for task_run_id, index in zip(ids, missing, strict=True):
@@ -348,6 +341,7 @@ def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Prin
 
 
 RESULTS_INSERT = models.results.insert()
+_RESULT_COLUMNS = ("id", "tenant_id", "data", "size", "created")
 
 
 def _store_inline_results(conn: Connection, body: BatchWriteIn, tenant: str, now: Any) -> set[str]:
@@ -365,33 +359,31 @@ def _store_inline_results(conn: Connection, body: BatchWriteIn, tenant: str, now
         seen.add(item.key)
     insert = driver_statement(RESULTS_INSERT, conn.dialect)
     created = insert.process("created", now)
-    rows = []
+    rows: list[tuple[str, str, Any, int, Any]] = []  # in _RESULT_COLUMNS' order
     for item in body.results:
         if item.key in refused:
             continue
         data = base64.b64decode(item.data)
-        rows.append(
-            {"id": item.key, "tenant_id": tenant, "data": insert.process("data", data), "size": len(data), "created": created}
-        )
+        rows.append((item.key, tenant, insert.process("data", data), len(data), created))
     if not rows:
         return refused
     try:
         with conn.begin_nested():
-            conn.exec_driver_sql(insert.sql, [insert.row(row) for row in rows])
+            conn.exec_driver_sql(insert.sql, insert.rows(_RESULT_COLUMNS, rows))
         return refused
     except IntegrityError:  # some key is taken (or a concurrent batch stored one first)
         pass
     r = models.results
-    keys = [row["id"] for row in rows]
+    keys = [row[0] for row in rows]
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         refused.update(conn.execute(select(r.c.id).where(r.c.tenant_id == tenant, r.c.id.in_(chunk))).scalars())
     for row in rows:
-        if row["id"] in refused:
+        if row[0] in refused:
             continue
         try:
             with conn.begin_nested():
-                conn.exec_driver_sql(insert.sql, [insert.row(row)])
+                conn.exec_driver_sql(insert.sql, insert.rows(_RESULT_COLUMNS, [row]))
         except IntegrityError:
-            refused.add(row["id"])
+            refused.add(row[0])
     return refused
