@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 
-from runwright_server import __version__
+from runwright_server import __version__, gc_tuning
 from runwright_server.allow import AllowHeaderMiddleware
 from runwright_server.auth import TokenCache
 from runwright_server.bodies import validation_error_handler
@@ -27,8 +27,12 @@ from runwright_server.warmup import warm_up
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    """Build the app. The database must already be migrated (``migrate.upgrade``)."""
+def create_app(settings: Settings, engine: Engine | None = None, own_process: bool = False) -> FastAPI:
+    """Build the app. The database must already be migrated (``migrate.upgrade``).
+
+    ``own_process``: the app is the process's only business (``runwright-server start``):
+    once started, its garbage collector is settled (:func:`runwright_server.gc_tuning.settle`).
+    """
     engine = engine if engine is not None else make_engine(settings.db_url)
 
     @asynccontextmanager
@@ -42,6 +46,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         )
         scheduler.start()
         app.state.scheduler = scheduler
+        if own_process:
+            gc_tuning.settle()
         try:
             yield
         finally:

@@ -28,6 +28,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic_core import from_json
 
 #: bodies up to this size are parsed without the value scan (their worst case is ~50 ms)
 SCAN_ABOVE_BYTES = 256 * 1024
@@ -46,11 +47,22 @@ def _invalid(message: str) -> HTTPException:
 
 
 def parse_json(body: bytes) -> Any:
-    """The body as JSON, or an HTTPException: 413 (too many values), 422 (not strict JSON)."""
+    """The body as JSON, or an HTTPException: 413 (too many values), 422 (not strict JSON).
+
+    pydantic-core's parser reads it first (about three times faster than ``json.loads``; it
+    refuses NaN and the infinities, lone surrogates, invalid UTF-8 and nesting deeper than
+    200 levels). Whatever it refuses is parsed again by ``json.loads``, which decides: the
+    accepted bodies and the error messages are exactly those of ``json.loads`` (which also
+    reads UTF-16, UTF-32 and a byte-order mark, and lets the models refuse lone surrogates).
+    """
     if len(body) > SCAN_ABOVE_BYTES:
         bound = body.count(b",") + body.count(b"[") + body.count(b"{")
         if bound > MAX_JSON_VALUES:
             raise HTTPException(413, f"request body has too many JSON values (more than {MAX_JSON_VALUES:,})")
+    try:
+        return from_json(body, allow_inf_nan=False)
+    except ValueError:
+        pass
     try:
         return json.loads(body, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:

@@ -100,7 +100,7 @@ def start(
     sock = _bind(settings.host, settings.port)
     engine = make_engine(settings.db_url)
     migrate.upgrade(engine)
-    app = create_app(settings, engine)
+    app = create_app(settings, engine, own_process=True)
     config = uvicorn.Config(
         app,
         log_level=log_level,

@@ -28,6 +28,7 @@ version matched) is ``refused``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -67,6 +68,8 @@ class RunKind:
     bump_to: Update = field(init=False, repr=False, compare=False)
     bump_to_in_parent: Update | None = field(init=False, repr=False, compare=False)
     append: Insert = field(init=False, repr=False, compare=False)
+    #: ``append`` without the cache key (NULL): for history rows of no Cached state
+    append_plain: Insert = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         runs = self.runs
@@ -97,6 +100,7 @@ class RunKind:
             "state_type": bindparam("b_type"),
             "timestamp": bindparam("b_now"),
         }
+        object.__setattr__(self, "append_plain", self.history.insert().values(values))
         if "cache_key" in self.history.c:  # the database copies a Cached state's key out of it
             values["cache_key"] = cache_key_of(bindparam("b_state"), bindparam("b_type"))
         append = self.history.insert().values(values)
@@ -183,8 +187,11 @@ def write_states_at_once(
     """
     if not writes or not conn.dialect.supports_sane_multi_rowcount:
         return False
-    chains: dict[str, list[Any]] = {}  # run id -> [first expected version, last index in writes]
+    chains: dict[str, list[Any]] = {}  # run id -> [first expected version, last index in writes, guard]
+    cached = False  # a Cached state among the writes: the history rows carry cache keys
     for index, (run_id, version, _text, state_type) in enumerate(writes):
+        if state_type == "Cached":
+            cached = True
         chain = chains.get(run_id)
         if chain is None:
             chains[run_id] = [version, index, int(state_type in REVIVING_TYPES)]
@@ -195,33 +202,22 @@ def write_states_at_once(
         else:
             chain[1] = index
     dialect = conn.dialect
-    bump = driver_statement(kind.bump_to if parent_id is None or kind.bump_to_in_parent is None else kind.bump_to_in_parent, dialect)
-    append = driver_statement(kind.append, dialect)
+    bump_to = kind.bump_to if parent_id is None or kind.bump_to_in_parent is None else kind.bump_to_in_parent
+    bump = driver_statement(bump_to, dialect)
+    # the history rows of a batch without a Cached state skip the cache-key expression
+    append = driver_statement(kind.append if cached else kind.append_plain, dialect)
     stamp = bump.process("b_now", now)
-    bumps = []
-    for run_id, (first, last, guard) in chains.items():
-        _, version, text, state_type = writes[last]
-        bumps.append(
-            bump.row(
-                {
-                    "b_id": run_id,
-                    "b_tenant": tenant_id,
-                    "b_version": first,
-                    "b_new_version": version + 1,
-                    "b_state": text,
-                    "b_type": state_type,
-                    "b_now": stamp,
-                    "b_parent": parent_id,
-                    "b_guard": guard,
-                    "b_swept": SWEPT_PREFIX,
-                }
-            )
-        )
+    bumps = bump.rows(
+        _BUMP_COLUMNS,
+        [
+            (run_id, tenant_id, first, writes[last][1] + 1, writes[last][2], writes[last][3], stamp, parent_id, guard, SWEPT_PREFIX)
+            for run_id, (first, last, guard) in chains.items()
+        ],
+    )
     stamp = append.process("b_now", now)
-    history = [
-        append.row({"b_id": run_id, "b_new_version": version + 1, "b_state": text, "b_type": state_type, "b_now": stamp})
-        for run_id, version, text, state_type in writes
-    ]
+    history = append.rows(
+        _APPEND_COLUMNS, [(run_id, version + 1, text, state_type, stamp) for run_id, version, text, state_type in writes]
+    )
     savepoint = conn.begin_nested()
     try:
         if conn.exec_driver_sql(bump.sql, bumps).rowcount != len(bumps):
@@ -235,6 +231,12 @@ def write_states_at_once(
     return True
 
 
+#: the parameters of a chain's version-checked update and of a history row, in the order
+#: :func:`write_states_at_once` builds them (see :meth:`DriverStatement.rows`)
+_BUMP_COLUMNS = ("b_id", "b_tenant", "b_version", "b_new_version", "b_state", "b_type", "b_now", "b_parent", "b_guard", "b_swept")
+_APPEND_COLUMNS = ("b_id", "b_new_version", "b_state", "b_type", "b_now")
+
+
 class DriverStatement:
     """A statement compiled for one dialect, to run with the driver's executemany: rows are
     built in the driver's parameter style and values of typed parameters (datetimes on
@@ -245,9 +247,40 @@ class DriverStatement:
         #: values of parameters the statement binds itself (``version + 1``'s literal, say)
         self.fixed = fixed
         self.processors = processors
+        #: the parameters' names in the statement's order (positional styles; None: named)
+        self.names = names
         #: a row's parameters from its values: a tuple in order (positional parameter
         #: styles) or the dict itself (named styles)
         self._pick: Any = None if names is None else (lambda d, g=itemgetter(*names): (g(d),) if len(names) == 1 else g(d))
+        self._shapers: dict[tuple[str, ...], Any] = {}
+
+    def rows(self, columns: tuple[str, ...], values: Iterable[tuple[Any, ...]]) -> list[Any]:
+        """The driver's rows of ``values``, tuples of the parameters named ``columns`` (in that
+        order): what :meth:`row` makes of their dicts, without a dict per row on positional
+        parameter styles (a tuple in ``columns``' order is the row itself when the statement
+        binds its parameters in that order)."""
+        shaper = self._shapers.get(columns)
+        if shaper is None:
+            shaper = self._shapers[columns] = self._shaper(columns)
+        return list(values) if shaper is None else list(map(shaper, values))
+
+    def _shaper(self, columns: tuple[str, ...]) -> Any:
+        missing = set(self.names if self.names is not None else ()) - set(columns) - set(self.fixed)
+        if missing:
+            raise ValueError(f"no value for the parameters {sorted(missing)}")
+        if self.names is None:  # named styles: a dict per row
+            fixed = self.fixed
+            return lambda row: {**fixed, **dict(zip(columns, row, strict=True))}
+        if self.names == columns:
+            return None
+        # positions into the row, then into the fixed values that follow it
+        extra = tuple(name for name in dict.fromkeys(self.names) if name not in columns)
+        index = {name: i for i, name in enumerate(columns + extra)}
+        pick = itemgetter(*(index[name] for name in self.names))
+        tail = tuple(self.fixed[name] for name in extra)
+        if len(self.names) == 1:
+            return lambda row: (pick(row + tail),)
+        return (lambda row: pick(row + tail)) if tail else pick
 
     def process(self, name: str, value: Any) -> Any:
         processor = self.processors.get(name)

@@ -18,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     StringConstraints,
     model_validator,
 )
@@ -96,36 +95,39 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _state_type(value: dict[str, Any]) -> dict[str, Any]:
-    """A runwright state type (see :mod:`runwright_server.state_rules`); a long message cut."""
-    return check_state(value)
-
-
 def state_text(value: dict[str, Any]) -> str:
     """The state as strict JSON text, at most ``MAX_STATE_CHARS`` long (else ValueError)."""
+    if type(value) is EncodedState:
+        return value.text
     text = to_json_text(value)
     if len(text) > MAX_STATE_CHARS:
         raise ValueError(f"a state must encode to at most {MAX_STATE_CHARS:,} characters of JSON, not {len(text):,}")
     return text
 
 
+class EncodedState(dict[str, Any]):
+    """A validated state (a body's ``state``) that carries its JSON text (``text``), encoded
+    once while the body is validated: what the database stores, and what
+    :func:`state_text` returns without encoding it again."""
+
+    __slots__ = ("text",)
+    text: str
+
+
 def _state(value: dict[str, Any]) -> dict[str, Any]:
     check_state(value)
-    state_text(value)
-    return value
+    encoded = EncodedState(value)
+    encoded.text = state_text(value)
+    return encoded
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc_naive)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+#: the state is checked (its type, a long message cut) and encoded once: the validated value
+#: is an :class:`EncodedState`
 StateDict = Annotated[
     dict[str, Any],
     AfterValidator(_state),
-    Field(description='A serialized runwright state: a JSON object whose "type" names a state class (e.g. "Running").'),
-]
-#: a state checked for its "type" only; the model encodes it (once) and keeps the text
-_TypedStateDict = Annotated[
-    dict[str, Any],
-    AfterValidator(_state_type),
     Field(description='A serialized runwright state: a JSON object whose "type" names a state class (e.g. "Running").'),
 ]
 Version = Annotated[int, Field(ge=0, le=MAX_INT64)]
@@ -355,18 +357,12 @@ class StateHistoryItem(BaseModel):
 class BatchWriteItem(_In):
     task_run_id: Id
     version: Version
-    state: _TypedStateDict
-    _state_text: str = PrivateAttr(default="")
-
-    @model_validator(mode="after")
-    def _encode_state(self) -> BatchWriteItem:
-        self._state_text = state_text(self.state)  # checked and encoded once, stored as is
-        return self
+    state: StateDict
 
     @property
     def state_text(self) -> str:
-        """The state as strict JSON text (what the database stores)."""
-        return self._state_text
+        """The state as strict JSON text (what the database stores), encoded while validated."""
+        return state_text(self.state)
 
 
 class BatchLease(_In):

@@ -253,3 +253,29 @@ def test_lone_surrogates_and_nan_anywhere_are_a_short_4xx_without_a_traceback(
         assert s.get(api + "/flow_runs/%ED%A0%80").status_code == 404
     log = _stop_and_read_log(proc)
     assert "Traceback" not in log and "Exception in ASGI" not in log, log[-3000:]
+
+
+def test_bodies_the_fast_parser_refuses_are_decided_by_json_loads(server: TestServer, sa: requests.Session) -> None:
+    """pydantic-core parses bodies first; what it refuses, ``json.loads`` decides, as before:
+    a byte-order mark and nesting deeper than pydantic-core's 200 levels (here 230) are still accepted,
+    NaN is still a 422 with json.loads' message, a lone surrogate still a 422 of the model."""
+    flow = server.make_flow(sa, ("a",))
+    deep: object = 1
+    for _ in range(230):
+        deep = {"d": deep}
+    headers = {"Content-Type": "application/json"}
+    raw = json.dumps({"flow_id": flow["id"], "parameters": {"deep": deep}}).encode()
+    created = sa.post(server.api + "/flow_runs", data=raw, headers=headers)
+    assert created.status_code == 201, created.text[:300]
+    run = created.json()
+    assert sa.get(f"{server.api}/flow_runs/{run['id']}").json()["parameters"] == {"deep": deep}
+    task_run = run["task_runs"][0]["id"]
+    bom = b"\xef\xbb\xbf" + json.dumps({"version": 0, "state": {"type": "Running"}}).encode()
+    assert sa.post(f"{server.api}/task_runs/{task_run}/state", data=bom, headers=headers).json()["version"] == 1
+    nan = b'{"writes": [{"task_run_id": "%s", "version": 1, "state": {"type": "Success", "x": NaN}}]}' % task_run.encode()
+    r = sa.post(server.api + "/task_run_states", data=nan, headers=headers)
+    assert r.status_code == 422 and r.json()["detail"][0]["msg"] == "NaN is not valid JSON"
+    lone = b'{"writes": [{"task_run_id": "%s", "version": 1, "state": {"type": "Success", "m": "\\ud800"}}]}' % task_run.encode()
+    r = sa.post(server.api + "/task_run_states", data=lone, headers=headers)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "writes", 0, "state"]
+    assert [h["version"] for h in sa.get(f"{server.api}/task_runs/{task_run}/states").json()] == [0, 1]

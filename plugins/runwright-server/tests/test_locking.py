@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -157,3 +158,71 @@ def test_a_batch_skipping_a_version_applies_only_what_matches(server: TestServer
     assert [x["status"] for x in r.json()["results"]] == ["ok", "ok", "conflict"]
     assert [h["state"]["type"] for h in sa.get(f"{server.api}/task_runs/{a}/states").json()] == ["Pending", "Running"]
     assert sa.get(f"{server.api}/task_runs/{b}").json()["version"] == 1
+
+
+def test_a_batch_answers_each_write_in_the_declared_shape_and_keys_only_its_cached_states(
+    server: TestServer, sa: requests.Session
+) -> None:
+    """Several writes of one run in a batch (one row update): every write answered with its
+    version, every history row kept; a Cached state's key is stored from a batch that mixes
+    it with other states, and a batch without a Cached state stores none."""
+    name = f"keys-{uuid.uuid4().hex[:8]}"
+    run = server.make_run(sa, ("a", "b"), name=name)
+    a, b = (t["id"] for t in run["task_runs"])
+    plain = [
+        {"task_run_id": a, "version": 0, "state": {"type": "Running", "message": "é"}},
+        {"task_run_id": a, "version": 1, "state": {"type": "Success", "cache_key": "not-cached"}},
+    ]
+    r = sa.post(f"{server.api}/task_run_states", json={"writes": plain})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.json() == {
+        "results": [
+            {"task_run_id": a, "status": "ok", "version": 1, "current_state": None},
+            {"task_run_id": a, "status": "ok", "version": 2, "current_state": None},
+        ]
+    }
+    mixed = [
+        {"task_run_id": b, "version": 0, "state": {"type": "Running"}},
+        {"task_run_id": b, "version": 1, "state": {"type": "Cached", "cache_key": "k-b"}},
+        {"task_run_id": a, "version": 2, "state": {"type": "Pending"}},
+        {"task_run_id": a, "version": 3, "state": {"type": "Cached", "cache_key": "k-a"}},
+    ]
+    r = sa.post(f"{server.api}/task_run_states", json={"writes": mixed})
+    assert [(x["status"], x["version"]) for x in r.json()["results"]] == [("ok", 1), ("ok", 2), ("ok", 3), ("ok", 4)]
+    assert [h["state"]["type"] for h in sa.get(f"{server.api}/task_runs/{a}/states").json()] == [
+        "Pending", "Running", "Success", "Pending", "Cached"
+    ]
+    assert sa.get(f"{server.api}/task_runs/{a}").json()["state"] == {"type": "Cached", "cache_key": "k-a"}
+    rows = sa.get(server.api + "/cached_states", params={"flow_name": name}).json()
+    assert sorted((row["task_slug"], row["cache_key"]) for row in rows) == [("a", "k-a"), ("b", "k-b")]
+
+
+def test_a_batch_of_new_children_answers_in_the_declared_shape(server: TestServer, sa: requests.Session) -> None:
+    run = server.make_run(sa, ("a",))
+    body = {"flow_run_id": run["id"], "task_slug": "a", "map_indexes": [2, 0, 2]}
+    created = sa.post(f"{server.api}/task_runs/batch", json=body)
+    assert created.status_code == 200 and created.headers["content-type"] == "application/json"
+    children = created.json()["task_runs"]
+    assert [c["map_index"] for c in children] == [2, 0, 2] and children[0]["id"] == children[2]["id"]
+    for child in children:
+        assert set(child) == {"id", "flow_run_id", "task_slug", "map_index", "state", "version", "heartbeat", "created", "updated"}
+        assert child["state"] == {"type": "Pending", "message": None} and child["version"] == 0
+        assert child["created"].endswith("Z") and child["heartbeat"] is None
+    again = sa.post(f"{server.api}/task_runs/batch", json=body).json()["task_runs"]
+    assert again == children  # read back from the database: the same answer
+
+
+def test_a_batch_of_children_returns_exactly_the_indexes_asked(server: TestServer, sa: requests.Session) -> None:
+    """Existing children are found by a range probe (consecutive pages) or by lists (sparse
+    indexes): either way only the indexes asked for come back, each once per time asked."""
+    run = server.make_run(sa, ("a",))
+    url = f"{server.api}/task_runs/batch"
+    first = sa.post(url, json={"flow_run_id": run["id"], "task_slug": "a", "map_indexes": list(range(6))}).json()
+    ids = {c["map_index"]: c["id"] for c in first["task_runs"]}
+    for asked in ([4, 0, 2], [5, 1_000_000, 3], [1_000_000, 7, 1]):
+        got = sa.post(url, json={"flow_run_id": run["id"], "task_slug": "a", "map_indexes": asked}).json()["task_runs"]
+        assert [c["map_index"] for c in got] == asked
+        ids.update((c["map_index"], c["id"]) for c in got if c["map_index"] not in ids)
+        assert all(c["id"] == ids[c["map_index"]] for c in got)
+    every = sa.get(f"{server.api}/flow_runs/{run['id']}/task_runs").json()
+    assert sorted(t["map_index"] for t in every) == [-1, 0, 1, 2, 3, 4, 5, 7, 1_000_000]

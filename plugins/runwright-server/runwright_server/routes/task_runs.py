@@ -22,6 +22,7 @@ from runwright_server.common import (
     aware,
     check_id,
     engine_of,
+    json_response,
     new_ids,
     not_found,
 )
@@ -57,6 +58,12 @@ Auth = Annotated[Principal, Depends(require_principal)]
 PENDING_STATE: dict[str, Any] = {"type": "Pending", "message": None}
 PENDING_TEXT = to_json_text(PENDING_STATE)
 RESULT_URI_PREFIX = "rwcloud://results/"
+#: the parameters of a new task run's row and of its first history row, in the order the
+#: batch route builds them (:meth:`runwright_server.locking.DriverStatement.rows`)
+_TASK_RUN_COLUMNS = (
+    "id", "tenant_id", "flow_run_id", "task_slug", "map_index", "state", "state_type", "version", "heartbeat", "created", "updated"
+)
+_PENDING_COLUMNS = ("b_id", "b_new_version", "b_state", "b_type", "b_now")
 LEASE_CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "The lease named by the batch is not the flow run's lease: nothing applied"}
 }
@@ -144,25 +151,31 @@ def get_or_create_task_run(body: TaskRunIn, request: Request, response: Response
 
 
 @router.post("/task_runs/batch", response_model=TaskRunsBatchOut, responses=NOT_FOUND)
-def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: Auth) -> dict[str, Any]:
+def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: Auth) -> Response:
     """Get or create the task runs of many map indexes of one task (a mapped parent's
-    children) in one transaction; returned in the order asked (a repeated index, repeated)."""
+    children) in one transaction; returned in the order asked (a repeated index, repeated).
+
+    The answer (up to 10,000 task runs) is written as JSON at once (:func:`json_response`),
+    in the declared shape, not validated against the response model."""
     tenant = principal.tenant_id
     tr = models.task_runs
     wanted = list(dict.fromkeys(body.map_indexes))
 
     def existing(conn: Connection) -> dict[int, dict[str, Any]]:
         found: dict[int, dict[str, Any]] = {}
+        of_task = (tr.c.flow_run_id == body.flow_run_id, tr.c.task_slug == body.task_slug, tr.c.tenant_id == tenant)
+        low, high = min(wanted), max(wanted)
+        if high - low < 2 * len(wanted):
+            # a page of consecutive indexes (what a runner asks for): one range probe of the
+            # unique index instead of IN lists; the few rows it reads that were not asked
+            # for are left out
+            wanted_set = set(wanted)
+            rows = conn.execute(select(tr).where(*of_task, tr.c.map_index.between(low, high))).mappings()
+            found.update((row["map_index"], task_run_out(row)) for row in rows if row["map_index"] in wanted_set)
+            return found
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = conn.execute(
-                select(tr).where(
-                    tr.c.flow_run_id == body.flow_run_id,
-                    tr.c.task_slug == body.task_slug,
-                    tr.c.tenant_id == tenant,
-                    tr.c.map_index.in_(chunk),
-                )
-            ).mappings()
+            rows = conn.execute(select(tr).where(*of_task, tr.c.map_index.in_(chunk))).mappings()
             found.update((row["map_index"], task_run_out(row)) for row in rows)
         return found
 
@@ -178,39 +191,26 @@ def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: 
             ids = new_ids(len(missing))
             insert = driver_statement(run_rows.TASK_RUNS_INSERT, conn.dialect)
             stamp = insert.process("created", now)
-            append = driver_statement(TASK_RUNS.append, conn.dialect)
+            append = driver_statement(TASK_RUNS.append_plain, conn.dialect)  # Pending: no cache key
             append_stamp = append.process("b_now", now)
+            flow_run_id, slug = body.flow_run_id, body.task_slug
             try:
                 with conn.begin_nested():
                     conn.exec_driver_sql(
                         insert.sql,
-                        [
-                            insert.row(
-                                {
-                                    "id": task_run_id,
-                                    "tenant_id": tenant,
-                                    "flow_run_id": body.flow_run_id,
-                                    "task_slug": body.task_slug,
-                                    "map_index": index,
-                                    "state": PENDING_TEXT,
-                                    "state_type": "Pending",
-                                    "version": 0,
-                                    "heartbeat": None,
-                                    "created": stamp,
-                                    "updated": stamp,
-                                }
-                            )
-                            for task_run_id, index in zip(ids, missing, strict=True)
-                        ],
+                        insert.rows(
+                            _TASK_RUN_COLUMNS,
+                            [
+                                (task_run_id, tenant, flow_run_id, slug, index, PENDING_TEXT, "Pending", 0, None, stamp, stamp)
+                                for task_run_id, index in zip(ids, missing, strict=True)
+                            ],
+                        ),
                     )
                     conn.exec_driver_sql(
                         append.sql,
-                        [
-                            append.row(
-                                {"b_id": task_run_id, "b_new_version": 0, "b_state": PENDING_TEXT, "b_type": "Pending", "b_now": append_stamp}
-                            )
-                            for task_run_id in ids
-                        ],
+                        append.rows(
+                            _PENDING_COLUMNS, [(task_run_id, 0, PENDING_TEXT, "Pending", append_stamp) for task_run_id in ids]
+                        ),
                     )
                 created = aware(now)
                 for task_run_id, index in zip(ids, missing, strict=True):
@@ -229,7 +229,7 @@ def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: 
                 found = existing(conn)
                 if len(found) != len(wanted):
                     raise
-    return {"task_runs": [found[index] for index in body.map_indexes]}
+    return json_response({"task_runs": [found[index] for index in body.map_indexes]})
 
 
 @router.get("/task_runs/{task_run_id}", response_model=TaskRunOut, responses=NOT_FOUND)
@@ -269,14 +269,17 @@ def task_run_heartbeat(task_run_id: str, request: Request, principal: Auth) -> d
 
 
 @router.post("/task_run_states", response_model=BatchWriteOut, responses={**NOT_FOUND, **LEASE_CONFLICT})
-def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -> dict[str, Any] | JSONResponse:
-    """Apply the batch (see :func:`_apply_task_run_states`); wake the tenant's event streams."""
+def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -> Response:
+    """Apply the batch (see :func:`_apply_task_run_states`); wake the tenant's event streams.
+
+    The answer is written as JSON at once (:func:`json_response`), in the declared shape (an
+    applied write's ``current_state`` is null), not validated against the response model."""
     answer = _apply_task_run_states(body, request, principal)
     request.app.state.wakeups.notify(principal.tenant_id)
     return answer
 
 
-def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Principal) -> dict[str, Any] | JSONResponse:
+def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Principal) -> Response:
     """Store the inline results, then apply the version-checked task-run state writes, each
     on its own, in one transaction.
 
@@ -302,57 +305,43 @@ def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Prin
                 )
             parent = body.lease.flow_run_id
         refused = _store_inline_results(conn, body, tenant, now)
-        texts = [item.state_text for item in body.writes]
-        if not refused and write_states_at_once(
-            conn,
-            TASK_RUNS,
-            [(item.task_run_id, item.version, text, item.state["type"]) for item, text in zip(body.writes, texts)],
-            tenant,
-            now,
-            parent,
-        ):
-            return {
-                "results": [
-                    {"task_run_id": item.task_run_id, "status": "ok", "version": item.version + 1}
-                    for item in body.writes
-                ]
-            }
+        writes = [(item.task_run_id, item.version, item.state_text, item.state["type"]) for item in body.writes]
+        if not refused and write_states_at_once(conn, TASK_RUNS, writes, tenant, now, parent):
+            return json_response(
+                {
+                    "results": [
+                        {"task_run_id": run_id, "status": "ok", "version": version + 1, "current_state": None}
+                        for run_id, version, _text, _type in writes
+                    ]
+                }
+            )
         failed: set[str] = set()  # task runs with a write of this batch not applied
         history: list[dict[str, Any]] = []  # inserted at the end, in one executemany
-        for item, state_text in zip(body.writes, texts):
-            if item.task_run_id in failed:
+        for run_id, version, state_text, state_type in writes:
+            if run_id in failed:
                 # an earlier write of this run in the batch was not applied: neither is this one
-                outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
+                outcome = current(conn, TASK_RUNS, run_id, tenant, parent)
                 status: str = outcome.status
             elif refused and any(RESULT_URI_PREFIX + key in state_text for key in refused):
-                outcome = current(conn, TASK_RUNS, item.task_run_id, tenant, parent)
+                outcome = current(conn, TASK_RUNS, run_id, tenant, parent)
                 status = "rejected" if outcome.status in ("conflict", "refused") else outcome.status
             else:
                 outcome = write_state(
-                    conn,
-                    TASK_RUNS,
-                    item.task_run_id,
-                    tenant,
-                    item.version,
-                    state_text,
-                    item.state["type"],
-                    now,
-                    parent,
-                    history=history,
+                    conn, TASK_RUNS, run_id, tenant, version, state_text, state_type, now, parent, history=history
                 )
                 status = "rejected" if outcome.status == "refused" else outcome.status
             if status != "ok":
-                failed.add(item.task_run_id)
-            result: dict[str, Any] = {"task_run_id": item.task_run_id, "status": status, "version": outcome.version}
-            if outcome.current_state is not None:
-                result["current_state"] = outcome.current_state
-            results.append(result)
+                failed.add(run_id)
+            results.append(
+                {"task_run_id": run_id, "status": status, "version": outcome.version, "current_state": outcome.current_state}
+            )
         if history:
             conn.execute(TASK_RUNS.append, history)
-    return {"results": results}
+    return json_response({"results": results})
 
 
 RESULTS_INSERT = models.results.insert()
+_RESULT_COLUMNS = ("id", "tenant_id", "data", "size", "created")
 
 
 def _store_inline_results(conn: Connection, body: BatchWriteIn, tenant: str, now: Any) -> set[str]:
@@ -370,33 +359,31 @@ def _store_inline_results(conn: Connection, body: BatchWriteIn, tenant: str, now
         seen.add(item.key)
     insert = driver_statement(RESULTS_INSERT, conn.dialect)
     created = insert.process("created", now)
-    rows = []
+    rows: list[tuple[str, str, Any, int, Any]] = []  # in _RESULT_COLUMNS' order
     for item in body.results:
         if item.key in refused:
             continue
         data = base64.b64decode(item.data)
-        rows.append(
-            {"id": item.key, "tenant_id": tenant, "data": insert.process("data", data), "size": len(data), "created": created}
-        )
+        rows.append((item.key, tenant, insert.process("data", data), len(data), created))
     if not rows:
         return refused
     try:
         with conn.begin_nested():
-            conn.exec_driver_sql(insert.sql, [insert.row(row) for row in rows])
+            conn.exec_driver_sql(insert.sql, insert.rows(_RESULT_COLUMNS, rows))
         return refused
     except IntegrityError:  # some key is taken (or a concurrent batch stored one first)
         pass
     r = models.results
-    keys = [row["id"] for row in rows]
+    keys = [row[0] for row in rows]
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         refused.update(conn.execute(select(r.c.id).where(r.c.tenant_id == tenant, r.c.id.in_(chunk))).scalars())
     for row in rows:
-        if row["id"] in refused:
+        if row[0] in refused:
             continue
         try:
             with conn.begin_nested():
-                conn.exec_driver_sql(insert.sql, [insert.row(row)])
+                conn.exec_driver_sql(insert.sql, insert.rows(_RESULT_COLUMNS, [row]))
         except IntegrityError:
-            refused.add(row["id"])
+            refused.add(row[0])
     return refused
