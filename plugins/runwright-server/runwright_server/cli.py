@@ -7,7 +7,6 @@ on stderr and exit code 1. Only click is imported here; each command imports wha
 
 from __future__ import annotations
 
-import gc
 import socket
 import sys
 from collections.abc import Callable
@@ -111,11 +110,6 @@ def start(
     )
     server = uvicorn.Server(config)
     click.echo(f"runwright server on http://{settings.host}:{settings.port} (db {engine.url!r})", err=True)
-    # What is loaded by now (modules, the app's routes and schemas: ~130k objects) lives as
-    # long as the process: the collector's full passes skip it instead of walking it (one
-    # such pass took ~75 ms of a request, about every other cloud flow run of 1,000 tasks).
-    gc.collect()
-    gc.freeze()
     server.run(sockets=[sock])
     if not server.started:
         raise click.ClickException("the server failed to start (see the log above)")
