@@ -10,6 +10,7 @@ import socket
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def test_json_routes_have_a_smaller_body_limit_than_the_routes_carrying_results(
     assert r.status_code == 413 and str(server.max_json_body) in r.json()["detail"]
     r = sa.post(server.api + "/flows", json={"name": padding})
     assert r.status_code == 413
-    batch = sa.post(server.api + "/task_run_states", json={"writes": [], "results": [{"key": "0" * 32, "data": "A" * between}]})
+    batch = sa.post(server.api + "/task_run_states", json={"writes": [], "results": [{"key": uuid.uuid4().hex, "data": "A" * between}]})
     assert batch.status_code != 413  # a batch with inline results has the results' limit
     assert sa.post(server.api + "/results", data=b"x" * between).status_code == 201
 
