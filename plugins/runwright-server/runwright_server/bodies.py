@@ -36,6 +36,8 @@ SCAN_ABOVE_BYTES = 256 * 1024
 MAX_JSON_VALUES = 500_000
 MAX_ERRORS = 20
 MAX_PART_CHARS = 200
+#: how deep a JSON body may nest (pydantic-core's parser refuses deeper ones)
+MAX_JSON_DEPTH = 200
 
 
 def _refuse_constant(name: str) -> Any:
@@ -51,7 +53,8 @@ def parse_json(body: bytes) -> Any:
 
     pydantic-core's parser reads it first (about three times faster than ``json.loads``; it
     refuses NaN and the infinities, lone surrogates, invalid UTF-8 and nesting deeper than
-    200 levels). Whatever it refuses is parsed again by ``json.loads``, which decides: the
+    200 levels). A body nested deeper is refused (422: no answer could hold it again);
+    whatever else it refuses is parsed again by ``json.loads``, which decides: the
     accepted bodies and the error messages are exactly those of ``json.loads`` (which also
     reads UTF-16, UTF-32 and a byte-order mark, and lets the models refuse lone surrogates).
     """
@@ -61,8 +64,10 @@ def parse_json(body: bytes) -> Any:
             raise HTTPException(413, f"request body has too many JSON values (more than {MAX_JSON_VALUES:,})")
     try:
         return from_json(body, allow_inf_nan=False)
-    except ValueError:
-        pass
+    except ValueError as exc:
+        if "recursion limit" in str(exc):
+            # deeper than any body of the API needs, and than the answers could hold again
+            raise _invalid(f"JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
     try:
         return json.loads(body, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:

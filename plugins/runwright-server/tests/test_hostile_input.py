@@ -258,13 +258,22 @@ def test_lone_surrogates_and_nan_anywhere_are_a_short_4xx_without_a_traceback(
 
 def test_bodies_the_fast_parser_refuses_are_decided_by_json_loads(server: TestServer, sa: requests.Session) -> None:
     """pydantic-core parses bodies first; what it refuses, ``json.loads`` decides, as before:
-    a byte-order mark and nesting deeper than pydantic-core's 200 levels (here 230) are still accepted,
-    NaN is still a 422 with json.loads' message, a lone surrogate still a 422 of the model."""
+    a byte-order mark is still accepted, NaN is still a 422 with json.loads' message, a lone
+    surrogate still a 422 of the model; a body nested deeper than 200 levels is a short 422
+    (an answer could not hold it again), one of 190 levels is stored and read back."""
     flow = server.make_flow(sa, ("a",))
-    deep: object = 1
-    for _ in range(230):
-        deep = {"d": deep}
     headers = {"Content-Type": "application/json"}
+
+    def nested(levels: int) -> object:
+        deep: object = 1
+        for _ in range(levels):
+            deep = {"d": deep}
+        return deep
+
+    too_deep = json.dumps({"flow_id": flow["id"], "parameters": {"deep": nested(230)}}).encode()
+    refused = sa.post(server.api + "/flow_runs", data=too_deep, headers=headers)
+    assert refused.status_code == 422 and "nested too deeply (at most 200 levels)" in refused.json()["detail"][0]["msg"]
+    deep = nested(190)
     raw = json.dumps({"flow_id": flow["id"], "parameters": {"deep": deep}}).encode()
     created = sa.post(server.api + "/flow_runs", data=raw, headers=headers)
     assert created.status_code == 201, created.text[:300]
