@@ -74,7 +74,7 @@ class TaskRunReport(Protocol):
     def describe(self) -> str: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Write:
     report: TaskRunReport
     version: int

@@ -155,7 +155,7 @@ class FlowRunReport:
     holder: str | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class TaskRunReport:
     """A task run (or mapped child run) being reported."""
 
