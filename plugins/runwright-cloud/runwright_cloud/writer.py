@@ -120,7 +120,14 @@ class StateWriter:
         self.max_queued = max(batch_size, max_queued if max_queued is not None else 20 * batch_size)
         #: most batches taken off the queue and not answered yet (serialized, or being sent)
         self.pipeline = max(1, pipeline)
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        #: waited on by task runs (room in the queue, their writes sent) and flushes
+        self._cond = threading.Condition(lock)
+        #: waited on by the serializing thread alone (writes to take): a write queued wakes
+        #: only it, and only when it may be waiting for that write
+        self._work = threading.Condition(lock)
+        #: waited on by the sender (a batch to send) and the serializer (room for one)
+        self._ready = threading.Condition(lock)
         self._queue: deque[_Write] = deque()
         #: batches serialized, oldest (the one being sent) first: (its writes, its groups)
         self._outbox: deque[tuple[list[_Write], list[_Group]]] = deque()
@@ -157,12 +164,12 @@ class StateWriter:
             if queued == 1 or queued >= self.batch_size:
                 # the writer waits for a first write, or lingers for a full batch: waking it
                 # for every write in between would only hand the GIL back and forth
-                self._cond.notify_all()
+                self._work.notify()
 
     def _wait_for_room(self) -> None:
         """Wait (holding the condition) until the writer took a batch off the full queue."""
         self._waiting += 1  # a full queue is sent at once anyway; no lingering either
-        self._cond.notify_all()
+        self._work.notify()
         try:
             while len(self._queue) >= self.max_queued and self._thread is not None and self._thread.is_alive():
                 self._cond.wait(1.0)
@@ -175,7 +182,7 @@ class StateWriter:
             if not self._unfinished:
                 return
             self._waiting += 1
-            self._cond.notify_all()
+            self._work.notify()
             try:
                 while self._unfinished:
                     self._cond.wait()
@@ -212,7 +219,7 @@ class StateWriter:
             return
         with self._cond:
             self._waiting += 1
-            self._cond.notify_all()
+            self._work.notify()
             try:
                 while report.pending:
                     self._cond.wait()
@@ -221,23 +228,23 @@ class StateWriter:
 
     def _loop(self) -> None:
         """The serializing thread: take a batch off the queue, serialize it, hand it to the sender."""
-        cond = self._cond
+        work, ready = self._work, self._ready
         while True:
-            with cond:
+            with work:
                 while not self._queue:
-                    cond.wait()
+                    work.wait()
                 if self.linger > 0 and len(self._queue) < self.batch_size and not self._waiting:
                     deadline = time.monotonic() + self.linger
                     while len(self._queue) < self.batch_size and not self._waiting:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             break
-                        cond.wait(remaining)
+                        work.wait(remaining)
                 full = len(self._queue) >= self.max_queued
                 popleft = self._queue.popleft
                 batch = [popleft() for _ in range(min(self.batch_size, len(self._queue)))]
                 if full:
-                    cond.notify_all()  # room again: the waiting task runs go on while this batch is sent
+                    self._cond.notify_all()  # room again: the waiting task runs go on while this batch is sent
             try:
                 groups = self._prepare(batch)
             except Exception:  # a bug must not stop the writer: the batch is lost
@@ -245,19 +252,19 @@ class StateWriter:
                 for write in batch:
                     self._record_lost(write.report)
                 groups = []
-            with cond:
+            with ready:
                 while len(self._outbox) >= self.pipeline:
-                    cond.wait()
+                    ready.wait()
                 self._outbox.append((batch, groups))
-                cond.notify_all()
+                ready.notify_all()
 
     def _send_loop(self) -> None:
         """The sending thread: send the serialized batches one at a time, in order."""
-        cond = self._cond
+        ready = self._ready
         while True:
-            with cond:
+            with ready:
                 while not self._outbox:
-                    cond.wait()
+                    ready.wait()
                 batch, groups = self._outbox[0]
             try:
                 for group in groups:
@@ -267,12 +274,13 @@ class StateWriter:
                 for write in batch:
                     self._record_lost(write.report)
             finally:
-                with cond:
+                with ready:
                     self._outbox.popleft()
                     for write in batch:
                         write.report.pending -= 1
                     self._unfinished -= len(batch)
-                    cond.notify_all()
+                    ready.notify_all()  # room for the next batch serialized
+                    self._cond.notify_all()  # writes sent: flushes and waiting task runs look again
 
     def _prepare(self, batch: list[_Write]) -> list[_Group]:
         """Serialize a batch, per flow run (and lease): its states, with their small results
