@@ -38,10 +38,12 @@ class ChildRuns(dict):  # type: ignore[type-arg]
     at most a few pages in memory (a run is handed to its child once, then dropped).
 
     In the process that fetched the first page (``prefetch``), the pages come ahead of the
-    children: while the pages asked for end less than :data:`AHEAD` pages past a child, the next page
-    is fetched on a background thread while the children run, so the children in index order
-    (the local and thread executors) never wait for one. A child whose page is on its way waits
-    for it; one beyond every page asked for fetches its own, as without prefetching.
+    children: the first of the :data:`AHEAD` pages after a child's that nobody asked for yet
+    is fetched on a background thread (one at a time) while the children run, so children in
+    index order (the local executor) never wait for one. Pages are aligned (page p holds map
+    indexes p * CHILD_PAGE and up): a child whose page is on its way waits for it, one whose
+    page nobody asked for fetches all of it (children out of order still cost a request per
+    page), and a page the background fetch could not get is fetched by its children.
 
     Each child's context is a copy of the parent's, so the child finds its run here. On Dask
     it travels with the children's plan (about 90 bytes a child of the pages fetched, pickled
