@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+from requests.auth import AuthBase
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from runwright.engine.state import State
@@ -42,6 +43,7 @@ from runwright_cloud.received_states import state_from_server
 DEFAULT_API = "http://127.0.0.1:4200"
 API_PREFIX = "/api/v1"
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_NO_RESULT = {"type": "NoResultType"}
 #: the longest pause between two attempts of a request retried for ``retry_for`` seconds
 _MAX_RETRY_DELAY = 2.0
 
@@ -60,8 +62,25 @@ class TaskRunInfo:
     heartbeat: datetime | None = None
     state: State = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "state", state_from_server(self.serialized_state))
+    def __getattr__(self, name: str) -> Any:
+        # ``state`` is rebuilt on first use: a page of a map's children is a thousand runs,
+        # most of them the Pending the server just created, which the runner never reads
+        if name == "state":
+            state = state_from_server(self.serialized_state)
+            object.__setattr__(self, "state", state)
+            return state
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def is_new(self) -> bool:
+        """True for a run still in the state the server creates: Pending, nothing cached
+        (restoring it gives None: the run starts afresh), without rebuilding the state."""
+        data = self.serialized_state
+        return (
+            type(data) is dict
+            and data.get("type") == "Pending"
+            and not data.get("cached_inputs")
+            and data.get("_result") in (None, _NO_RESULT)
+        )
 
 
 @dataclass(frozen=True)
@@ -92,14 +111,19 @@ class FlowRunInfo:
 
 
 def _task_run_info(data: Mapping[str, Any]) -> TaskRunInfo:
-    return TaskRunInfo(
+    # what the frozen dataclass's __init__ does, without its six object.__setattr__ calls
+    # (a page of a map's children is a thousand of them)
+    info = object.__new__(TaskRunInfo)
+    heartbeat = data.get("heartbeat")
+    info.__dict__.update(
         id=data["id"],
         task_slug=data["task_slug"],
         map_index=data["map_index"],
         version=data["version"],
         serialized_state=data["state"],
-        heartbeat=_parse_optional(data.get("heartbeat")),
+        heartbeat=datetime.fromisoformat(heartbeat) if heartbeat else None,
     )
+    return info
 
 
 def _parse_optional(value: str | None) -> datetime | None:
@@ -122,6 +146,26 @@ def _never_sent(exc: requests.RequestException) -> bool:
     if isinstance(reason, MaxRetryError):
         reason = reason.reason
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _encode(body: Any, what: str) -> bytes:
+    """``body`` as compact JSON (requests would add a space after every separator)."""
+    try:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ClientError(f"{what} failed: the body is not JSON ({exc})") from exc
+
+
+class _BearerToken(AuthBase):
+    """The API token as the session's auth: requests then never looks for ``~/.netrc``
+    credentials for the server (once per request, and they would replace the token)."""
+
+    def __init__(self, token: str | None) -> None:
+        self.header = f"Bearer {token}"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self.header
+        return request
 
 
 def _normalised(state: Mapping[str, Any]) -> Any:
@@ -172,7 +216,17 @@ class Client:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {self.api_token}"
+            session.auth = _BearerToken(self.api_token)
+            # The environment's proxy and CA-bundle settings for the server, read once: with
+            # trust_env, requests reads them again for every request (the whole environment
+            # for the proxies, ~1 ms; a batch of a map's states is ~50 ms of server work).
+            found = session.merge_environment_settings(self.api + API_PREFIX, {}, None, None, None)
+            session.proxies.update(found.get("proxies") or {})
+            if self.api.startswith("https:"):  # (plain HTTP verifies nothing: no CA-bundle path to check per request)
+                session.verify = found.get("verify", True)
+            if found.get("cert") is not None:
+                session.cert = found["cert"]
+            session.trust_env = False
             session.headers["User-Agent"] = "runwright-cloud-client"
             self._local.session = session
         return session
@@ -195,6 +249,7 @@ class Client:
         data: bytes | None = None,
         retry_for: float = 0.0,
         stream: bool = False,
+        json_data: bytes | None = None,
     ) -> tuple[requests.Response, bool]:
         """Send with retries; return the response and whether an earlier attempt may have landed.
 
@@ -209,12 +264,11 @@ class Client:
         headers = {"Content-Type": "application/octet-stream"} if data is not None else None
         if json_body is not None:
             # encoded here, compactly (requests would add a space after every separator)
-            try:
-                data = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode("utf-8")
-            except (TypeError, ValueError) as exc:
-                raise ClientError(f"{method} {url} failed: the body is not JSON ({exc})") from exc
+            data = _encode(json_body, f"{method} {url}")
             json_body = None
             headers = _JSON_HEADERS
+        elif json_data is not None:
+            data, headers = json_data, _JSON_HEADERS
         maybe_applied = False
         deadline = time.monotonic() + retry_for
         attempt = 0
@@ -466,26 +520,14 @@ class Client:
         """
         return self._set_state(f"/task_runs/{task_run_id}/state", version, state, lease, retry_for)
 
-    def set_task_run_states(
-        self,
-        writes: Iterable[Mapping[str, Any]],
-        lease: tuple[str, str] | None = None,
-        results: Sequence[Mapping[str, str]] = (),
-        retry_for: float = 0.0,
-    ) -> list[dict[str, Any]]:
-        """Batch of ``{"task_run_id", "version", "state"}`` writes, each version-checked on its own.
-
-        ``lease`` is ``(flow_run_id, token)``: the batch applies only while the token is that
-        flow run's lease, else nothing is applied and :class:`LeaseLost` is raised.
-        ``results`` are ``{"key": 32 hex digits, "data": base64}`` stored in the same
-        transaction (their URIs are ``rwcloud://results/<key>``).
-
-        Returns one ``{"task_run_id", "status": "ok"|"conflict"|"not_found"|"rejected",
-        "version", "current_state"?}`` per write, in order. ``retry_for`` as for
-        :meth:`set_flow_run_state`.
-        """
+    @staticmethod
+    def _states_body(
+        writes: Iterable[Mapping[str, Any]], lease: tuple[str, str] | None, results: Sequence[Mapping[str, str]]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         items = [
-            {
+            w  # a write as the writer builds it is sent as it is
+            if type(w) is dict and len(w) == 3 and type(w.get("state")) is dict and "task_run_id" in w and "version" in w
+            else {
                 "task_run_id": w["task_run_id"],
                 "version": w["version"],
                 "state": w["state"] if type(w["state"]) is dict else dict(w["state"]),
@@ -496,9 +538,43 @@ class Client:
         if lease is not None:
             body["lease"] = {"flow_run_id": lease[0], "token": lease[1]}
         if results:
-            body["results"] = [dict(r) for r in results]
+            body["results"] = [r if type(r) is dict else dict(r) for r in results]
+        return items, body
+
+    def encode_task_run_states(
+        self,
+        writes: Iterable[Mapping[str, Any]],
+        lease: tuple[str, str] | None = None,
+        results: Sequence[Mapping[str, str]] = (),
+    ) -> bytes:
+        """The body :meth:`set_task_run_states` sends for these arguments, encoded (the
+        background writer encodes the next batch while the previous one is on its way)."""
+        return _encode(self._states_body(writes, lease, results)[1], "POST /task_run_states")
+
+    def set_task_run_states(
+        self,
+        writes: Iterable[Mapping[str, Any]],
+        lease: tuple[str, str] | None = None,
+        results: Sequence[Mapping[str, str]] = (),
+        retry_for: float = 0.0,
+        encoded: bytes | None = None,
+    ) -> list[dict[str, Any]]:
+        """Batch of ``{"task_run_id", "version", "state"}`` writes, each version-checked on its own.
+
+        ``lease`` is ``(flow_run_id, token)``: the batch applies only while the token is that
+        flow run's lease, else nothing is applied and :class:`LeaseLost` is raised.
+        ``results`` are ``{"key": 32 hex digits, "data": base64}`` stored in the same
+        transaction (their URIs are ``rwcloud://results/<key>``). ``encoded``: the body
+        :meth:`encode_task_run_states` made of the same arguments, sent as it is.
+
+        Returns one ``{"task_run_id", "status": "ok"|"conflict"|"not_found"|"rejected",
+        "version", "current_state"?}`` per write, in order. ``retry_for`` as for
+        :meth:`set_flow_run_state`.
+        """
+        items, body = self._states_body(writes, lease, results)
+        data = encoded if encoded is not None else _encode(body, "POST /task_run_states")
         response, maybe_applied = self._request(
-            "POST", "/task_run_states", idempotent=True, json_body=body, retry_for=retry_for
+            "POST", "/task_run_states", idempotent=True, json_data=data, retry_for=retry_for
         )
         if response.status_code == 409 and lease is not None:
             raise LeaseLost(f"flow run {lease[0]}: its lease was taken over by another runner; nothing was applied")

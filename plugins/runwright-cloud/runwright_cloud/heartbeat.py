@@ -51,8 +51,10 @@ class Heartbeat:
                 self._thread.start()
 
     def remove(self, kind: str, run_id: str) -> None:
+        runs = self._flow_runs if kind == "flow" else self._task_runs
+        if run_id not in runs:
+            return  # not beating (a task run's end removes it again): no lock to take
         with self._lock:
-            runs = self._flow_runs if kind == "flow" else self._task_runs
             if runs.pop(run_id, None) is not None and not (self._flow_runs or self._task_runs):
                 self._changed.set()  # the thread exits now
 

@@ -11,6 +11,26 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("runwright.cloud.writer")
 
+class _Engine:
+    """The engine's names this module needs, imported on first use (not with the module:
+    the client imports it, and the plugin host must not load with the client)."""
+
+    loaded = False
+
+    def load(self) -> _Engine:
+        from runwright.engine import result, serialization, state
+        from runwright.plugins import get_plugin_manager
+
+        self.result_cls, self.safe_result_cls, self.no_result = result.Result, result.SafeResult, result.NoResult
+        self.cached, self.mapped, self.success, self.running = state.Cached, state.Mapped, state.Success, state.Running
+        self.serialize_handler = serialization.serialize_handler
+        self.plugin_manager = get_plugin_manager
+        self.loaded = True
+        return self
+
+
+_engine = _Engine()
+
 
 def store_results(state: State, checkpoint: bool) -> None:
     """Store what a state needs on the server before it is serialized.
@@ -20,28 +40,68 @@ def store_results(state: State, checkpoint: bool) -> None:
     :class:`~runwright.engine.result.Result` objects gain their stored location: the state
     itself is never replaced or changed (unlike the seed's ``prepare_state_for_cloud``).
     """
-    from runwright.engine.result import Result
-    from runwright.engine.state import Cached, Mapped, Success
-    from runwright.plugins import get_plugin_manager
-
-    results = get_plugin_manager().results
+    engine = _engine if _engine.loaded else _engine.load()
     result = state._result
-    if isinstance(result, Result) and (
-        isinstance(state, Cached) or (checkpoint and isinstance(state, Success) and not isinstance(state, Mapped))
+    if isinstance(result, engine.result_cls) and (
+        isinstance(state, engine.cached)
+        or (checkpoint and isinstance(state, engine.success) and not isinstance(state, engine.mapped))
     ):
-        results.store(result)
+        engine.plugin_manager().results.store(result)
     inputs = getattr(state, "cached_inputs", None)
     if inputs:
+        results = engine.plugin_manager().results
         for value in inputs.values():
-            if isinstance(value, Result):
+            if isinstance(value, engine.result_cls):
                 results.store(value)
 
 
-def serialize_for_server(state: State, checkpoint: bool, what: str) -> dict[str, Any]:
+class StateForms:
+    """Serializes states as ``State.serialize`` does, building the dicts of the states every
+    task run writes (Running, Success; their result none, or stored) directly, and each
+    result handler's form once. One per batch of the writer (a handler's registered name
+    is read again for the next one); every other state goes through ``State.serialize``."""
+
+    __slots__ = ("_handler", "_handler_form")
+
+    def __init__(self) -> None:
+        self._handler: Any = None
+        self._handler_form: dict[str, Any] | None = None
+
+    def serialize(self, state: State) -> dict[str, Any]:
+        engine = _engine if _engine.loaded else _engine.load()
+        cls = type(state)
+        if cls is engine.running or cls is engine.success:  # exactly these: a subclass has more fields
+            result = self._result_form(state._result, engine)
+            if result is not None:
+                return {"type": cls.__name__, "message": state.message, "_result": result}
+        return state.serialize()
+
+    def _result_form(self, result: Any, engine: _Engine) -> dict[str, Any] | None:
+        if type(result) is engine.result_cls:
+            result = result.safe_value
+        if result is engine.no_result:
+            return {"type": "NoResultType"}
+        if type(result) is not engine.safe_result_cls:
+            return None  # a result class of its own: the engine serializes it
+        handler = result.result_handler
+        if handler is None:
+            form = None
+        elif handler is self._handler:
+            form = self._handler_form
+        else:
+            form = self._handler_form = engine.serialize_handler(handler)
+            self._handler = handler
+        return {"type": "SafeResult", "value": result.value, "result_handler": form}
+
+
+def serialize_for_server(state: State, checkpoint: bool, what: Any, forms: StateForms | None = None) -> dict[str, Any]:
     """The state as the server stores it, its results stored first; a result that cannot be
-    stored is logged and the state goes without it (resume then re-runs the task)."""
+    stored is logged (``what``, a string or an object with ``describe()``, names the run)
+    and the state goes without it (resume then re-runs the task). ``forms``: the writer's
+    serializer of the batch (see :class:`StateForms`)."""
     try:
         store_results(state, checkpoint)
     except Exception as exc:  # noqa: BLE001 - reporting must not break the run
-        logger.warning("Could not store the result of %s (%s); its %s state is recorded without it", what, exc, type(state).__name__)
-    return state.serialize()
+        name = what if isinstance(what, str) else what.describe()
+        logger.warning("Could not store the result of %s (%s); its %s state is recorded without it", name, exc, type(state).__name__)
+    return state.serialize() if forms is None else forms.serialize(state)

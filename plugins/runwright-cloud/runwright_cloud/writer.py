@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from runwright.context import context as runtime_context
 from runwright_cloud.errors import ClientError, LeaseLost, ServerError, ServerUnreachable
-from runwright_cloud.state_bodies import serialize_for_server, store_results
+from runwright_cloud.state_bodies import StateForms, serialize_for_server, store_results
 
 __all__ = ["StateWriter", "WriterPool", "serialize_for_server", "store_results"]
 
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from runwright_cloud.cloud_settings import CloudSettings
 
 logger = logging.getLogger("runwright.cloud.writer")
+
 
 #: seconds during which hits are sent in full after the server answered without the hits route
 FULL_HITS_FOR = 300.0
@@ -87,7 +88,7 @@ class TaskRunReport(Protocol):
     def describe(self) -> str: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Write:
     report: TaskRunReport
     version: int
@@ -95,53 +96,99 @@ class _Write:
     checkpoint: bool
 
 
-class StateWriter:
-    """A queue of task-run state writes and the daemon thread that sends them in batches."""
+class _Group:
+    """The writes of one batch to one flow run (with one lease), serialized: ``(write, body)``
+    in queue order (body None: not serialized, the task run's earlier write was refused),
+    the cache hits recorded by naming their candidates (``hits``, sent apart: see
+    :func:`_split_hits`), the results that go inline, and the request body encoded for
+    ``items``."""
 
-    def __init__(self, client: Client, batch_size: int = 500, linger: float = 0.002, max_queued: int | None = None) -> None:
+    __slots__ = ("encoded", "flow_run_id", "hits", "items", "lease", "results")
+
+    def __init__(self, flow_run_id: str, lease: str | None) -> None:
+        self.flow_run_id = flow_run_id
+        self.lease = lease
+        self.items: list[tuple[_Write, dict[str, Any] | None]] = []
+        self.hits: list[tuple[_Write, dict[str, Any]]] = []
+        self.results: list[dict[str, str]] = []
+        self.encoded: bytes | None = None
+
+
+class StateWriter:
+    """A queue of task-run state writes and the two daemon threads that send them in batches:
+    one serializes the next batch while the other waits for the server's answer to the
+    previous one (``pipeline`` batches serialized or in flight at most), so the engine, the
+    serialization and the server work at the same time. Batches are sent one after the
+    other, in queue order: a task run's writes reach the server in the order they were
+    queued."""
+
+    def __init__(
+        self,
+        client: Client,
+        batch_size: int = 500,
+        linger: float = 0.002,
+        max_queued: int | None = None,
+        pipeline: int = 2,
+    ) -> None:
         self.client = client
         self.batch_size = batch_size
         self.linger = linger
         #: most writes queued; enqueue waits while the queue holds that many (back-pressure)
         self.max_queued = max(batch_size, max_queued if max_queued is not None else 20 * batch_size)
-        self._cond = threading.Condition()
+        #: most batches taken off the queue and not answered yet (serialized, or being sent)
+        self.pipeline = max(1, pipeline)
+        lock = threading.RLock()
+        #: waited on by task runs (room in the queue, their writes sent) and flushes
+        self._cond = threading.Condition(lock)
+        #: waited on by the serializing thread alone (writes to take): a write queued wakes
+        #: only it, and only when it may be waiting for that write
+        self._work = threading.Condition(lock)
+        #: waited on by the sender (a batch to send) and the serializer (room for one)
+        self._ready = threading.Condition(lock)
         self._queue: deque[_Write] = deque()
+        #: batches serialized, oldest (the one being sent) first: (its writes, its groups)
+        self._outbox: deque[tuple[list[_Write], list[_Group]]] = deque()
         self._unfinished = 0
+        #: until then (``time.monotonic()``), hits are sent in full: the server lacked the route
+        self._full_hits_until = 0.0
         #: threads waiting for writes to land: send without lingering
         self._waiting = 0
         self._thread: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
         #: writes that did not land (server unreachable, or refused), per flow run id
         self._lost: dict[str, int] = {}
         #: flow runs whose lease the server says this runner no longer holds
         self._lease_lost: set[str] = set()
         #: requests sent (for tests and benchmarks)
         self.requests = 0
-        #: until then (``time.monotonic()``), hits are sent in full: the server lacked the route
-        self._full_hits_until = 0.0
 
     def enqueue(self, report: TaskRunReport, state: State, checkpoint: bool) -> None:
         """Queue ``state`` for the task run, expecting its current version (then +1); wait
         while the queue is full (``max_queued``)."""
         with self._cond:
-            if len(self._queue) >= self.max_queued and threading.current_thread() is not self._thread:
-                self._wait_for_room()
+            if len(self._queue) >= self.max_queued:
+                current = threading.current_thread()
+                if current is not self._thread and current is not self._sender:
+                    self._wait_for_room()
             self._queue.append(_Write(report, report.version, state, checkpoint))
             report.version += 1
             report.pending += 1
             self._unfinished += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="runwright-cloud-writer", daemon=True)
+                self._sender = threading.Thread(target=self._send_loop, name="runwright-cloud-sender", daemon=True)
                 self._thread.start()
+                self._sender.start()
             queued = len(self._queue)
             if queued == 1 or queued >= self.batch_size:
                 # the writer waits for a first write, or lingers for a full batch: waking it
                 # for every write in between would only hand the GIL back and forth
-                self._cond.notify_all()
+                self._work.notify()
 
     def _wait_for_room(self) -> None:
         """Wait (holding the condition) until the writer took a batch off the full queue."""
         self._waiting += 1  # a full queue is sent at once anyway; no lingering either
-        self._cond.notify_all()
+        self._work.notify()
         try:
             while len(self._queue) >= self.max_queued and self._thread is not None and self._thread.is_alive():
                 self._cond.wait(1.0)
@@ -154,7 +201,7 @@ class StateWriter:
             if not self._unfinished:
                 return
             self._waiting += 1
-            self._cond.notify_all()
+            self._work.notify()
             try:
                 while self._unfinished:
                     self._cond.wait()
@@ -165,6 +212,11 @@ class StateWriter:
     def queued(self) -> int:
         """How many writes wait in the queue now (at most ``max_queued``)."""
         return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        """How many batches were taken off the queue and are not answered yet (at most ``pipeline``)."""
+        return len(self._outbox)
 
     def lease_lost(self, flow_run_id: str) -> bool:
         """True once the server refused a batch of ``flow_run_id``: another runner holds its lease."""
@@ -186,7 +238,7 @@ class StateWriter:
             return
         with self._cond:
             self._waiting += 1
-            self._cond.notify_all()
+            self._work.notify()
             try:
                 while report.pending:
                     self._cond.wait()
@@ -194,71 +246,139 @@ class StateWriter:
                 self._waiting -= 1
 
     def _loop(self) -> None:
+        """The serializing thread: take a batch off the queue, serialize it, hand it to the sender."""
+        work, ready = self._work, self._ready
         while True:
-            with self._cond:
+            with work:
                 while not self._queue:
-                    self._cond.wait()
+                    work.wait()
                 if self.linger > 0 and len(self._queue) < self.batch_size and not self._waiting:
                     deadline = time.monotonic() + self.linger
                     while len(self._queue) < self.batch_size and not self._waiting:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             break
-                        self._cond.wait(remaining)
+                        work.wait(remaining)
                 full = len(self._queue) >= self.max_queued
-                batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+                popleft = self._queue.popleft
+                batch = [popleft() for _ in range(min(self.batch_size, len(self._queue)))]
                 if full:
                     self._cond.notify_all()  # room again: the waiting task runs go on while this batch is sent
             try:
-                self._send(batch)
+                groups = self._prepare(batch)
+            except Exception:  # a bug must not stop the writer: the batch is lost
+                logger.exception("Could not serialize %d task run state(s)", len(batch))
+                for write in batch:
+                    self._record_lost(write.report)
+                groups = []
+            with ready:
+                while len(self._outbox) >= self.pipeline:
+                    ready.wait()
+                self._outbox.append((batch, groups))
+                ready.notify_all()
+
+    def _send_loop(self) -> None:
+        """The sending thread: send the serialized batches one at a time, in order."""
+        ready = self._ready
+        while True:
+            with ready:
+                while not self._outbox:
+                    ready.wait()
+                batch, groups = self._outbox[0]
+            try:
+                for group in groups:
+                    self._deliver(group)
+            except Exception:  # a bug must not stop the writer
+                logger.exception("Could not send %d task run state(s)", len(batch))
+                for write in batch:
+                    self._record_lost(write.report)
             finally:
-                with self._cond:
+                with ready:
+                    self._outbox.popleft()
                     for write in batch:
                         write.report.pending -= 1
                     self._unfinished -= len(batch)
-                    self._cond.notify_all()
+                    ready.notify_all()  # room for the next batch serialized
+                    self._cond.notify_all()  # writes sent: flushes and waiting task runs look again
 
-    def _send(self, batch: list[_Write]) -> None:
+    def _prepare(self, batch: list[_Write]) -> list[_Group]:
+        """Serialize a batch, per flow run (and lease): its states, with their small results
+        inline (see :mod:`runwright_cloud.result_handler`), and the request body."""
+        from runwright_cloud.result_handler import collect_inline
+
         groups: dict[tuple[str, str | None], list[_Write]] = {}
         for write in batch:
             groups.setdefault((write.report.flow_run_id, write.report.lease), []).append(write)
+        prepared = []
+        forms = StateForms()
+        compact = self.compact_hits()
         for (flow_run_id, lease), writes in groups.items():
-            self._send_group(flow_run_id, lease, writes)
+            group = _Group(flow_run_id, lease)
+            items = group.items
+            # Results are stored from this thread, whose run context is empty: the handler finds
+            # the run's server and token here (a Dask worker may have no [cloud] config at all).
+            with collect_inline(self.client) as inline, runtime_context(cloud_settings=writes[0].report.settings):
+                for write in writes:
+                    report = write.report
+                    if report.refused and not report.undelivered:
+                        items.append((write, None))  # an earlier write was refused: counted lost when sent
+                        continue
+                    hit = report.cached_hit
+                    if hit is not None and hit[0] is write.state:
+                        state = dict(hit[1])  # a cache hit, recorded as the server sent it
+                    else:
+                        state = serialize_for_server(write.state, write.checkpoint, report, forms)
+                    if report.cache_key is not None and state["type"] == "Cached":
+                        state["cache_key"] = report.cache_key
+                    body = {"task_run_id": report.id, "version": write.version, "state": state}
+                    if hit is not None and hit[0] is write.state and report.cached_from is not None and compact:
+                        group.hits.append((write, body))
+                    else:
+                        items.append((write, body))
+            if group.hits and items:
+                group.items, group.hits = _split_hits(writes, items, group.hits)
+                items = group.items
+            group.results = inline.results
+            bodies = [body for _, body in items if body is not None]
+            if bodies:
+                group.encoded = self.client.encode_task_run_states(
+                    bodies, lease=None if lease is None else (flow_run_id, lease), results=group.results
+                )
+            prepared.append(group)
+        return prepared
 
-    def _send_group(self, flow_run_id: str, lease: str | None, batch: list[_Write]) -> None:
-        from runwright_cloud.result_handler import collect_inline
-
-        items = []
-        hits: list[tuple[_Write, dict[str, Any]]] = []  # cache hits the server copies (cached_hits.py)
+    def _deliver(self, group: _Group) -> None:
+        """Send one serialized group; what an earlier batch's answer changed is decided here
+        (a refused task run's later writes are lost, an undelivered one's are journaled after
+        its earlier ones, a lost lease stops the flow run's writes)."""
+        flow_run_id, lease = group.flow_run_id, group.lease
         held: list[dict[str, Any]] = []  # writes after an undelivered one of the same task run
-        # Results are stored from this thread, whose run context is empty: the handler finds
-        # the run's server and token here (a Dask worker may have no [cloud] config at all).
-        with collect_inline(self.client) as inline, runtime_context(cloud_settings=batch[0].report.settings):
-            for write in batch:
+
+        def sendable(serialized: list[tuple[_Write, dict[str, Any] | None]]) -> list[tuple[_Write, dict[str, Any]]]:
+            items: list[tuple[_Write, dict[str, Any]]] = []
+            for write, body in serialized:
                 report = write.report
-                if (report.refused and not report.undelivered) or (lease is not None and flow_run_id in self._lease_lost):
+                if (
+                    body is None
+                    or (report.refused and not report.undelivered)
+                    or (lease is not None and flow_run_id in self._lease_lost)
+                ):
                     self._record_lost(report)
                     continue  # an earlier write of this task run was refused: later versions cannot match
-                hit = report.cached_hit
-                if hit is not None and hit[0] is write.state:
-                    state = dict(hit[1])  # a cache hit, recorded as the server sent it
-                else:
-                    state = serialize_for_server(write.state, write.checkpoint, report.describe())
-                if report.cache_key is not None and state["type"] == "Cached":
-                    state["cache_key"] = report.cache_key
-                body = {"task_run_id": report.id, "version": write.version, "state": state}
                 if report.undelivered:
                     held.append(body)  # journaled after the earlier ones, never sent ahead of them
                     self._record_lost(report)
-                elif hit is not None and hit[0] is write.state and report.cached_from is not None and self.compact_hits():
-                    hits.append((write, body))
                 else:
                     items.append((write, body))
+            return items
+
+        items = sendable(group.items)
+        hits = sendable(list(group.hits))
         if held:
-            self._journal(flow_run_id, held, inline.results)
-        if hits and items:
-            items, hits = _split_hits(batch, items, hits)
-        outcome = self._post(flow_run_id, lease, items, inline.results) if items else "sent"
+            self._journal(flow_run_id, held, group.results)
+        # the body encoded with the batch holds exactly these writes unless some dropped out
+        encoded = group.encoded if len(items) == len(group.items) else None
+        outcome = self._post(flow_run_id, lease, items, group.results, encoded) if items else "sent"
         if hits:
             if outcome == "sent":
                 self._post_hits(flow_run_id, lease, hits)
@@ -295,9 +415,15 @@ class StateWriter:
             self._post(flow_run_id, lease, retry, [])
 
     def _post(
-        self, flow_run_id: str, lease: str | None, items: list[tuple[_Write, dict[str, Any]]], results: list[dict[str, str]]
+        self,
+        flow_run_id: str,
+        lease: str | None,
+        items: list[tuple[_Write, dict[str, Any]]],
+        results: list[dict[str, str]],
+        encoded: bytes | None = None,
     ) -> Any:
-        """Send full state writes; "sent", or the error that kept them from the server."""
+        """Send full state writes (``encoded``: their request body, if already encoded);
+        "sent", or the error that kept them from the server."""
         try:
             self.requests += 1
             outcomes = self.client.set_task_run_states(
@@ -305,6 +431,7 @@ class StateWriter:
                 lease=None if lease is None else (flow_run_id, lease),
                 results=results,
                 retry_for=items[0][0].report.settings.outage_tolerance,
+                encoded=encoded,
             )
         except ClientError as exc:
             self._failed(flow_run_id, exc, items, results)
@@ -364,21 +491,6 @@ class StateWriter:
             return None
 
 
-def _split_hits(
-    batch: list[_Write], items: list[tuple[_Write, dict[str, Any]]], hits: list[tuple[_Write, dict[str, Any]]]
-) -> tuple[list[tuple[_Write, dict[str, Any]]], list[tuple[_Write, dict[str, Any]]]]:
-    """The full writes and the compact hits, sent in two requests: a hit of a task run that
-    also has a full write in the batch goes with the full writes, in queue order (each run's
-    writes stay in one request, in order)."""
-    runs = {write.report.id for write, _ in items}
-    moved = [hit for hit in hits if hit[0].report.id in runs]
-    if not moved:
-        return items, hits
-    position = {id(write): index for index, write in enumerate(batch)}
-    merged = sorted(items + moved, key=lambda item: position[id(item[0])])
-    return merged, [hit for hit in hits if hit[0].report.id not in runs]
-
-
 class WriterPool:
     """The process's writer per client (owned by the cloud backend)."""
 
@@ -396,3 +508,18 @@ class WriterPool:
                 if writer is None:
                     writer = self._writers[id(client)] = StateWriter(client, batch_size, linger)
         return writer
+
+
+def _split_hits(
+    batch: list[_Write], items: list[tuple[_Write, dict[str, Any] | None]], hits: list[tuple[_Write, dict[str, Any]]]
+) -> tuple[list[tuple[_Write, dict[str, Any] | None]], list[tuple[_Write, dict[str, Any]]]]:
+    """The full writes and the compact hits, sent in two requests: a hit of a task run that
+    also has a full write in the batch goes with the full writes, in queue order (each run's
+    writes stay in one request, in order)."""
+    runs = {write.report.id for write, _ in items}
+    moved = [hit for hit in hits if hit[0].report.id in runs]
+    if not moved:
+        return items, hits
+    position = {id(write): index for index, write in enumerate(batch)}
+    merged: list[tuple[_Write, dict[str, Any] | None]] = sorted([*items, *moved], key=lambda item: position[id(item[0])])
+    return merged, [hit for hit in hits if hit[0].report.id not in runs]

@@ -10,6 +10,7 @@ there, from the ids the context carries.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,12 @@ if TYPE_CHECKING:
     from runwright_cloud.writer import StateWriter
 
 
+logger = logging.getLogger("runwright.cloud")
+
 #: how many children's task runs one request gets or creates (a page of :class:`ChildRuns`)
 CHILD_PAGE = 1000
+#: how many pages of children a prefetching :class:`ChildRuns` gets ahead of the children
+AHEAD = 2
 
 
 class ChildRuns(dict):  # type: ignore[type-arg]
@@ -32,31 +37,104 @@ class ChildRuns(dict):  # type: ignore[type-arg]
     next ``CHILD_PAGE`` children), so a map of N children costs N / CHILD_PAGE requests and
     at most a few pages in memory (a run is handed to its child once, then dropped).
 
+    In the process that fetched the first page (``prefetch``), the pages come ahead of the
+    children: the first of the :data:`AHEAD` pages after a child's that nobody asked for yet
+    is fetched on a background thread (one at a time) while the children run, so children in
+    index order (the local executor) never wait for one. Pages are aligned (page p holds map
+    indexes p * CHILD_PAGE and up): a child whose page is on its way waits for it, one whose
+    page nobody asked for fetches all of it (children out of order still cost a request per
+    page), and a page the background fetch could not get is fetched by its children.
+
     Each child's context is a copy of the parent's, so the child finds its run here. On Dask
     it travels with the children's plan (about 90 bytes a child of the pages fetched, pickled
-    once per chunk of children); a worker fetches the pages that did not travel itself."""
+    once per chunk of children); a worker fetches the pages that did not travel itself (a
+    copy never prefetches: a worker runs the children of its chunks only)."""
 
-    def __init__(self, slug: str, runs: dict[int, Any], flow_run_id: str = "", count: int = 0) -> None:
+    def __init__(
+        self, slug: str, runs: dict[int, Any], flow_run_id: str = "", count: int = 0, prefetch: bool = False
+    ) -> None:
         super().__init__(runs)
         self.slug = slug
         self.flow_run_id = flow_run_id
         self.count = count
-        self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._prefetch = prefetch
+        #: the pages asked for (page p: map indexes p * CHILD_PAGE to (p + 1) * CHILD_PAGE - 1)
+        self._asked: set[int] = {index // CHILD_PAGE for index in runs} if prefetch else set()
+        #: the page a background fetch is getting now, if any
+        self._fetching: int | None = None
+        #: pages a background fetch could not get (their children fetch them themselves)
+        self._failed: set[int] = set()
+        #: requests sent for pages (for tests)
+        self.pages = 0
 
     def take(self, map_index: int, client: Client | None = None) -> Any:
         """The run of child ``map_index``, fetching its page with ``client`` when it is not
         here (None without a client, or for an index beyond the map: the caller asks alone)."""
-        with self._lock:
+        with self._cond:
             run = self.pop(map_index, None)
-            if run is not None or client is None or not self.flow_run_id or not 0 <= map_index < self.count:
+            if client is None or not self.flow_run_id or not 0 <= map_index < self.count:
                 return run
-            start = map_index
-            runs = client.get_task_runs(self.flow_run_id, self.slug, range(start, min(start + CHILD_PAGE, self.count)))
+            start, end = map_index, min(map_index + CHILD_PAGE, self.count)
+            if self._prefetch:
+                page = map_index // CHILD_PAGE
+                while run is None and self._fetching == page:
+                    self._cond.wait()  # its page is on its way
+                    run = self.pop(map_index, None)
+                if self._fetching is None:
+                    self._fetch_ahead(client, page)
+                if run is not None:
+                    return run
+                end = min((page + 1) * CHILD_PAGE, self.count)
+                if page in self._failed:
+                    self._failed.discard(page)  # what the fetch ahead did not get, from this child on
+                elif page in self._asked:
+                    return None  # not in its page as it came: the caller asks for its own run
+                else:
+                    self._asked.add(page)
+                    start = page * CHILD_PAGE  # a page no one asked for yet: all of it
+            elif run is not None:
+                return run
+            self.pages += 1
+            runs = client.get_task_runs(self.flow_run_id, self.slug, range(start, end))
             self.update((info.map_index, info) for info in runs)
             return self.pop(map_index, None)
 
+    def _fetch_ahead(self, client: Client, page: int) -> None:
+        """Start fetching the first of the :data:`AHEAD` pages after ``page`` not asked for
+        yet on a background thread (the condition is held)."""
+        for ahead in range(page + 1, page + 1 + AHEAD):
+            if ahead * CHILD_PAGE >= self.count:
+                return
+            if ahead not in self._asked:
+                self._asked.add(ahead)
+                self._fetching = ahead
+                self.pages += 1
+                threading.Thread(target=self._fetch, args=(client, ahead), name="runwright-cloud-pages", daemon=True).start()
+                return
+
+    def _fetch(self, client: Client, page: int) -> None:
+        runs: list[Any] = []
+        failed = False
+        indexes = range(page * CHILD_PAGE, min((page + 1) * CHILD_PAGE, self.count))
+        try:
+            runs = client.get_task_runs(self.flow_run_id, self.slug, indexes)
+        except Exception as exc:  # noqa: BLE001 - its children then fetch the page themselves
+            failed = True
+            logger.warning(
+                "Could not get the task runs of children %d to %d of %s ahead: %s", indexes.start, indexes.stop - 1, self.slug, exc
+            )
+        with self._cond:
+            self.update((info.map_index, info) for info in runs)
+            if failed:
+                self._failed.add(page)
+            self._fetching = None
+            self._cond.notify_all()
+
     def __reduce__(self) -> Any:
-        return (ChildRuns, (self.slug, dict(self), self.flow_run_id, self.count))
+        with self._cond:  # a page fetched ahead may be arriving
+            runs = dict(self)
+        return (ChildRuns, (self.slug, runs, self.flow_run_id, self.count))
 
 
 @dataclass(eq=False)
@@ -79,7 +157,7 @@ class FlowRunReport:
     holder: str | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class TaskRunReport:
     """A task run (or mapped child run) being reported."""
 

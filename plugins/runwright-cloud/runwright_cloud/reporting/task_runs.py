@@ -52,6 +52,7 @@ class TaskRunReporter:
         report: TaskRunReport | None = context.get(TASK_REPORT_KEY)
         if report is not None and report.map_index == map_index and report.runner_id == id(runner):
             report.last_reported = setup.state  # another attempt of the same run (in-process retry)
+            report.context = context
             return
         settings: CloudSettings | None = context.get(SETTINGS_KEY) or runtime_context.get(SETTINGS_KEY)
         flow_run_id = context.get("flow_run_id") or runtime_context.get("flow_run_id")
@@ -75,7 +76,8 @@ class TaskRunReporter:
                 )
                 if info is None:
                     info = client.get_task_run_info(flow_run_id, slug, map_index)
-                restored = restore_task_state(info.state, info.heartbeat, settings.zombie_timeout)
+                # a child the server just created is Pending: it starts afresh (restored None)
+                restored = None if info.is_new() else restore_task_state(info.state, info.heartbeat, settings.zombie_timeout)
             except Exception as exc:
                 logger.error("Could not load task run %s[%s] from the runwright server: %s", task.slug, map_index, exc)
                 raise ENDRUN(setup.state or Failed(f"Could not retrieve state from the runwright server: {exc}", result=exc)) from exc
@@ -165,7 +167,9 @@ class TaskRunReporter:
         except ClientError as exc:
             logger.warning("Could not get the child task runs of %s in one request: %s", report.describe(), exc)
             return
-        report.context[CHILDREN_KEY] = ChildRuns(report.slug, {run.map_index: run for run in runs}, report.flow_run_id, count)
+        report.context[CHILDREN_KEY] = ChildRuns(
+            report.slug, {run.map_index: run for run in runs}, report.flow_run_id, count, prefetch=True
+        )
 
     def end(self, runner: TaskRunner, state: State | None) -> None:
         """Record a final state no hook saw (a state handler's error); a task run on another
@@ -184,6 +188,9 @@ class TaskRunReporter:
             report.last_reported = state
         if report.flush_at_end or report.settings.owner_pid != os.getpid():
             report.writer.wait_for(report)  # a lost run's states land before it is submitted again
+        # the context holds the report: without the way back, a finished child's context and
+        # report are freed at once (not by the cycle collector, a million of them in a map)
+        report.context = {}
 
     def check_cached(self, task: Task, inputs: dict[str, Any], parameters: dict[str, Any]) -> Cached | None:
         """The newest valid Cached state of this task (same flow name, slug and map index) on
