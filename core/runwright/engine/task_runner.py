@@ -504,6 +504,11 @@ class TaskRunner(Runner):
         lean = _LEAN.get(cls)
         if not (lean if lean is not None else _is_lean(cls)):
             return None
+        # The body needs the values only. The Results (what get_task_inputs gives: upstream
+        # results, then the literal arguments with the run's handler) go into ``inputs``
+        # below, when a state may keep them (TimedOut, Retrying, what a handler returns),
+        # not after a plain Success nobody watches (a wide reducer: no second 100,000-entry
+        # dict). Stored upstream results are read back here, once the run is known to be plain.
         inputs: dict[str, ResultInterface] = {}
         raw_inputs: dict[str, Any] = {}
         stored = False
@@ -512,19 +517,21 @@ class TaskRunner(Runner):
                 return None
             key = edge.key
             if key is not None:
-                result = inputs[key] = upstream._result
+                result = upstream._result
                 if isinstance(result, SafeResult) and result is not NoResult:
                     stored = True
                 raw_inputs[key] = result.value
-        if stored:  # read stored results back, once the run is known to be plain
+        if stored:
             load = self.results.load
-            for key, result in inputs.items():
-                if isinstance(result, SafeResult) and result is not NoResult:
-                    result = inputs[key] = load(result)
-                    raw_inputs[key] = result.value
-        # the body needs the literal arguments' values only; their Results (what
-        # get_task_inputs gives) are added to ``inputs`` below when a state may keep them
-        # (not after a plain Success). No truth test: a Flow.constants entry's len() is a call.
+            for edge, upstream in upstream_states.items():
+                key = edge.key
+                if key is not None:
+                    result = upstream._result
+                    if isinstance(result, SafeResult) and result is not NoResult:
+                        result = load(result)
+                        raw_inputs[key] = result.value
+                    inputs[key] = result
+        # no truth test: a Flow.constants entry's len() is a call
         constants = None
         for key, value in self.constants.items():
             raw_inputs[key] = value
@@ -551,13 +558,16 @@ class TaskRunner(Runner):
         late = not watched and bool(  # the body added a handler
             (task._state_handlers if plain_task else task.state_handlers) or self.state_handlers
         )
-        if constants is not None and (watched or late or new_state.__class__ is not Success):
-            # a state that may keep ``inputs`` (TimedOut, Retrying, what a handler returns)
-            # can follow: the literal arguments as Results with the run's handler, as
-            # get_task_inputs gives them (a plain Success nobody watches needs none)
-            handler = self.result_handler
-            for key, value in constants.items():
-                inputs[key] = Result(value, handler)
+        if watched or late or new_state.__class__ is not Success:  # ``inputs`` (see above)
+            if not stored:
+                for edge, upstream in upstream_states.items():
+                    key = edge.key
+                    if key is not None:
+                        inputs[key] = upstream._result
+            if constants is not None:
+                handler = self.result_handler
+                for key, value in constants.items():
+                    inputs[key] = Result(value, handler)
         if watched:
             if new_state is not state:
                 new_state = self.handle_state_change(state, new_state)
