@@ -56,6 +56,7 @@ from runwright.engine.state import (
 )
 from runwright.parameter import Parameter
 from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
+from runwright.plugins import process as _plugin_process
 from runwright.run_logging import stdout_logged
 from runwright.task import Task, _task_logger
 from runwright.triggers import all_successful
@@ -330,7 +331,7 @@ class TaskRunner(Runner):
         task = self.task
         context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
         name = context.get("backend") or runtime_context._data.get("backend") or DEFAULT_BACKEND
-        pm = get_plugin_manager()
+        pm = _plugin_process._pm or get_plugin_manager()  # get_plugin_manager's answer, without its call
         shared = self._run_backend
         if shared is not None and shared[0] == name:
             backend = shared[1]
