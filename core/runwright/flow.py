@@ -488,6 +488,7 @@ class Flow:
             and self._plain_building
             and not validate
             and task not in self.tasks
+            and not isinstance(task, _parameter_class())
         ):  # a task new to the flow with only arguments (what calling a task gives)
             self._add_called(task, keyword_tasks, mapped)
             return
