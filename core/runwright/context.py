@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from itertools import repeat
 from typing import Any
 
 _MISSING = object()
@@ -74,8 +75,8 @@ class Context(threading.local):
         were (``with context(updates):`` as two calls, for the engine's hot path; underscored so that no
         key of the context is hidden by a method name)."""
         data = self._data
-        get = data.get
-        saved = [(key, get(key, _MISSING)) for key in updates]
+        # [(key, value or _MISSING), ...], made without a Python-level loop
+        saved = list(zip(updates, map(data.get, updates, repeat(_MISSING))))
         data.update(updates)
         return saved
 

@@ -37,6 +37,28 @@ _BUILDING_METHODS = ("add_edge", "add_task", "bind_constant", "_insert_edge")
 
 _NO_EDGES: tuple[Edge, ...] = ()
 
+#: an Edge, a _Literals without their __init__ (``Flow._add_called`` checks the key once)
+_new_edge = _new_literals = object.__new__
+#: values that are literals whatever they hold (``is_literal`` without the call)
+_SCALARS = frozenset({int, float, str, bool, bytes, type(None)})
+#: argument names known to be valid edge keys (identifiers, not keywords); bounded
+_CHECKED_KEYS: set[str] = set()
+_CHECKED_MAX = 4096
+
+
+def _check_key(key: Any, value: Any, mapped: bool) -> None:
+    """Raise as ``bind_constant`` (a literal ``value``) or ``Edge`` (a task) does for an
+    invalid argument name; remember a valid one."""
+    if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
+        if isinstance(value, unmapped):
+            value, mapped = value.task, False
+        if isinstance(value, Task) or mapped or not is_literal(value):
+            raise ValueError(f"Edge key {key!r} must be a valid Python identifier that is not a keyword")
+        raise ValueError(f"Argument name {key!r} must be a valid Python identifier that is not a keyword")
+    if len(_CHECKED_KEYS) >= _CHECKED_MAX:
+        _CHECKED_KEYS.clear()
+    _CHECKED_KEYS.add(key)
+
 
 def _listed(edges: Edge | list[Edge] | None) -> tuple[Edge, ...] | list[Edge]:
     """A task's entry of ``Flow._edges_to`` or ``_edges_from`` as a sequence of edges."""
@@ -217,9 +239,12 @@ class Flow:
         # set_dependencies adds edges and literals without the public methods' extra checks
         # only while a subclass overrides none of them
         cls._plain_building = all(getattr(cls, name) is getattr(Flow, name) for name in _BUILDING_METHODS)
+        cls._direct_calls = cls._plain_building and cls.set_dependencies is Flow.set_dependencies
 
     #: no building method overridden (see __init_subclass__)
     _plain_building = True
+    #: nor set_dependencies: a task called in the flow is added by ``_add_called``
+    _direct_calls = True
 
     def __repr__(self) -> str:
         return f"<Flow: {self.name}>"
@@ -456,6 +481,17 @@ class Flow:
         validate: bool | None = None,
     ) -> None:
         """Add ``task`` with its upstream, downstream and keyword (argument) dependencies."""
+        if (
+            upstream_tasks is None
+            and downstream_tasks is None
+            and keyword_tasks
+            and self._plain_building
+            and not validate
+            and task not in self.tasks
+            and not isinstance(task, _parameter_class())
+        ):  # a task new to the flow with only arguments (what calling a task gives)
+            self._add_called(task, keyword_tasks, mapped)
+            return
         if task not in self.tasks:
             self.add_task(task)
         for upstream in upstream_tasks or ():
@@ -497,6 +533,84 @@ class Flow:
                 self._insert_edge(Edge(value, task, key, is_mapped))
             else:
                 self.add_edge(value, task, key=key, mapped=is_mapped, validate=validate)
+
+    def _add_called(self, task: Task, callargs: dict[str, Any], mapped: bool) -> None:
+        """What ``set_dependencies(task, keyword_tasks=callargs, mapped=mapped)`` does, for
+        a task called in the flow (``Task.__call__``, ``Task.map``; ``_direct_calls``) or
+        given only arguments: ``add_task``, ``_insert_edge`` and ``bind_constant``, inlined.
+        A task new to the flow has no argument bound yet, and the keys of ``callargs`` are
+        unique: their duplicate checks are left out (the others are made)."""
+        tasks = self.tasks
+        if task in tasks or isinstance(task, _parameter_class()) or not self._plain_building:
+            self.set_dependencies(task, None, None, callargs, mapped, None)
+            return
+        # add_task
+        slug = task.slug
+        slugs = self._slugs
+        if slug is None:
+            name = task.name
+            counter = self._slug_counters[name]
+            slug = f"{name}-{counter + 1}"
+            while slug in slugs:
+                counter += 1
+                slug = f"{name}-{counter + 1}"
+            self._slug_counters[name] = counter + 1
+            task.slug = slug
+        elif slug in slugs:
+            raise ValueError(f'A task with the slug "{slug}" already exists in this flow.')
+        slugs[slug] = task
+        tasks.add(task)
+        self._sorted = None
+        if not callargs:
+            return
+        edges_to = self._edges_to
+        edges_from = self._edges_from
+        bound: Any = None
+        into: Any = None  # the task's edges in: None, an Edge, then a list
+        for key, value in callargs.items():
+            if key not in _CHECKED_KEYS:
+                _check_key(key, value, mapped)
+            if isinstance(value, unmapped):
+                value = value.task
+                is_mapped = False
+            else:
+                is_mapped = mapped
+            if not isinstance(value, Task):
+                if not is_mapped and (value.__class__ in _SCALARS or is_literal(value)):  # bind_constant
+                    if bound is None:
+                        bound = self.constants[task] = _new_literals(_Literals)
+                        bound._key, bound._value, bound._more = key, value, None
+                    else:
+                        bound[key] = value
+                    continue
+                value = as_task(value, flow=self)
+            # _insert_edge
+            edge = _new_edge(Edge)
+            edge.upstream_task = value
+            edge.downstream_task = task
+            edge.key = key
+            edge.mapped = is_mapped
+            if value not in tasks:
+                self.add_task(value)
+            if into is None:
+                into = edges_to[task] = edge
+            elif into.__class__ is list:
+                into.append(edge)
+                keyed = self._keys_to.get(task)
+                if keyed is not None:
+                    keyed[key] = edge
+                elif len(into) > _SCAN_MAX:
+                    self._keys_to[task] = {e.key: e for e in into if e.key is not None}
+            else:
+                into = edges_to[task] = [into, edge]
+            out: Any = edges_from.get(value)
+            if out is None:
+                edges_from[value] = edge
+            elif out.__class__ is list:
+                out.append(edge)
+            else:
+                edges_from[value] = [out, edge]
+        self._edge_set = None
 
     def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
         """The tasks whose states decide the flow's final state (default: terminal tasks)."""

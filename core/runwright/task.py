@@ -328,7 +328,17 @@ class Task(metaclass=_TaskMeta):
         **kwargs: Any,
     ) -> Task:
         """Copy the task and bind its arguments in the active (or given) flow."""
-        new = self.copy(**task_args) if task_args else self.copy()
+        cls = type(self)
+        if task_args or cls.copy is not _TASK_COPY:
+            new = self.copy(**task_args) if task_args else self.copy()
+        else:  # copy(), inlined (a call of a task in a wide flow is one copy each)
+            new = object.__new__(cls)
+            for key, value in self.__dict__.items():
+                if key in _FRESH_IN_COPY:
+                    if value and key != "slug":
+                        setattr(new, key, set(value) if key == "_tags" else list(value))
+                    continue
+                setattr(new, key, value)
         if type(new).bind is Task.bind:
             return new._bind(args, kwargs, mapped, upstream_tasks, flow)
         return new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
@@ -356,12 +366,18 @@ class Task(metaclass=_TaskMeta):
         binder = _BINDERS.get(run)
         if binder is None:
             binder = _binder_of(run)
-        callargs = binder.bind(args, kwargs, self.name)
+        if not kwargs and binder.simple and binder.n_required <= len(args) <= len(binder.names):
+            callargs = dict(zip(binder.names, args, strict=False))  # binder.bind's first case, inlined
+        else:
+            callargs = binder.bind(args, kwargs, self.name)
         if flow is None:
-            flow = context.get("flow")
+            flow = context._data.get("flow")
             if flow is None:
                 raise ValueError("Could not infer an active Flow: call tasks inside `with Flow(...):` or pass flow=")
         if type(self).set_dependencies is Task.set_dependencies:  # what it would do, one call less
+            if upstream_tasks is None and flow._direct_calls:
+                flow._add_called(self, callargs, mapped)
+                return self
             flow.set_dependencies(
                 task=self,
                 upstream_tasks=upstream_tasks,
@@ -429,6 +445,9 @@ class Task(metaclass=_TaskMeta):
         if "state_handlers" in state:  # pickled before the handlers were kept as _state_handlers
             state["_state_handlers"] = state.pop("state_handlers") or None
         self.__dict__.update(state)
+
+
+_TASK_COPY = Task.copy
 
 
 def _failure_handler(on_failure: Callable[..., Any]) -> Callable[..., Any]:

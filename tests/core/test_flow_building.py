@@ -229,3 +229,14 @@ def test_literal_arguments_read_compare_and_pickle_as_dicts():
         three = ident(3)
     clone = pickle.loads(pickle.dumps(other.constants[three]))
     assert clone == {"x": 3} and type(clone) is type(other.constants[three])
+
+
+def test_a_new_parameter_given_a_task_argument_is_refused():
+    # a new task with only arguments takes set_dependencies' shortcut; a Parameter does not
+    @task
+    def one():
+        return 1
+
+    flow = Flow("parameter upstream")
+    with pytest.raises(ValueError, match="Parameters must be root tasks"):
+        flow.set_dependencies(Parameter("x"), keyword_tasks={"a": one.copy()})

@@ -91,3 +91,71 @@ def test_a_retrying_run_keeps_its_literal_inputs():
     assert calls == [(3, 7), (3, 7)]
     assert isinstance(state.result[f], Success) and state.result[f].result == 21
     assert not isinstance(state.result[f], Retrying)
+
+
+def test_a_run_that_waits_for_a_later_retry_keeps_its_literal_inputs_as_results():
+    # the lean path makes the literals' Results only when a state may keep them
+    from runwright.engine.flow_runner import FlowRunner
+
+    @task(max_retries=1, retry_delay=datetime.timedelta(hours=1))
+    def fails(x, y):
+        raise RuntimeError("fails")
+
+    with Flow("later") as flow:
+        f = fails(add(1, 2), 7)
+    state = FlowRunner(flow).run(return_tasks=flow.tasks)
+    retrying = state.result[f]
+    assert isinstance(retrying, Retrying)
+    assert {key: result.value for key, result in retrying.cached_inputs.items()} == {"x": 3, "y": 7}
+
+
+def test_a_state_handler_that_fails_a_success_leaves_the_literals_to_the_retry():
+    def fail_it(task, old, new):
+        if isinstance(new, Success) and not getattr(fail_it, "done", False):
+            fail_it.done = True
+            from runwright.engine.state import Failed
+
+            return Failed("the handler says no")
+        return new
+
+    @task(max_retries=1, retry_delay=datetime.timedelta(hours=1), state_handlers=[fail_it])
+    def judged(x):
+        return x
+
+    from runwright.engine.flow_runner import FlowRunner
+
+    with Flow("judged") as flow:
+        j = judged(5)
+    state = FlowRunner(flow).run(return_tasks=flow.tasks)
+    retrying = state.result[j]
+    assert isinstance(retrying, Retrying)
+    assert retrying.cached_inputs["x"].value == 5
+
+
+def test_a_handler_added_while_the_task_runs_sees_running_to_success():
+    seen = []
+
+    def watch(task, old, new):
+        seen.append((type(old).__name__, type(new).__name__))
+        return new
+
+    @task
+    def adds_a_handler(x):
+        adding.state_handlers.append(watch)
+        return x
+
+    with Flow("late handler") as flow:
+        adding = adds_a_handler(1)
+    assert flow.run().is_successful()
+    assert seen == [("Running", "Success")]
+
+
+def test_invalid_argument_names_are_refused_when_a_task_is_called():
+    @task
+    def takes_any(**kwargs):
+        return kwargs
+
+    with Flow("names"), pytest.raises(ValueError, match="Argument name 'not valid' must be a valid"):
+        takes_any(**{"not valid": 1})
+    with Flow("names"), pytest.raises(ValueError, match="Edge key 'class' must be a valid"):
+        takes_any(**{"class": add(1, 2)})

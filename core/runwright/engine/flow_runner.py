@@ -24,7 +24,6 @@ from runwright.engine.runner import Runner, call_state_handlers, raise_on_except
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Failed, Mapped, Pending, Running, Scheduled, State, Success, utcnow
 from runwright.engine.task_runner import TaskRunner
-from runwright.flow import _listed
 from runwright.gc_quiet import spaced_collections
 from runwright.plugins import PluginError, get_plugin_manager
 from runwright.run_logging import configure_logging
@@ -276,8 +275,7 @@ class FlowRunner(Runner):
         return_tasks = return_tasks if isinstance(return_tasks, (set, frozenset)) else set(return_tasks or ())
         if not return_tasks <= flow.tasks:
             raise ValueError("Some tasks in return_tasks were not found in the flow.")
-        edges_to = flow._edges_to  # per task: its one edge in, or a list of them (edges_of)
-        edges_of = _listed
+        edges_to = flow._edges_to  # per task: its one edge in, or a list of them
         # once per run: the context, else the run's backend, may name the run's default
         pm = get_plugin_manager()
         default_name = runtime_context.get("default_result_handler")
@@ -297,6 +295,11 @@ class FlowRunner(Runner):
         # the local executor's submit calls run_task at once: call it so, without the
         # keyword arguments made twice per task (a subclass that changes submit is used)
         direct = type(executor).submit is LocalExecutor.submit
+        # and, while run_task is FlowRunner's own, its body is inlined below
+        inline = direct and type(self).run_task is FlowRunner.run_task
+        runner_cls = self.task_runner_cls
+        task_hooks, task_backend = self._task_hooks, self._task_backend
+        flow_handler, default_handler = flow.result_handler, self._default_result_handler
         with executor.start():
             for task in flow.sorted_tasks():
                 task_state = task_states.get(task)
@@ -307,10 +310,16 @@ class FlowRunner(Runner):
                     and not task_state.is_mapped()
                 ):
                     continue
-                upstream_states = {
-                    edge: task_states.get(edge.upstream_task) or Pending("Task state not available.")
-                    for edge in edges_of(edges_to.get(task))
-                }
+                into: Any = edges_to.get(task)
+                if into is None:
+                    upstream_states = {}
+                elif into.__class__ is list:
+                    upstream_states = {
+                        edge: task_states.get(edge.upstream_task) or Pending("Task state not available.")
+                        for edge in into
+                    }
+                else:  # the one edge in (most tasks of a wide flow)
+                    upstream_states = {into: task_states.get(into.upstream_task) or Pending("Task state not available.")}
                 given = task_contexts.get(task)
                 if given is None:
                     task_context = {"task_name": task.name, "task_slug": task.slug}
@@ -318,6 +327,23 @@ class FlowRunner(Runner):
                     task_context = {**given, "task_name": task.name, "task_slug": task.slug}
                 if flow_context is not None:
                     task_context = {**flow_context, **task_context}
+                if inline:  # run_task's body (lost is None), without the call and its arguments
+                    for edge, upstream in upstream_states.items():
+                        if not edge.mapped and isinstance(upstream, Mapped):
+                            upstream.result = [child._result.value for child in upstream.map_states]
+                    handler = task.result_handler or flow_handler
+                    if handler is None:
+                        handler = default_handler
+                    task_runner = runner_cls(task=task, state_handlers=task_runner_state_handlers, result_handler=handler)
+                    task_runner._hooks = task_hooks
+                    task_runner._run_backend = task_backend
+                    constants = constants_of.get(task)
+                    if constants is not None:
+                        task_runner.constants = constants
+                    task_states[task] = task_runner.run(
+                        state=task_state, upstream_states=upstream_states, context=task_context, executor=executor
+                    )
+                    continue
                 if direct:
                     task_states[task] = run_task(
                         task=task,
@@ -410,6 +436,6 @@ class FlowRunner(Runner):
         task_runner._run_backend = self._task_backend
         if constants is None:
             constants = self.flow.constants.get(task)
-        if constants:
+        if constants is not None and constants is not _NO_CONSTANTS:  # (an entry's len() is a call)
             task_runner.constants = constants
         return task_runner.run(state=state, upstream_states=upstream_states, context=context, executor=executor, lost=lost)

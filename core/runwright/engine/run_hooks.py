@@ -63,22 +63,24 @@ class TaskRunHooks:
         call of each scope's predicate, then a lookup."""
         if not self.scoped:
             return self
-        answers = []
-        for predicate, plugin, name in self._scopes:
+        scopes = self._scopes
+        key: tuple[bool, ...]
+        if len(scopes) == 1:  # one scoped implementation (runwright-cache's): no list to build
+            predicate, plugin, name = scopes[0]
             try:
-                answers.append(bool(predicate(task)))
+                key = (True,) if predicate(task) else (False,)
             except Exception as exc:  # noqa: BLE001 - a broken scope must not hide runs from its plugin
-                logger.error(
-                    "Plugin '%s': the for_tasks() scope of its %s raised for task '%s': %r; the "
-                    "implementation is called for this task as if it had no scope. Fix the predicate "
-                    "(it receives the task).",
-                    plugin,
-                    name,
-                    getattr(task, "name", task),
-                    exc,
-                )
-                answers.append(True)
-        key = tuple(answers)
+                _scope_raised(plugin, name, task, exc)
+                key = (True,)
+        else:
+            answers = []
+            for predicate, plugin, name in scopes:
+                try:
+                    answers.append(bool(predicate(task)))
+                except Exception as exc:  # noqa: BLE001 - as above
+                    _scope_raised(plugin, name, task, exc)
+                    answers.append(True)
+            key = tuple(answers)
         narrowed = self._narrowed.get(key)
         if narrowed is None:
             narrowed = self._narrowed[key] = self._narrow(key)
@@ -101,3 +103,15 @@ class TaskRunHooks:
                     entry = None
             setattr(narrowed, slot, entry)
         return narrowed
+
+
+def _scope_raised(plugin: Any, name: str, task: Any, exc: Exception) -> None:
+    logger.error(
+        "Plugin '%s': the for_tasks() scope of its %s raised for task '%s': %r; the "
+        "implementation is called for this task as if it had no scope. Fix the predicate "
+        "(it receives the task).",
+        plugin,
+        name,
+        getattr(task, "name", task),
+        exc,
+    )

@@ -26,6 +26,10 @@ def _logger(name: str) -> logging.Logger:
     return logging.getLogger(f"runwright.{name}")
 
 
+#: the logger of each runner class (a dict lookup per runner made: one per task run)
+_LOGGERS: dict[type, logging.Logger] = {}
+
+
 def raise_on_exception() -> bool:
     """True when ``context.raise_on_exception`` asks runners to re-raise errors (debugging)."""
     return bool(context.get("raise_on_exception", False))
@@ -47,7 +51,11 @@ class Runner:
         if state_handlers is not None and not isinstance(state_handlers, collections.abc.Sequence):
             raise TypeError("state_handlers should be iterable.")
         self.state_handlers: list[Callable[..., Any]] = [] if state_handlers is None else list(state_handlers)
-        self.logger = _logger(type(self).__name__)
+        cls = type(self)
+        logger = _LOGGERS.get(cls)
+        if logger is None:
+            logger = _LOGGERS[cls] = _logger(cls.__name__)
+        self.logger = logger
         #: the backend object of the current run (set when the run starts)
         self.active_backend: Backend | None = None
         #: ``active_backend`` when it records runs, else None: the runners call it directly

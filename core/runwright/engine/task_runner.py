@@ -18,6 +18,7 @@ that initialize found (the work had finished) is kept instead.
 
 from __future__ import annotations
 
+import collections.abc
 import datetime
 import functools
 import time
@@ -53,9 +54,11 @@ from runwright.engine.state import (
     copy_state,
     utcnow,
 )
+from runwright.parameter import Parameter
 from runwright.plugins import PluginError, UnknownNameError, get_plugin_manager
+from runwright.plugins import process as _plugin_process
 from runwright.run_logging import stdout_logged
-from runwright.task import Task
+from runwright.task import Task, _task_logger
 from runwright.triggers import all_successful
 
 if TYPE_CHECKING:
@@ -66,10 +69,27 @@ if TYPE_CHECKING:
     from runwright.plugins.results import ResultStore
 
 
+#: per TaskRunner class whose next ``__init__`` after TaskRunner's is Runner's: its logger
+#: (TaskRunner.__init__ then does what Runner.__init__ does itself)
+_RUNNER_LOGGERS: dict[type, Any] = {}
+
+
+def _next_init(cls: type) -> Any:
+    """The ``__init__`` that ``super().__init__`` in TaskRunner.__init__ calls for ``cls``."""
+    mro = cls.__mro__
+    return getattr(super(mro[mro.index(TaskRunner)], cls), "__init__", None) if TaskRunner in mro else None
+
+
+#: the property behind ``Task.state_handlers`` and ``Task.logger`` (a task class that keeps
+#: them is read without the property call)
+_HANDLERS_PROPERTY = Task.state_handlers
+_LOGGER_PROPERTY = Task.logger
+
+
 def _handlers_of(task: Task) -> list[Callable[..., Any]] | None:
     """The task's state handlers, None while it has none (reading ``task.state_handlers``
     would make it an empty list: a task of a wide flow keeps none)."""
-    if type(task).state_handlers is Task.state_handlers:
+    if type(task).state_handlers is _HANDLERS_PROPERTY:
         return task._state_handlers
     return task.state_handlers
 
@@ -133,13 +153,6 @@ def in_process_retry_delay(state: State, limit: float | None = None) -> float | 
     return None if delay > limit else max(delay, 0.0)
 
 
-@functools.cache
-def _parameter_class() -> type:
-    from runwright.parameter import Parameter
-
-    return Parameter
-
-
 def _flatten(upstream: State) -> list[State]:
     return list(upstream.map_states) if isinstance(upstream, Mapped) else [upstream]
 
@@ -177,7 +190,23 @@ class TaskRunner(Runner):
         #: (name, backend) the flow runner resolved for its run: task runs naming the same
         #: backend use it without a registry lookup
         self._run_backend: tuple[str, Backend] | None = None
-        super().__init__(state_handlers=state_handlers)
+        cls = type(self)
+        logger = _RUNNER_LOGGERS.get(cls)
+        if logger is None:  # Runner.__init__ is not next in cls's MRO: called as usual
+            super().__init__(state_handlers=state_handlers)
+            if _next_init(cls) is Runner.__init__:
+                _RUNNER_LOGGERS[cls] = self.logger
+            return
+        # Runner.__init__, inlined (a runner is made per task run)
+        if state_handlers is None:
+            self.state_handlers = []
+        elif isinstance(state_handlers, collections.abc.Sequence):
+            self.state_handlers = list(state_handlers)
+        else:
+            raise TypeError("state_handlers should be iterable.")
+        self.logger = logger
+        self.active_backend = None
+        self._recording = None
 
     @property
     def result_handler(self) -> ResultHandler | None:
@@ -302,7 +331,7 @@ class TaskRunner(Runner):
         task = self.task
         context["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
         name = context.get("backend") or runtime_context._data.get("backend") or DEFAULT_BACKEND
-        pm = get_plugin_manager()
+        pm = _plugin_process._pm or get_plugin_manager()  # get_plugin_manager's answer, without its call
         shared = self._run_backend
         if shared is not None and shared[0] == name:
             backend = shared[1]
@@ -476,6 +505,11 @@ class TaskRunner(Runner):
         lean = _LEAN.get(cls)
         if not (lean if lean is not None else _is_lean(cls)):
             return None
+        # The body needs the values only. The Results (what get_task_inputs gives: upstream
+        # results, then the literal arguments with the run's handler) go into ``inputs``
+        # below, when a state may keep them (TimedOut, Retrying, what a handler returns),
+        # not after a plain Success nobody watches (a wide reducer: no second 100,000-entry
+        # dict). Stored upstream results are read back here, once the run is known to be plain.
         inputs: dict[str, ResultInterface] = {}
         raw_inputs: dict[str, Any] = {}
         stored = False
@@ -484,38 +518,62 @@ class TaskRunner(Runner):
                 return None
             key = edge.key
             if key is not None:
-                result = inputs[key] = upstream._result
+                result = upstream._result
                 if isinstance(result, SafeResult) and result is not NoResult:
                     stored = True
                 raw_inputs[key] = result.value
-        if stored:  # read stored results back, once the run is known to be plain
+        if stored:
             load = self.results.load
-            for key, result in inputs.items():
-                if isinstance(result, SafeResult) and result is not NoResult:
-                    result = inputs[key] = load(result)
-                    raw_inputs[key] = result.value
-        constants = self.constants
-        if constants:
-            handler = self.result_handler  # as get_task_inputs: the run's handler
-            for key, value in constants.items():
-                inputs[key] = Result(value, handler)
-                raw_inputs[key] = value
+            for edge, upstream in upstream_states.items():
+                key = edge.key
+                if key is not None:
+                    result = upstream._result
+                    if isinstance(result, SafeResult) and result is not NoResult:
+                        result = load(result)
+                        raw_inputs[key] = result.value
+                    inputs[key] = result
+        # no truth test: a Flow.constants entry's len() is a call
+        constants = None
+        for key, value in self.constants.items():
+            raw_inputs[key] = value
+            constants = self.constants
         hooks = self._hooks
         quiet = self._recording is None and hooks is not None and hooks.state_change is None
-        new_state: State = Running("Starting task run.")
-        if not quiet or _handlers_of(task) or self.state_handlers:
-            new_state = self.handle_state_change(state, new_state)
+        # the Running state is made only when something sees the transition to it (nothing
+        # else reads it: the body's outcome is compared with it, and it is then dropped)
+        plain_task = task.__class__.state_handlers is _HANDLERS_PROPERTY  # _handlers_of, inlined
+        watched = not quiet or bool(
+            (task._state_handlers if plain_task else task.state_handlers) or self.state_handlers
+        )
+        if watched:
+            new_state: State = self.handle_state_change(state, Running("Starting task run."))
             if not isinstance(new_state, Running):  # a handler changed it: what get_task_run_state ends with
                 raise ENDRUN(new_state)
-        state = new_state
+            state = new_state
         # the step get_task_run_state, inlined (call_state_handlers' rules: step_raised)
         endrun = False
         try:
             new_state = self._run_task_body(inputs, raw_inputs, executor.timeout_handler)
         except Exception as exc:  # noqa: BLE001 - the step's rules (step_raised) decide
             new_state, endrun = step_raised(self, exc)
-        if new_state is not state and (not quiet or _handlers_of(task) or self.state_handlers):
-            new_state = self.handle_state_change(state, new_state)
+        late = not watched and bool(  # the body added a handler
+            (task._state_handlers if plain_task else task.state_handlers) or self.state_handlers
+        )
+        if watched or late or new_state.__class__ is not Success:  # ``inputs`` (see above)
+            if not stored:
+                for edge, upstream in upstream_states.items():
+                    key = edge.key
+                    if key is not None:
+                        inputs[key] = upstream._result
+            if constants is not None:
+                handler = self.result_handler
+                for key, value in constants.items():
+                    inputs[key] = Result(value, handler)
+        if watched:
+            if new_state is not state:
+                new_state = self.handle_state_change(state, new_state)
+        elif late:
+            new_state = self.handle_state_change(Running("Starting task run."), new_state)
         if endrun:
             raise ENDRUN(new_state)
         if isinstance(new_state, Failed):
@@ -688,10 +746,12 @@ class TaskRunner(Runner):
         # this runs for every task)
         data = runtime_context._data
         saved = data.get("logger", _MISSING)
-        data["logger"] = task.logger
+        # Task.logger without its property call, unless the class has its own
+        logger = _task_logger(task.name) if task.__class__.logger is _LOGGER_PROPERTY else task.logger
+        data["logger"] = logger
         try:
             if task.log_stdout:
-                with stdout_logged(task.logger):
+                with stdout_logged(logger):
                     value = task.run(**raw_inputs) if task.timeout is None else timeout_handler(
                         task.run, timeout=task.timeout, **raw_inputs
                     )
@@ -711,7 +771,7 @@ class TaskRunner(Runner):
         handler = self._result_handler
         result = Result(value, handler if handler is not None else self.result_handler)
         if (
-            task.checkpoint or data.get("checkpointing") or task.__class__ is _parameter_class()
+            task.checkpoint or data.get("checkpointing") or task.__class__ is Parameter
         ) and self._should_checkpoint():
             self.results.store(result)
         return Success("Task run succeeded.", result)
@@ -721,7 +781,7 @@ class TaskRunner(Runner):
         checkpointed (as JSON) only when the run's backend asks (``checkpoints_parameters``:
         a backend that resumes runs needs them)."""
         task = self.task
-        if task.__class__ is _parameter_class():
+        if task.__class__ is Parameter:
             backend = self.active_backend
             return backend is not None and backend.checkpoints_parameters
         return bool(task.checkpoint or runtime_context._data.get("checkpointing"))
