@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from pydantic_core import PydanticSerializationError, to_json
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from runwright_server.schemas import ConflictOut, ErrorOut
 
@@ -97,6 +97,22 @@ def loads(text: str) -> Any:
 
 def not_found(what: str) -> HTTPException:
     return HTTPException(404, f"{what} not found")
+
+
+def batch_parent(conn: Connection, lease: Any, tenant_id: str) -> str | None:
+    """The flow run a batch with ``lease`` (a ``BatchLease``, or None) is confined to: None
+    without a lease; 404 when that flow run is not the tenant's, 409 (nothing of the batch
+    applied) when its lease is another runner's."""
+    if lease is None:
+        return None
+    from runwright_server.locking import NO_RUN, lease_of
+
+    held = lease_of(conn, lease.flow_run_id, tenant_id)
+    if held is NO_RUN:
+        raise not_found("flow run")
+    if held != lease.token:
+        raise HTTPException(409, "the flow run is leased by another runner: no write of this batch was applied")
+    return str(lease.flow_run_id)
 
 
 _ID = re.compile(r"[0-9a-f-]{1,64}")

@@ -26,9 +26,9 @@ from sqlalchemy import select
 from runwright_server import models
 from runwright_server.auth import Principal, require_principal, utcnow
 from runwright_server.bodies import GuardedRoute
-from runwright_server.common import AUTH_RESPONSES, NOT_FOUND, engine_of, not_found
+from runwright_server.common import AUTH_RESPONSES, NOT_FOUND, batch_parent, engine_of
 from runwright_server.db import write_tx
-from runwright_server.locking import NO_RUN, TASK_RUNS, current, lease_of, write_state, write_states_at_once
+from runwright_server.locking import TASK_RUNS, current, write_state, write_states_at_once
 from runwright_server.schemas import MAX_INT64, BatchLease, BatchWriteOut, Id, Version, _In
 
 router = APIRouter(tags=["cached states"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
@@ -64,17 +64,7 @@ def record_cached_hits(body: CachedHitsIn, request: Request, principal: Auth) ->
     tenant = principal.tenant_id
     trs, tr = models.task_run_states, models.task_runs
     with write_tx(engine_of(request)) as conn:
-        parent: str | None = None
-        if body.lease is not None:
-            held = lease_of(conn, body.lease.flow_run_id, tenant)
-            if held is NO_RUN:
-                raise not_found("flow run")
-            if held != body.lease.token:
-                return JSONResponse(
-                    status_code=409,
-                    content={"detail": "the flow run is leased by another runner: no write of this batch was applied"},
-                )
-            parent = body.lease.flow_run_id
+        parent = batch_parent(conn, body.lease, tenant)
         wanted = list({hit.state_id for hit in body.hits})
         texts: dict[int, str] = {}
         for start in range(0, len(wanted), _IN_CHUNK):

@@ -20,6 +20,7 @@ from runwright_server.common import (
     CONFLICT,
     NOT_FOUND,
     aware,
+    batch_parent,
     check_id,
     engine_of,
     json_response,
@@ -28,11 +29,9 @@ from runwright_server.common import (
 )
 from runwright_server.db import read_tx, write_tx
 from runwright_server.locking import (
-    NO_RUN,
     TASK_RUNS,
     current,
     driver_statement,
-    lease_of,
     write_state,
     write_states_at_once,
 )
@@ -293,17 +292,7 @@ def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Prin
     tenant = principal.tenant_id
     results = []
     with write_tx(engine_of(request)) as conn:
-        parent: str | None = None
-        if body.lease is not None:
-            held = lease_of(conn, body.lease.flow_run_id, tenant)
-            if held is NO_RUN:
-                raise not_found("flow run")
-            if held != body.lease.token:
-                return JSONResponse(
-                    status_code=409,
-                    content={"detail": "the flow run is leased by another runner: no write of this batch was applied"},
-                )
-            parent = body.lease.flow_run_id
+        parent = batch_parent(conn, body.lease, tenant)
         refused = _store_inline_results(conn, body, tenant, now)
         writes = [(item.task_run_id, item.version, item.state_text, item.state["type"]) for item in body.writes]
         if not refused and write_states_at_once(conn, TASK_RUNS, writes, tenant, now, parent):
