@@ -71,6 +71,18 @@ _COLUMNS = "id, flow_name, task_slug, map_index, task_name, cache_key, created, 
 # could checkpoint or delete the parent's WAL file); they are parked here instead.
 _inherited_connections: list[sqlite3.Connection] = []
 
+#: This process's id, kept current across fork() (``os.getpid()`` is a system call, and the
+#: hot path of a lookup asks it once per task).
+_process = [os.getpid()]
+
+
+def _after_fork_in_child() -> None:
+    _process[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 class CacheStoreError(Exception):
     """The cache database could not be used; the message names the file and the recovery."""
@@ -189,6 +201,9 @@ class CacheStore:
         self._pid = os.getpid()
         self._data_version: int | None = None
         self._flows: dict[str, dict[tuple[str, int | None], list[CacheEntry]]] = {}
+        #: until when (``time.monotonic()``) a lookup passing ``max_staleness`` may skip the
+        #: freshness check; 0: the next lookup checks (see :meth:`expect_changes`)
+        self._fresh_until = 0.0
 
     def __repr__(self) -> str:
         return f"CacheStore({str(self.path)!r})"
@@ -202,6 +217,7 @@ class CacheStore:
             self._connection = None
             self._flows.clear()
             self._data_version = None
+            self._fresh_until = 0.0
         self._pid = os.getpid()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _create_private(self.path)
@@ -278,6 +294,7 @@ class CacheStore:
         conn, self._connection = self._connection, None
         self._flows.clear()
         self._data_version = None
+        self._fresh_until = 0.0
         if conn is not None and self._pid == os.getpid():
             try:
                 conn.close()
@@ -290,19 +307,34 @@ class CacheStore:
             self._reset()
 
     # -- lookups ---------------------------------------------------------------------------
-    def candidates(self, identity: TaskIdentity, newer_than: float | None = None) -> list[CacheEntry]:
-        """Live entries of ``identity``, newest first, written after ``newer_than`` (epoch s)."""
+    def expect_changes(self) -> None:
+        """Make the next lookup check for other connections' commits whatever its
+        ``max_staleness`` (the cache plugin calls it when a flow run starts)."""
+        self._fresh_until = 0.0
+
+    def candidates(
+        self, identity: TaskIdentity, newer_than: float | None = None, max_staleness: float = 0.0
+    ) -> list[CacheEntry]:
+        """Live entries of ``identity``, newest first, written after ``newer_than`` (epoch s).
+
+        Every lookup sees the commits of other connections (``PRAGMA data_version``), except
+        that with ``max_staleness`` > 0 the check is skipped for that many seconds after the
+        last one (until :meth:`expect_changes`): a commit by another process is then seen
+        ``max_staleness`` seconds late at most."""
         now = time.time()
         flow_name = identity.flow_name
         with self._lock:  # the hot path: one query (the freshness check), no context manager
             try:
                 conn = self._connection
-                if conn is None or self._pid != os.getpid():
+                if conn is None or self._pid != _process[0]:
                     conn = self._connect()
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
-                if version != self._data_version:
-                    self._flows.clear()
-                    self._data_version = version
+                if not max_staleness or (tick := time.monotonic()) >= self._fresh_until:
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if version != self._data_version:
+                        self._flows.clear()
+                        self._data_version = version
+                    if max_staleness:
+                        self._fresh_until = tick + max_staleness
                 tasks = self._flows.get(flow_name)
                 if tasks is None:
                     tasks = self._load_flow(conn, flow_name, now)

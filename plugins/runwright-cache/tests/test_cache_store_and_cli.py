@@ -57,6 +57,21 @@ def test_other_processes_writes_are_seen_by_a_loaded_snapshot(tmp_path: Path) ->
     assert reader.candidates(IDENTITY) == []
 
 
+def test_a_lookup_with_max_staleness_sees_other_writes_late_at_most_that_long(tmp_path: Path) -> None:
+    reader, writer = CacheStore(tmp_path / "c.db"), CacheStore(tmp_path / "c.db")
+    assert reader.candidates(IDENTITY, max_staleness=0.3) == []
+    writer.add(IDENTITY, "task", "{}")
+    assert len(reader.candidates(IDENTITY)) == 1  # without max_staleness: always checked
+    writer.clear()
+    assert len(reader.candidates(IDENTITY, max_staleness=0.3)) == 1  # within the window
+    time.sleep(0.35)
+    assert reader.candidates(IDENTITY, max_staleness=0.3) == []  # the window is over
+    writer.add(IDENTITY, "task", "{}")
+    assert reader.candidates(IDENTITY, max_staleness=60) == []
+    reader.expect_changes()  # what a flow run's start does
+    assert len(reader.candidates(IDENTITY, max_staleness=60)) == 1
+
+
 def test_a_corrupt_database_raises_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     path.write_bytes(b"\x00garbage" * 512)
