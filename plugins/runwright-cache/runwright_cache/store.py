@@ -12,7 +12,10 @@ write. Reads never block writers.
 Speed: a lookup does not query SQLite per task. The first lookup for a flow loads every live
 entry of that flow into memory; later lookups are dict lookups, after a ``PRAGMA
 data_version`` check that tells whether *another* connection committed since (then the
-snapshot is reloaded). Writes made through this store update the snapshot in place.
+snapshot is reloaded). The cache plugin's lookups make that check at most every 10 ms within
+a flow run, and always at the first lookup of a flow run (``max_staleness`` and
+:meth:`CacheStore.expect_changes`). Writes made through this store update the snapshot in
+place.
 
 Errors: every SQLite failure (a file that is not a database, a malformed one, a lock held
 longer than the busy timeout) is raised as :class:`CacheStoreError`, whose message names the
@@ -352,10 +355,16 @@ class CacheStore:
             "ORDER BY created DESC, id DESC",
             (flow_name, now),
         ).fetchall()
+        # CacheEntry.from_row, inlined: a cached re-run's first lookup loads every entry of the flow
         tasks: dict[tuple[str, int | None], list[CacheEntry]] = {}
-        for row in rows:
-            entry = CacheEntry.from_row(row)
-            tasks.setdefault((entry.identity.task_slug, entry.identity.map_index), []).append(entry)
+        for entry_id, flow, slug, map_index, task_name, cache_key, created, expires, state in rows:
+            index = None if map_index == _NO_INDEX else int(map_index)
+            entry = CacheEntry(entry_id, TaskIdentity(flow, slug, index), task_name, cache_key, created, expires, state)
+            same = tasks.get((slug, index))
+            if same is None:
+                tasks[(slug, index)] = [entry]
+            else:
+                same.append(entry)
         self._flows[flow_name] = tasks
         return tasks
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import stat
 import time
 from pathlib import Path
@@ -131,3 +132,22 @@ def test_cache_clear_recreates_a_corrupt_database(cache_config: Any, cache_db: P
     assert cleared.exit_code == 0 and "recreated it empty" in cleared.output
     _populate()
     assert "2 entries" in runner.invoke(cli, ["cache", "list"]).output
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    store = CacheStore(tmp_path / "c.db")
+    store.add(IDENTITY, "task", "{}")
+    assert len(store.candidates(IDENTITY)) == 1
+    pid = os.fork()
+    if pid == 0:  # the child: a lookup must not use the parent's connection
+        code = 1
+        try:
+            found = len(store.candidates(IDENTITY, max_staleness=60))
+            reconnected = store._pid == os.getpid()
+            store.add(IDENTITY, "task", "{}")
+            code = 0 if found == 1 and reconnected else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(store.candidates(IDENTITY)) == 2  # the parent's connection still works and sees the child's write
