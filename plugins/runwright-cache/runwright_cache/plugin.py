@@ -58,6 +58,11 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: How late a lookup may see another process's commit to the cache database, within one flow
+#: run (each flow run's first lookup always checks): saves a query per cache hit.
+MAX_STALENESS = 0.01
+
+
 def _has_cache_for(task: Task) -> bool:
     """The tasks whose runs the cache watches (``for_tasks``): those with ``cache_for``."""
     return task.cache_for is not None
@@ -113,6 +118,12 @@ class CachePlugin:
 
     # -- lookups ---------------------------------------------------------------------------
     @hookimpl
+    def runwright_flow_run_initialize(self, runner: Any, flow: Any, setup: Any) -> None:
+        """A flow run starts: its first lookup sees every commit made before it."""
+        for store in list(self._stores.values()):
+            store.expect_changes()
+
+    @hookimpl
     def runwright_check_task_is_cached(
         self, runner: TaskRunner, task: Task, inputs: dict[str, Any], parameters: dict[str, Any]
     ) -> Cached | None:
@@ -121,7 +132,9 @@ class CachePlugin:
         store = self.store()
         identity = TaskIdentity.of_current_run(task)
         try:
-            entries = store.candidates(identity, newer_than=time.time() - task.cache_for.total_seconds())
+            entries = store.candidates(
+                identity, newer_than=time.time() - task.cache_for.total_seconds(), max_staleness=MAX_STALENESS
+            )
         except CacheStoreError as exc:
             self._warn_once(f"Task '{identity}': cache lookup failed, running the task. {exc}")
             return None

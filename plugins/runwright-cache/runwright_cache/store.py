@@ -12,7 +12,10 @@ write. Reads never block writers.
 Speed: a lookup does not query SQLite per task. The first lookup for a flow loads every live
 entry of that flow into memory; later lookups are dict lookups, after a ``PRAGMA
 data_version`` check that tells whether *another* connection committed since (then the
-snapshot is reloaded). Writes made through this store update the snapshot in place.
+snapshot is reloaded). The cache plugin's lookups make that check at most every 10 ms within
+a flow run, and always at the first lookup of a flow run (``max_staleness`` and
+:meth:`CacheStore.expect_changes`). Writes made through this store update the snapshot in
+place.
 
 Errors: every SQLite failure (a file that is not a database, a malformed one, a lock held
 longer than the busy timeout) is raised as :class:`CacheStoreError`, whose message names the
@@ -70,6 +73,18 @@ _COLUMNS = "id, flow_name, task_slug, map_index, task_name, cache_key, created, 
 # Connections inherited through fork() must never be used or closed by the child (closing
 # could checkpoint or delete the parent's WAL file); they are parked here instead.
 _inherited_connections: list[sqlite3.Connection] = []
+
+#: This process's id, kept current across fork() (``os.getpid()`` is a system call, and the
+#: hot path of a lookup asks it once per task).
+_process = [os.getpid()]
+
+
+def _after_fork_in_child() -> None:
+    _process[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class CacheStoreError(Exception):
@@ -189,6 +204,9 @@ class CacheStore:
         self._pid = os.getpid()
         self._data_version: int | None = None
         self._flows: dict[str, dict[tuple[str, int | None], list[CacheEntry]]] = {}
+        #: until when (``time.monotonic()``) a lookup passing ``max_staleness`` may skip the
+        #: freshness check; 0: the next lookup checks (see :meth:`expect_changes`)
+        self._fresh_until = 0.0
 
     def __repr__(self) -> str:
         return f"CacheStore({str(self.path)!r})"
@@ -202,6 +220,7 @@ class CacheStore:
             self._connection = None
             self._flows.clear()
             self._data_version = None
+            self._fresh_until = 0.0
         self._pid = os.getpid()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _create_private(self.path)
@@ -278,6 +297,7 @@ class CacheStore:
         conn, self._connection = self._connection, None
         self._flows.clear()
         self._data_version = None
+        self._fresh_until = 0.0
         if conn is not None and self._pid == os.getpid():
             try:
                 conn.close()
@@ -290,19 +310,34 @@ class CacheStore:
             self._reset()
 
     # -- lookups ---------------------------------------------------------------------------
-    def candidates(self, identity: TaskIdentity, newer_than: float | None = None) -> list[CacheEntry]:
-        """Live entries of ``identity``, newest first, written after ``newer_than`` (epoch s)."""
+    def expect_changes(self) -> None:
+        """Make the next lookup check for other connections' commits whatever its
+        ``max_staleness`` (the cache plugin calls it when a flow run starts)."""
+        self._fresh_until = 0.0
+
+    def candidates(
+        self, identity: TaskIdentity, newer_than: float | None = None, max_staleness: float = 0.0
+    ) -> list[CacheEntry]:
+        """Live entries of ``identity``, newest first, written after ``newer_than`` (epoch s).
+
+        Every lookup sees the commits of other connections (``PRAGMA data_version``), except
+        that with ``max_staleness`` > 0 the check is skipped for that many seconds after the
+        last one (until :meth:`expect_changes`): a commit by another process is then seen
+        ``max_staleness`` seconds late at most."""
         now = time.time()
         flow_name = identity.flow_name
         with self._lock:  # the hot path: one query (the freshness check), no context manager
             try:
                 conn = self._connection
-                if conn is None or self._pid != os.getpid():
+                if conn is None or self._pid != _process[0]:
                     conn = self._connect()
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
-                if version != self._data_version:
-                    self._flows.clear()
-                    self._data_version = version
+                if not max_staleness or (tick := time.monotonic()) >= self._fresh_until:
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if version != self._data_version:
+                        self._flows.clear()
+                        self._data_version = version
+                    if max_staleness:
+                        self._fresh_until = tick + max_staleness
                 tasks = self._flows.get(flow_name)
                 if tasks is None:
                     tasks = self._load_flow(conn, flow_name, now)
@@ -320,10 +355,16 @@ class CacheStore:
             "ORDER BY created DESC, id DESC",
             (flow_name, now),
         ).fetchall()
+        # CacheEntry.from_row, inlined: a cached re-run's first lookup loads every entry of the flow
         tasks: dict[tuple[str, int | None], list[CacheEntry]] = {}
-        for row in rows:
-            entry = CacheEntry.from_row(row)
-            tasks.setdefault((entry.identity.task_slug, entry.identity.map_index), []).append(entry)
+        for entry_id, flow, slug, map_index, task_name, cache_key, created, expires, state in rows:
+            index = None if map_index == _NO_INDEX else int(map_index)
+            entry = CacheEntry(entry_id, TaskIdentity(flow, slug, index), task_name, cache_key, created, expires, state)
+            same = tasks.get((slug, index))
+            if same is None:
+                tasks[(slug, index)] = [entry]
+            else:
+                same.append(entry)
         self._flows[flow_name] = tasks
         return tasks
 

@@ -16,6 +16,7 @@ from runwright.context import context
 from runwright.engine.state import Cached
 from runwright_cache import Inputs, Parameters, partial_inputs_only
 from runwright_cache.plugin import get_store
+from runwright_cache.store import CacheStore
 
 HOUR = datetime.timedelta(hours=1)
 
@@ -41,6 +42,17 @@ def test_second_run_is_served_from_the_cache(cache_config: Any) -> None:
     assert calls == [1]
     assert isinstance(second.result[expensive], Cached)
     assert second.result[expensive].result == first.result[expensive].result == 10
+
+
+def test_a_flow_run_sees_a_clear_by_another_connection_made_just_before_it(cache_config: Any) -> None:
+    calls: list[int] = []
+    flow, expensive = build(calls)
+    flow.run(x=1)
+    flow.run(x=1)  # a hit: this flow run's lookups may skip the freshness check
+    assert calls == [1]
+    CacheStore(get_store().path).clear()  # another connection, as `runwright cache clear` in another process
+    state = flow.run(x=1)
+    assert calls == [1, 1] and state.result[expensive].result == 10
 
 
 def test_a_hit_is_not_stored_again(cache_config: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import stat
 import time
 from pathlib import Path
@@ -55,6 +56,21 @@ def test_other_processes_writes_are_seen_by_a_loaded_snapshot(tmp_path: Path) ->
     assert len(reader.candidates(IDENTITY)) == 1
     writer.clear()
     assert reader.candidates(IDENTITY) == []
+
+
+def test_a_lookup_with_max_staleness_sees_other_writes_late_at_most_that_long(tmp_path: Path) -> None:
+    reader, writer = CacheStore(tmp_path / "c.db"), CacheStore(tmp_path / "c.db")
+    assert reader.candidates(IDENTITY, max_staleness=0.3) == []
+    writer.add(IDENTITY, "task", "{}")
+    assert len(reader.candidates(IDENTITY)) == 1  # without max_staleness: always checked
+    writer.clear()
+    assert len(reader.candidates(IDENTITY, max_staleness=0.3)) == 1  # within the window
+    time.sleep(0.35)
+    assert reader.candidates(IDENTITY, max_staleness=0.3) == []  # the window is over
+    writer.add(IDENTITY, "task", "{}")
+    assert reader.candidates(IDENTITY, max_staleness=60) == []
+    reader.expect_changes()  # what a flow run's start does
+    assert len(reader.candidates(IDENTITY, max_staleness=60)) == 1
 
 
 def test_a_corrupt_database_raises_a_clear_error(tmp_path: Path) -> None:
@@ -116,3 +132,22 @@ def test_cache_clear_recreates_a_corrupt_database(cache_config: Any, cache_db: P
     assert cleared.exit_code == 0 and "recreated it empty" in cleared.output
     _populate()
     assert "2 entries" in runner.invoke(cli, ["cache", "list"]).output
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    store = CacheStore(tmp_path / "c.db")
+    store.add(IDENTITY, "task", "{}")
+    assert len(store.candidates(IDENTITY)) == 1
+    pid = os.fork()
+    if pid == 0:  # the child: a lookup must not use the parent's connection
+        code = 1
+        try:
+            found = len(store.candidates(IDENTITY, max_staleness=60))
+            reconnected = store._pid == os.getpid()
+            store.add(IDENTITY, "task", "{}")
+            code = 0 if found == 1 and reconnected else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(store.candidates(IDENTITY)) == 2  # the parent's connection still works and sees the child's write
