@@ -12,7 +12,8 @@ Keys (``RUNWRIGHT__CLOUD__<KEY>`` overrides each one):
 - ``heartbeat_interval``: seconds between heartbeats of running flow and task runs (30);
 - ``zombie_timeout``: a task run left ``Running`` whose last heartbeat is older than this is
   taken over on resume (120, the server's sweeper default);
-- ``batch_size``: most task-run state writes sent in one request (500);
+- ``batch_size``: most task-run state writes sent in one request (2000; the server takes up
+  to 10,000);
 - ``batch_linger``: seconds the writer waits for more writes before it sends a batch smaller
   than ``batch_size`` (0.002); a flush sends at once;
 - ``task_claims``: ``"lease"`` (the default): the flow run's claim to Running is synchronous
@@ -46,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "checkpointing": True,
     "heartbeat_interval": 30.0,
     "zombie_timeout": 120.0,
-    "batch_size": 500,
+    "batch_size": 2000,
     "batch_linger": 0.002,
     "task_claims": "lease",
     "auto_start": True,
@@ -106,6 +107,10 @@ class CloudSettings:
         return replace(self, api_token=token)
 
 
+#: the most state writes a runwright server takes in one request
+MAX_BATCH_SIZE = 10_000
+
+
 def load_settings() -> CloudSettings:
     """Read ``[cloud]`` from the configuration; an unknown key is a ConfigError naming it."""
     from runwright.config import ConfigError, get_config
@@ -121,6 +126,12 @@ def load_settings() -> CloudSettings:
     api = str(values["api"] or embedded).rstrip("/")
     token = str(values["api_token"] or "") or None
     claims = str(values["task_claims"])
+    batch_size = values["batch_size"]
+    if isinstance(batch_size, int) and batch_size > MAX_BATCH_SIZE:
+        raise ConfigError(
+            f"Invalid [cloud] batch_size {batch_size}: a runwright server takes at most {MAX_BATCH_SIZE:,} "
+            "state writes per request; set batch_size to at most that"
+        )
     if claims not in TASK_CLAIMS:
         raise ConfigError(f"Invalid [cloud] task_claims {claims!r}: expected one of {', '.join(TASK_CLAIMS)}")
     try:

@@ -125,7 +125,7 @@ class StateWriter:
     def __init__(
         self,
         client: Client,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         linger: float = 0.002,
         max_queued: int | None = None,
         pipeline: int = 2,
