@@ -1,11 +1,14 @@
 """The database schema (SQLAlchemy Core tables). Alembic migrations mirror these tables.
 
-Timestamps are naive UTC datetimes. Ids are UUID4 strings (results: 32 hex digits, unique
-within their tenant).
+Timestamps are naive UTC datetimes. Ids are UUID strings, version 7 (in creation order: see
+:func:`runwright_server.common.new_ids`); results' ids are 32 hex digits, unique within their
+tenant.
 States are stored as JSON text with their ``"type"`` copied into ``state_type``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,7 +25,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
+    text,
 )
+from sqlalchemy.sql.elements import ColumnClause
 
 metadata = MetaData(
     naming_convention={
@@ -34,6 +40,19 @@ metadata = MetaData(
 )
 
 ID = String(36)
+
+#: the state types of the partial indexes below, as SQL literals: a query names them with
+#: these (``column == RUNNING``), not with a bound parameter, so that the database can tell
+#: that the partial index holds every row the query asks for
+RUNNING: ColumnClause[str] = literal_column("'Running'")
+CACHED: ColumnClause[str] = literal_column("'Cached'")
+
+
+def _only(state_type: str) -> dict[str, Any]:
+    """The ``WHERE`` clause of an index of the rows of one state type (SQLite, PostgreSQL)."""
+    where = text(f"state_type = '{state_type}'")
+    return {"sqlite_where": where, "postgresql_where": where}
+
 
 tenants = Table(
     "tenants",
@@ -127,7 +146,9 @@ task_runs = Table(
     Column("created", DateTime, nullable=False),
     Column("updated", DateTime, nullable=False),
     UniqueConstraint("flow_run_id", "task_slug", "map_index", name="uq_task_runs_run_slug_index"),
-    Index("ix_task_runs_state_type", "state_type"),
+    #: the sweeper's Running task runs, and only those (migration 0009): a run whose Running
+    #: and final state come in one batch (a map's children) never enters it
+    Index("ix_task_runs_running", "state_type", **_only("Running")),
     #: "did any task run of this run change?" (the UI's live updates; migration 0007)
     Index("ix_task_runs_run_updated", "flow_run_id", "updated"),
 )
@@ -157,9 +178,9 @@ task_run_states = Table(
     #: ``state`` as the row is inserted (:mod:`runwright_server.state_keys`; migration 0008)
     Column("cache_key", Text, nullable=True),
     UniqueConstraint("task_run_id", "version", name="uq_task_run_states_run_version"),
-    Index("ix_task_run_states_type_time", "state_type", "timestamp"),
-    #: the UI's timeline: a task run's first Running state, one index probe (migration 0007)
-    Index("ix_task_run_states_run_type_time", "task_run_id", "state_type", "timestamp"),
+    #: ``GET /cached_states``: the Cached states by time, and only those (migration 0009; the
+    #: UI's "first Running state of a task run" reads the run's few rows by the unique index)
+    Index("ix_task_run_states_cached_time", "timestamp", **_only("Cached")),
 )
 
 results = Table(

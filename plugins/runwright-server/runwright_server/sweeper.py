@@ -19,12 +19,13 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 
 from runwright_server import claims
 from runwright_server.auth import utcnow
 from runwright_server.db import write_tx
 from runwright_server.locking import FLOW_RUNS, TASK_RUNS, RunKind, write_state
+from runwright_server.models import RUNNING
 from runwright_server.periodic import Periodic
 from runwright_server.schemas import to_json_text
 
@@ -36,20 +37,27 @@ def failed_state(timeout: float) -> dict[str, object]:
     return {"type": "Failed", "message": f"no heartbeat for {timeout:g} s"}
 
 
+def zombies(kind: RunKind, cutoff: datetime) -> Select[tuple[str, str, int]]:
+    """The runs of ``kind`` that are Running with no heartbeat (or state write) since
+    ``cutoff``, as ``(id, tenant_id, version)``; on task runs the query reads only the
+    partial index of Running task runs."""
+    runs = kind.runs
+    query = select(runs.c.id, runs.c.tenant_id, runs.c.version).where(
+        runs.c.state_type == RUNNING, func.coalesce(runs.c.heartbeat, runs.c.updated) < cutoff
+    )
+    if kind is FLOW_RUNS:
+        query = query.where(runs.c.deployment_id.is_(None))  # those go to another agent instead
+    return query
+
+
 def sweep_kind(engine: Engine, kind: RunKind, timeout: float, now: datetime | None = None) -> int:
     """Fail the zombies of one kind; return how many were failed."""
     now = now or utcnow()
     cutoff = now - timedelta(seconds=timeout)
-    runs = kind.runs
     state_text = to_json_text(failed_state(timeout))
     failed = 0
-    query = select(runs.c.id, runs.c.tenant_id, runs.c.version).where(
-        runs.c.state_type == "Running", func.coalesce(runs.c.heartbeat, runs.c.updated) < cutoff
-    )
-    if kind is FLOW_RUNS:
-        query = query.where(runs.c.deployment_id.is_(None))  # those go to another agent instead
     with write_tx(engine) as conn:
-        rows = conn.execute(query.limit(BATCH)).all()
+        rows = conn.execute(zombies(kind, cutoff).limit(BATCH)).all()
         for row in rows:
             outcome = write_state(conn, kind, row.id, row.tenant_id, row.version, state_text, "Failed", now)
             failed += outcome.status == "ok"

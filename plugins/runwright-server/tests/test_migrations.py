@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from runwright_server import migrate
-from runwright_server.db import make_engine
+from runwright_server.db import SQLITE_CHECKPOINT_PAGES, make_engine
+from runwright_server.locking import TASK_RUNS
 from runwright_server.models import metadata
+from runwright_server.sweeper import zombies
 from runwright_server.testing.fixtures import PG_URL, _pg_database
 
 
@@ -28,6 +31,30 @@ def test_upgrade_creates_every_table_and_matches_the_models(tmp_path: Path) -> N
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == SQLITE_CHECKPOINT_PAGES
+    engine.dispose()
+
+
+def test_the_indexes_of_one_state_type_hold_only_that_type_and_answer_their_readers(tmp_path: Path) -> None:
+    """A map's children go Pending -> Success: no index of every state type grows with them,
+    and the sweeper still finds Running task runs by an index, not by reading them all."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        definitions = dict(conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            " AND tbl_name IN ('task_runs', 'task_run_states')"
+        ).all())
+        assert definitions["ix_task_runs_running"].endswith("WHERE state_type = 'Running'")
+        assert definitions["ix_task_run_states_cached_time"].endswith("WHERE state_type = 'Cached'")
+        for name, sql in definitions.items():
+            if "state_type" in sql.split(" WHERE ")[0].split("(", 1)[1]:
+                assert " WHERE " in sql, f"{name} indexes every state type: {sql}"
+        query = zombies(TASK_RUNS, datetime(2026, 1, 1)).compile(dialect=engine.dialect)
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + query.string, tuple(query.construct_params()[name] for name in query.positiontup or ())
+        ).all()
+        assert "USING INDEX ix_task_runs_running" in " ".join(str(row[-1]) for row in plan), plan
     engine.dispose()
 
 

@@ -34,6 +34,7 @@ from runwright_server import models
 from runwright_server.auth import Principal, require_principal
 from runwright_server.common import AUTH_RESPONSES, engine_of
 from runwright_server.db import read_tx
+from runwright_server.models import CACHED
 from runwright_server.routes.results import _URI
 from runwright_server.schemas import CachedStateOut, MapIndex, Name, UtcDatetime
 
@@ -61,7 +62,7 @@ def cached_states(
 ) -> Response:
     """Cached history rows, newest first (see the module docstring)."""
     trs, tr, fr, f = models.task_run_states, models.task_runs, models.flow_runs, models.flows
-    conditions = [trs.c.state_type == "Cached", tr.c.tenant_id == principal.tenant_id, f.c.name == flow_name]
+    conditions = [trs.c.state_type == CACHED, tr.c.tenant_id == principal.tenant_id, f.c.name == flow_name]
     if task_slug is not None:
         conditions.append(tr.c.task_slug == task_slug)
     if created_after is not None:
