@@ -214,7 +214,7 @@ def task_runs(conn: Connection, tenant: str, run_id: str, updated_since: datetim
     mine = [tr.c.flow_run_id == run_id, tr.c.tenant_id == tenant]
     if updated_since is not None:
         mine.append(tr.c.updated >= updated_since)
-    # one index probe per task run (ix_task_run_states_run_type_time); times in epoch ms
+    # the run's few history rows per task run (the unique (task_run_id, version) index); times in epoch ms
     # computed by the database: no datetime objects for 10,000 rows
     started = (
         select(func.min(trs.c.timestamp))
