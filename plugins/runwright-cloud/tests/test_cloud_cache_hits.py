@@ -20,8 +20,8 @@ from runwright.config import temporary_config
 from runwright_cloud import CloudFlowRunner, writer
 from runwright_cloud.client import Client, structure_hash
 from runwright_cloud.connection import shared_client
-from runwright_cloud.reporting import cached
 from runwright_cloud.errors import LeaseLost
+from runwright_cloud.reporting import cached
 from runwright_server.testing import TestServer, unique
 
 
