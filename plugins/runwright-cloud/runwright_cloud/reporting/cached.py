@@ -5,7 +5,10 @@ request (``GET /cached_states`` without a task slug, small results inline; when 
 known, only states stored since ``now -`` its longest ``cache_for``): started in a
 thread while the flow run is loaded (a flow with a ``cache_for`` task), or by the first cache
 check of the flow run in a process (a Dask worker); every later check of that flow run is
-answered from that answer.
+answered from that answer. The checks may start as soon as the answer is there: the thread
+then deserializes the candidates ahead of them, in the order of the flow's tasks, skipping
+those a check already looked at (a check that finds its candidates not prepared yet reads
+them itself, with the same outcome).
 
 A candidate is valid when it has not expired (``cache_for`` and its own expiration) and:
 
