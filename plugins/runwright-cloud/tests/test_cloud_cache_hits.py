@@ -1,11 +1,13 @@
-"""A cached re-run against a real server does less than the first run: its flow's structure
-is found by hash instead of sent again, and its cache hits are recorded by naming their
+"""A cached re-run against a real server does less than the first run: its flow run is
+created naming its flow by the structure's hash (one request, the structure not sent again), and its cache hits are recorded by naming their
 candidates (``POST /cached_states/hits``), the server copying each Cached state; every task
 run still gets its Cached state in its history."""
 
 from __future__ import annotations
 
 import datetime
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +19,9 @@ from runwright import Flow, task
 from runwright.config import temporary_config
 from runwright_cloud import CloudFlowRunner, writer
 from runwright_cloud.client import Client, structure_hash
+from runwright_cloud.connection import shared_client
 from runwright_cloud.errors import LeaseLost
+from runwright_cloud.reporting import cached
 from runwright_server.testing import TestServer, unique
 
 
@@ -79,8 +83,10 @@ def test_a_cached_rerun_names_its_candidates_and_gets_the_same_history(
     requests_made.clear()
     assert run(flow).result[last].result == 20
     assert len(calls) == 20  # no task body ran again
-    # the structure was found by its hash, the hits recorded by naming their candidates
-    assert requests_made[("GET", "/flows/by_hash")] == 1 and requests_made[("POST", "/flows")] == 0
+    # the run was created naming its flow by the structure's hash (one request), the hits
+    # recorded by naming their candidates
+    assert requests_made[("POST", "/flow_runs")] == 1 and requests_made[("POST", "/flows")] == 0
+    assert requests_made[("GET", "/flows/by_hash")] == 0
     assert requests_made[("POST", "/cached_states/hits")] >= 1
     assert requests_made[("POST", "/task_run_states")] == 0
     first, second = histories(cloud, name)
@@ -209,6 +215,89 @@ def test_a_flow_is_found_by_its_structure_hash_by_its_tenant_only(cloud: Client,
     bad = requests.get(f"{server.url}/api/v1/flows/by_hash/{digest.upper()}", headers={"Authorization": f"Bearer {server.token_a}"})
     assert bad.status_code == 422
     assert requests.get(f"{server.url}/api/v1/flows/by_hash/{digest}").status_code == 401
+
+
+def test_a_flow_run_is_created_by_its_structure_hash_by_its_tenant_only(cloud: Client, server: TestServer) -> None:
+    name = unique()
+    tasks = ["a", "b"]
+    edges = [("a", "b")]
+    assert cloud.create_flow_run_of_structure(name, tasks, edges) is None  # not registered: nothing created
+    assert cloud.list_flow_runs(flow=name) == []
+    flow_id = cloud.register_flow(name, tasks, edges)
+    info = cloud.create_flow_run_of_structure(name, list(reversed(tasks)), edges, {"p": 1})
+    assert info is not None and info.flow_id == flow_id and info.parameters == {"p": 1}
+    assert sorted(tr.task_slug for tr in info.task_runs) == ["a", "b"]
+    assert all(tr.is_new() and tr.version == 0 for tr in info.task_runs)
+    assert [r["id"] for r in cloud.list_flow_runs(flow=name)] == [info.id]
+    # another tenant's hash is no flow of this tenant
+    assert Client(server.url, server.token_b).create_flow_run_of_structure(name, tasks, edges) is None
+    assert len(cloud.list_flow_runs(flow=name)) == 1
+    url = f"{server.url}/api/v1/flow_runs"
+    headers = {"Authorization": f"Bearer {server.token_a}"}
+    digest = structure_hash(name, tasks, edges)
+    for body in ({}, {"flow_id": flow_id, "flow_hash": digest}, {"flow_hash": digest.upper()}, {"flow_hash": "0" * 65}):
+        answer = requests.post(url, json=body, headers=headers)
+        assert answer.status_code == 422, (body, answer.text[:200])
+        assert digest.upper() not in answer.text  # the input is not echoed
+    assert requests.post(url, json={"flow_hash": digest}).status_code == 401
+    assert len(cloud.list_flow_runs(flow=name)) == 1
+
+
+def test_a_server_without_flow_hash_gets_the_flow_looked_up_first(
+    cloud: Client, server: TestServer, monkeypatch: pytest.MonkeyPatch, requests_made: Counter[tuple[str, str]]
+) -> None:
+    calls: list[int] = []
+    name = unique()
+    flow, last = cached_chain(name, 3, calls)
+    original = Client._request
+
+    def older_server(self: Client, method: str, path: str, **kwargs: Any) -> Any:  # fault: a field it lacks
+        body = kwargs.get("json_body")
+        if path == "/flow_runs" and isinstance(body, dict) and "flow_hash" in body:
+            kwargs["json_body"] = {("not_known_" + key if key == "flow_hash" else key): value for key, value in body.items()}
+        return original(self, method, path, **kwargs)
+
+    monkeypatch.setattr(Client, "_request", older_server)
+    shared = shared_client(server.url, server.token_a)
+    try:
+        run(flow)
+        assert not shared._create_by_hash
+        requests_made.clear()
+        assert run(flow).result[last].result == 3 and len(calls) == 3
+        # the client asked the two-request way from then on: one lookup, one creation
+        assert requests_made[("GET", "/flows/by_hash")] == 1 and requests_made[("POST", "/flow_runs")] == 1
+        assert requests_made[("POST", "/flows")] == 0
+        assert len(cloud.list_flow_runs(flow=name)) == 2
+    finally:
+        shared._create_by_hash = True  # the process's shared client, for the next tests
+
+
+def test_cache_checks_start_before_the_candidates_are_prepared(cloud: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    name = unique()
+    flow, last = cached_chain(name, 10, calls)
+    run(flow)
+    release = threading.Event()
+    prepared: list[int] = []
+    original = cached._prepare
+
+    def slow_prepare(rows: Any, order: Any = ()) -> None:  # fault: the prefetch thread stalls
+        release.wait(30)
+        original(rows, order)
+        prepared.append(sum(cached._PREPARED in row for candidates in rows.values() for row in candidates))
+
+    monkeypatch.setattr(cached, "_prepare", slow_prepare)
+    try:
+        # the re-run checks (and hits) every task while the preparation has not started
+        assert run(flow).result[last].result == 10 and len(calls) == 10
+    finally:
+        release.set()
+    deadline = time.monotonic() + 10
+    while not prepared and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert prepared == [0]  # and it then skips every row a check already used
+    second = histories(cloud, name)[1]
+    assert all([item["state"]["type"] for item in history] == ["Pending", "Cached"] for history in second.values())
 
 
 def test_mapped_children_hits_are_recorded_by_name_too(cloud: Client, requests_made: Counter[tuple[str, str]]) -> None:

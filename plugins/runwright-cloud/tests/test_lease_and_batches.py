@@ -464,3 +464,35 @@ def test_a_runner_whose_flow_run_was_taken_over_stops(cloud: Client) -> None:
     assert [h["state"]["type"] for h in cloud.get_flow_run_states(run_id)] == ["Scheduled", "Running", "Running"]
     assert cloud.get_flow_run_info(run_id).leased
     assert not heartbeat.beating()
+
+
+def test_candidates_inline_only_their_own_tenants_results(server: TestServer, sa: requests.Session, sb: requests.Session) -> None:
+    k = key()
+    uri = "rwcloud://results/" + k
+    assert sa.post(server.api + "/task_run_states", json={"results": [{"key": k, "data": b64(b"mine")}], "writes": []}).ok
+
+    def cached_state() -> dict[str, Any]:
+        return {
+            "type": "Cached",
+            "message": None,
+            "_result": {"type": "SafeResult", "value": uri, "result_handler": {"type": "cloud", "result_handler_service": None}},
+            "cache_key": "k" * 64,
+        }
+
+    def candidates(session: requests.Session, name: str) -> list[dict[str, Any]]:
+        answer = session.get(server.api + "/cached_states", params={"flow_name": name, "inline_results": "true", "limit": 100})
+        assert answer.status_code == 200, answer.text
+        rows: list[dict[str, Any]] = answer.json()
+        return rows
+
+    name = "inline-" + key()
+    for session in (sa, sb):
+        run = server.make_run(session, ("a",), name)
+        write = {"task_run_id": run["task_runs"][0]["id"], "version": 0, "state": cached_state()}
+        assert session.post(server.api + "/task_run_states", json={"writes": [write]}).json()["results"][0]["status"] == "ok"
+    assert [row.get("result") for row in candidates(sa, name)] == [b64(b"mine")]
+    # b's state names a's key: b's candidate comes without a's bytes, until b has that key itself
+    assert [row.get("result") for row in candidates(sb, name)] == [None]
+    assert sb.post(server.api + "/task_run_states", json={"results": [{"key": k, "data": b64(b"theirs")}], "writes": []}).ok
+    assert [row.get("result") for row in candidates(sb, name)] == [b64(b"theirs")]
+    assert [row.get("result") for row in candidates(sa, name)] == [b64(b"mine")]

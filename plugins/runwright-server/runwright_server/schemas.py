@@ -247,11 +247,21 @@ class FlowSummaryOut(BaseModel):
 
 
 class FlowRunIn(_In):
-    flow_id: Id
+    """A new flow run of the flow ``flow_id``, or of the flow registered with the structure
+    whose content hash is ``flow_hash`` (see ``GET /flows/by_hash``): exactly one of them."""
+
+    flow_id: Id | None = None
+    flow_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
     parameters: JsonObject = Field(default_factory=dict)
     context: JsonObject = Field(default_factory=dict)
     scheduled_start_time: UtcDatetime | None = None
     state: StateDict | None = None
+
+    @model_validator(mode="after")
+    def _one_flow(self) -> FlowRunIn:
+        if (self.flow_id is None) == (self.flow_hash is None):
+            raise ValueError("give exactly one of flow_id and flow_hash")
+        return self
 
 
 class TaskRunSummary(BaseModel):

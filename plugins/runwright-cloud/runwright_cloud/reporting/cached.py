@@ -5,7 +5,10 @@ request (``GET /cached_states`` without a task slug, small results inline; when 
 known, only states stored since ``now -`` its longest ``cache_for``): started in a
 thread while the flow run is loaded (a flow with a ``cache_for`` task), or by the first cache
 check of the flow run in a process (a Dask worker); every later check of that flow run is
-answered from that answer.
+answered from that answer. The checks may start as soon as the answer is there: the thread
+then deserializes the candidates ahead of them, in the order of the flow's tasks, skipping
+those a check already looked at (a check that finds its candidates not prepared yet reads
+them itself, with the same outcome).
 
 A candidate is valid when it has not expired (``cache_for`` and its own expiration) and:
 
@@ -32,6 +35,7 @@ import base64
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -57,11 +61,15 @@ _KEPT_RUNS = 8
 class FlowRunCandidates:
     """The candidates of one flow run's tasks, fetched on first use."""
 
-    def __init__(self, client: Client, flow_name: str, created_after: datetime | None = None) -> None:
+    def __init__(
+        self, client: Client, flow_name: str, created_after: datetime | None = None, order: Sequence[str] = ()
+    ) -> None:
         self.client = client
         self.flow_name = flow_name
         #: no candidate stored before this can be valid (the flow's longest ``cache_for``)
         self.created_after = created_after
+        #: the task slugs in the order the flow run checks them (its topological order)
+        self.order = order
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, int], list[dict[str, Any]]] | None = None
         self.complete = True
@@ -74,12 +82,18 @@ class FlowRunCandidates:
     def _prefetch(self) -> None:
         try:
             rows = self._fetch()
-            _prepare(rows)  # while the flow run is being created: less for each check to do
             self._rows = rows
         except Exception as exc:  # noqa: BLE001 - the first cache check asks again, and reports it
             logger.debug("Could not prefetch the cached states of flow %r: %s", self.flow_name, exc)
+            return
         finally:
             self._lock.release()
+        # The checks may start now; this thread prepares the rows ahead of them, in the order
+        # they come (a check that overtakes it prepares its own rows: the same outcome).
+        try:
+            _prepare(rows, self.order)
+        except Exception as exc:  # noqa: BLE001 - the checks prepare what is left themselves
+            logger.debug("Could not prepare the cached states of flow %r: %s", self.flow_name, exc)
 
     def rows_for(self, slug: str, map_index: int) -> list[dict[str, Any]] | None:
         """The candidate rows of a task run, newest first; None: ask the server for them."""
@@ -107,14 +121,31 @@ class FlowRunCandidates:
 
 #: a row's state, deserialized ahead (by the prefetch thread), and its inline result read
 _PREPARED = "_prepared"
+#: set on a row by the first check that looked at it: the prefetch thread skips it
+_SEEN = "_seen"
 
 
-def _prepare(rows: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
-    """Deserialize every candidate's state and read its inline result ahead of the checks
-    (each is used once: a second check of the same row deserializes it again). A candidate
-    that does not deserialize is left for its check to skip, with the same outcome."""
-    for candidates in rows.values():
+def _ordered(rows: dict[tuple[str, int], list[dict[str, Any]]], order: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+    """The candidate lists of ``rows``, those of the slugs in ``order`` first, in that order."""
+    for slug in order:
+        found = rows.get((slug, -1))
+        if found is not None:
+            yield found
+    known = set(order)
+    for (slug, map_index), candidates in list(rows.items()):
+        if map_index != -1 or slug not in known:
+            yield candidates
+
+
+def _prepare(rows: dict[tuple[str, int], list[dict[str, Any]]], order: Sequence[str] = ()) -> None:
+    """Deserialize every candidate's state and read its inline result ahead of the checks,
+    in the order the checks come (``order``: task slugs), skipping the rows a check already
+    looked at (each is used once: a second check of the same row deserializes it again). A
+    candidate that does not deserialize is left for its check to skip, with the same outcome."""
+    for candidates in _ordered(rows, order):
         for row in candidates:
+            if _SEEN in row:
+                continue
             try:
                 candidate = State.deserialize(row["state"])
             except Exception:  # noqa: BLE001 - its check tries again and skips it
@@ -149,12 +180,15 @@ class CachedStates:
                     self._runs.popitem(last=False)
             return candidates
 
-    def prefetch(self, client: Client, flow_name: str, longest_cache_for: timedelta | None = None) -> FlowRunCandidates:
+    def prefetch(
+        self, client: Client, flow_name: str, longest_cache_for: timedelta | None = None, order: Sequence[str] = ()
+    ) -> FlowRunCandidates:
         """Candidates being fetched now, for a flow run not known yet (see :meth:`add`);
         with ``longest_cache_for`` (the flow's longest ``cache_for``), only those stored since
-        then: older ones cannot be valid, so a flow's history beyond it costs nothing."""
+        then: older ones cannot be valid, so a flow's history beyond it costs nothing.
+        ``order``: the task slugs in the order the run checks them (they are prepared so)."""
         created_after = utcnow() - longest_cache_for if longest_cache_for is not None else None
-        candidates = FlowRunCandidates(client, flow_name, created_after)
+        candidates = FlowRunCandidates(client, flow_name, created_after, order)
         candidates.prefetch()
         return candidates
 
@@ -195,6 +229,7 @@ def pick(
         keyed = key is not None and isinstance(stored_key, str)
         if (keyed and stored_key != key) or not _newer_than(row.get("created"), oldest):
             continue
+        row[_SEEN] = True
         prepared = row.pop(_PREPARED, None)
         try:
             candidate = prepared[0] if prepared is not None else State.deserialize(row["state"])

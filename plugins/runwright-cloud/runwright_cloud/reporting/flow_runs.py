@@ -64,16 +64,21 @@ class FlowRunReporter:
             client = self.services.clients.get(settings.api, settings.api_token)
             # the cache candidates of every task come while the flow run is being loaded
             longest = _longest_cache_for(flow)
-            candidates = self.services.cached.prefetch(client, flow.name, longest) if longest is not None else None
+            candidates = (
+                self.services.cached.prefetch(client, flow.name, longest, [str(task.slug) for task in flow.sorted_tasks()])
+                if longest is not None
+                else None
+            )
             flow_run_id = context.get("flow_run_id")
             if not flow_run_id:
                 structure = flow.structure()
-                # a flow registered before (a re-run) is found by its structure's hash: its
-                # structure is sent only the first time
-                flow_id = client.find_flow(structure["name"], structure["tasks"], structure["edges"]) or client.register_flow(
-                    structure["name"], structure["tasks"], structure["edges"]
-                )
-                info = client.create_flow_run_info(flow_id, parameters=_json_parameters(setup.parameters))
+                parameters = _json_parameters(setup.parameters)
+                # a run of a flow registered before (a re-run) is created naming the flow by
+                # its structure's hash, in one request: the structure is sent only the first time
+                info = client.create_flow_run_of_structure(structure["name"], structure["tasks"], structure["edges"], parameters)
+                if info is None:
+                    flow_id = client.register_flow(structure["name"], structure["tasks"], structure["edges"])
+                    info = client.create_flow_run_info(flow_id, parameters=parameters)
             else:
                 journal.replay(client, str(flow_run_id))  # what an outage kept on this machine lands first
                 info = client.get_flow_run_info(flow_run_id)
@@ -132,7 +137,9 @@ class FlowRunReporter:
                     )
                 )
             try:
-                restored = restore_task_state(task_run.state, task_run.heartbeat, zombie_timeout)
+                # a task run the server just created (Pending, nothing cached: all of a new
+                # flow run's) starts afresh without rebuilding its state
+                restored = None if task_run.is_new() else restore_task_state(task_run.state, task_run.heartbeat, zombie_timeout)
             except Exception as exc:
                 raise ENDRUN(Failed(f"Could not load the state of task run {task_run.task_slug}: {exc}", result=exc)) from exc
             if restored is not None:

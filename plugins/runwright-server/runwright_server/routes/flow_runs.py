@@ -103,14 +103,17 @@ def create_flow_run(body: FlowRunIn, request: Request, principal: Auth) -> Respo
     tenant = principal.tenant_id
     f = models.flows
     with write_tx(engine_of(request)) as conn:
-        tasks_text = conn.execute(select(f.c.tasks).where(f.c.id == body.flow_id, f.c.tenant_id == tenant)).scalar()
-        if tasks_text is None:
+        # by id, or by content hash: a re-run finds its flow and creates its run in one request
+        where = f.c.id == body.flow_id if body.flow_id is not None else f.c.content_hash == body.flow_hash
+        found = conn.execute(select(f.c.id, f.c.tasks).where(where, f.c.tenant_id == tenant)).first()
+        if found is None:
             raise not_found("flow")
+        flow_id, tasks_text = found
         task_runs = insert_flow_run(
             conn,
             run_id=run_id,
             tenant_id=tenant,
-            flow_id=body.flow_id,
+            flow_id=flow_id,
             tasks_text=tasks_text,
             parameters=body.parameters,
             context=body.context,
