@@ -534,12 +534,13 @@ class Flow:
             else:
                 self.add_edge(value, task, key=key, mapped=is_mapped, validate=validate)
 
-    def _add_called(self, task: Task, callargs: dict[str, Any], mapped: bool) -> None:
+    def _add_called(self, task: Task, callargs: dict[str, Any], mapped: bool, names_valid: bool = False) -> None:
         """What ``set_dependencies(task, keyword_tasks=callargs, mapped=mapped)`` does, for
         a task called in the flow (``Task.__call__``, ``Task.map``; ``_direct_calls``) or
         given only arguments: ``add_task``, ``_insert_edge`` and ``bind_constant``, inlined.
         A task new to the flow has no argument bound yet, and the keys of ``callargs`` are
-        unique: their duplicate checks are left out (the others are made)."""
+        unique: their duplicate checks are left out (the others are made). ``names_valid``:
+        the caller made the keys (``as_task``'s ``arg_0, arg_1, ...``), they are not checked."""
         tasks = self.tasks
         if task in tasks or isinstance(task, _parameter_class()) or not self._plain_building:
             self.set_dependencies(task, None, None, callargs, mapped, None)
@@ -568,7 +569,7 @@ class Flow:
         bound: Any = None
         into: Any = None  # the task's edges in: None, an Edge, then a list
         for key, value in callargs.items():
-            if key not in _CHECKED_KEYS:
+            if key not in _CHECKED_KEYS and not names_valid:
                 _check_key(key, value, mapped)
             if isinstance(value, unmapped):
                 value = value.task
