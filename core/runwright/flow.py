@@ -69,10 +69,8 @@ def _listed(edges: Edge | list[Edge] | None) -> tuple[Edge, ...] | list[Edge]:
     return (edges,)
 
 
-def _count(edges: Edge | list[Edge] | None) -> int:
-    if edges is None:
-        return 0
-    return len(edges) if isinstance(edges, list) else 1
+def _slug_or_empty(task: Task) -> str:
+    return task.slug or ""
 
 
 _EMPTY: Any = object()
@@ -534,12 +532,13 @@ class Flow:
             else:
                 self.add_edge(value, task, key=key, mapped=is_mapped, validate=validate)
 
-    def _add_called(self, task: Task, callargs: dict[str, Any], mapped: bool) -> None:
+    def _add_called(self, task: Task, callargs: dict[str, Any], mapped: bool, names_valid: bool = False) -> None:
         """What ``set_dependencies(task, keyword_tasks=callargs, mapped=mapped)`` does, for
         a task called in the flow (``Task.__call__``, ``Task.map``; ``_direct_calls``) or
         given only arguments: ``add_task``, ``_insert_edge`` and ``bind_constant``, inlined.
         A task new to the flow has no argument bound yet, and the keys of ``callargs`` are
-        unique: their duplicate checks are left out (the others are made)."""
+        unique: their duplicate checks are left out (the others are made). ``names_valid``:
+        the caller made the keys (``as_task``'s ``arg_0, arg_1, ...``), they are not checked."""
         tasks = self.tasks
         if task in tasks or isinstance(task, _parameter_class()) or not self._plain_building:
             self.set_dependencies(task, None, None, callargs, mapped, None)
@@ -568,7 +567,7 @@ class Flow:
         bound: Any = None
         into: Any = None  # the task's edges in: None, an Edge, then a list
         for key, value in callargs.items():
-            if key not in _CHECKED_KEYS:
+            if key not in _CHECKED_KEYS and not names_valid:
                 _check_key(key, value, mapped)
             if isinstance(value, unmapped):
                 value = value.task
@@ -682,20 +681,39 @@ class Flow:
         return self._sorted
 
     def _topological_sort(self) -> tuple[Task, ...]:
+        # Kahn's algorithm, breadth first; ``order`` is its own queue (a task is appended
+        # when its last edge in is passed, and visited when the loop reaches it). The
+        # indexes' entries (an Edge, or a list of them) are read inline: this runs per task.
         edges_to = self._edges_to
-        indegree = {t: _count(edges_to.get(t)) for t in self.tasks}
+        indegree: dict[Task, int] = {}
+        roots: list[Task] = []
+        for t in self.tasks:
+            into = edges_to.get(t)
+            if into is None:
+                roots.append(t)
+                indegree[t] = 0
+            else:
+                indegree[t] = len(into) if into.__class__ is list else 1
         # a stable order: by slug among ready tasks, so runs are reproducible
-        ready = collections.deque(sorted((t for t, d in indegree.items() if d == 0), key=lambda t: t.slug or ""))
-        order: list[Task] = []
+        order: list[Task] = sorted(roots, key=_slug_or_empty)
         edges_from = self._edges_from
-        while ready:
-            current = ready.popleft()
-            order.append(current)
-            for edge in _listed(edges_from.get(current)):
+        for current in order:  # grows while it is walked
+            out: Any = edges_from.get(current)
+            if out is None:
+                continue
+            if out.__class__ is not list:
+                child = out.downstream_task
+                left = indegree[child] - 1
+                indegree[child] = left
+                if left == 0:
+                    order.append(child)
+                continue
+            for edge in out:
                 child = edge.downstream_task
-                indegree[child] -= 1
-                if indegree[child] == 0:
-                    ready.append(child)
+                left = indegree[child] - 1
+                indegree[child] = left
+                if left == 0:
+                    order.append(child)
         if len(order) != len(self.tasks):
             stuck = sorted(t.name for t, d in indegree.items() if d > 0)[:5]
             raise FlowValidationError(f"Cycle found; flows must be acyclic! Tasks on or after the cycle include: {stuck}")
@@ -703,9 +721,12 @@ class Flow:
 
     def validate(self) -> None:
         """Check the whole graph: edges between known tasks, reference tasks, no cycle."""
-        for edge in self._iter_edges():
-            if edge.upstream_task not in self.tasks or edge.downstream_task not in self.tasks:
-                raise FlowValidationError(f"{edge!r} refers to a task that is not in the flow")
+        tasks = self.tasks
+        into: Any
+        for into in self._edges_to.values():  # _iter_edges, inlined (flow.run validates)
+            for edge in into if into.__class__ is list else (into,):
+                if edge.upstream_task not in tasks or edge.downstream_task not in tasks:
+                    raise FlowValidationError(f"{edge!r} refers to a task that is not in the flow")
         if not self._reference_tasks <= self.tasks:
             raise FlowValidationError("Some reference tasks are not part of the flow")
         if not self.constants.keys() <= self.tasks:

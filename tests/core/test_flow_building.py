@@ -166,6 +166,27 @@ def test_collections_of_tasks_become_collection_tasks():
     assert state.result[total].result == [1, 2]
 
 
+def test_collections_mixing_tasks_and_literals_keep_their_order_and_kind():
+    class Overriding(Flow):  # a building method overridden: the general path (bind)
+        def add_task(self, task):
+            return super().add_task(task)
+
+    for flow_class in (Flow, Overriding):
+        with flow_class("f") as flow:
+            a, b = ident(1), ident(2)
+            as_list = ident([a, 10, b, "x"])
+            as_tuple = ident((b, a, 3))
+            as_set = ident({a, b, 5})
+        state = flow.run()
+        assert state.result[as_list].result == [1, 10, 2, "x"]
+        assert state.result[as_tuple].result == (2, 1, 3)
+        assert state.result[as_set].result == {1, 2, 5}
+        collection = next(e.upstream_task for e in flow.edges_to(as_list))
+        assert type(collection).__name__ == "List"
+        assert {e.key for e in flow.edges_to(collection)} == {"arg_0", "arg_2"}
+        assert dict(flow.constants[collection]) == {"arg_1": 10, "arg_3": "x"}
+
+
 def test_flow_needs_a_name():
     with pytest.raises(ValueError, match="needs a name"):
         Flow("")
