@@ -4,7 +4,6 @@ collector thresholds back afterwards (runwright.gc_quiet)."""
 from __future__ import annotations
 
 import gc
-import weakref
 
 import pytest
 
@@ -61,61 +60,3 @@ def test_a_disabled_collector_is_left_alone(thresholds):
         assert not gc.isenabled()
     finally:
         gc.enable()
-
-
-def test_a_run_keeps_the_objects_alive_at_its_start_out_of_collections_until_it_ends(thresholds):
-    seen = []
-
-    @task
-    def look() -> int:
-        seen.append(gc.get_freeze_count())
-        return 1
-
-    with Flow("f") as flow:
-        look()
-    assert gc.get_freeze_count() == 0
-    assert flow.run().is_successful()
-    # the graph (and everything else alive at the run's start) was frozen during the run,
-    # and is back in the collector's reach after it
-    assert seen[0] > 0
-    assert gc.get_freeze_count() == 0
-
-
-def test_a_failing_run_unfreezes(thresholds):
-    with Flow("f") as flow:
-        fails()
-    assert flow.run().is_failed()
-    assert gc.get_freeze_count() == 0
-
-
-def test_cyclic_garbage_frozen_by_a_run_is_collected_after_it(thresholds):
-    class Node:
-        me: object = None
-
-    collected: list[bool] = []
-    held = [Node()]
-    held[0].me = held[0]  # a cycle, alive when the run starts
-    alive = weakref.ref(held[0], lambda _: collected.append(True))
-
-    @task
-    def drop() -> None:
-        held.clear()  # now cyclic garbage, made of objects frozen by the run
-
-    with Flow("f") as flow:
-        drop()
-    assert flow.run().is_successful()
-    assert gc.get_freeze_count() == 0
-    gc.collect()
-    assert alive() is None and collected == [True]
-
-
-def test_a_process_that_froze_objects_itself_is_left_frozen(thresholds):
-    with Flow("f") as flow:
-        fails()
-    gc.freeze()
-    try:
-        frozen = gc.get_freeze_count()
-        flow.run()
-        assert gc.get_freeze_count() == frozen
-    finally:
-        gc.unfreeze()

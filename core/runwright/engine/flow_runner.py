@@ -181,7 +181,7 @@ class FlowRunner(Runner):
         context = dict(context or {})
         task_contexts = dict(task_contexts or {})
         parameters = dict(parameters or {})
-        quiet = spaced_collections(freeze=True)  # fewer, smaller cyclic-garbage collections (gc_quiet)
+        quiet = spaced_collections()  # fewer cyclic-garbage collections during the run (gc_quiet)
         quiet.__enter__()
         try:
             executor = resolve_executor(executor)
