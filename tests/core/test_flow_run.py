@@ -254,6 +254,44 @@ def test_provided_finished_task_states_are_not_rerun():
     assert ran == [] and state.result[out].result == 11
 
 
+def test_a_map_over_a_restored_upstream_maps_its_value_and_restored_children_reduce_by_value():
+    # what a backend hands a resumed run: finished states whose results are stored
+    # locations only (SafeResult), not values
+    from runwright import JSONResultHandler, SafeResult
+
+    handler = JSONResultHandler()
+    ran = []
+
+    @task
+    def items():
+        ran.append("items")
+        return [1, 2, 3]
+
+    @task
+    def square(x):
+        ran.append(x)
+        return x * x
+
+    @task
+    def total(xs):
+        return sum(xs)
+
+    with Flow("f") as flow:
+        squares = square.map(items())
+        out = total(squares)
+    listed = next(t for t in flow.tasks if t.name == "items")
+    restored_items = st.Success(result=SafeResult("[1, 2, 3]", handler))
+    state = flow.run(task_states={listed: restored_items})
+    assert ran == [1, 2, 3]  # mapped over the list, not over the characters of its location
+    assert state.result[out].result == 14
+    # children restored finished, with stored results: the reducer reads their values back
+    parent = st.Mapped(map_states=[st.Success(result=SafeResult(str(x * x), handler)) for x in (1, 2, 3)])
+    ran.clear()
+    state = flow.run(task_states={listed: restored_items, squares: parent})
+    assert ran == [] and state.result[out].result == 14
+    assert state.result[squares].result == [1, 4, 9]
+
+
 def test_mapping_runs_one_child_per_item_and_reduces():
     with Flow("f") as flow:
         doubled = add.map([1, 2, 3], [10, 20, 30])

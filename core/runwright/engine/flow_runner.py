@@ -19,6 +19,7 @@ from runwright.backends import DEFAULT_BACKEND
 from runwright.context import context as runtime_context
 from runwright.engine import signals
 from runwright.engine.executors import Executor, LocalExecutor, LostRun, resolve_executor
+from runwright.engine.result import NoResult, Result, SafeResult
 from runwright.engine.run_hooks import TaskRunHooks
 from runwright.engine.runner import Runner, call_state_handlers, raise_on_exception
 from runwright.engine.signals import ENDRUN
@@ -33,6 +34,26 @@ if TYPE_CHECKING:
     from runwright.edge import Edge
     from runwright.flow import Flow
     from runwright.task import Task
+
+
+def children_values(map_states: list[State | None]) -> list[Any]:
+    """The values of a Mapped state's children, in order (None for a child without a state).
+    A child's result that is only a stored location (a child restored from a backend, e.g.
+    finished before a resumed run) is read back through the result store."""
+    values: list[Any] = []
+    append = values.append
+    load = None
+    for child in map_states:
+        if child is None:
+            append(None)
+            continue
+        result = child._result
+        if result.__class__ is not Result and isinstance(result, SafeResult) and result is not NoResult:
+            if load is None:
+                load = get_plugin_manager().results.load
+            result = load(result)
+        append(result.value)
+    return values
 
 
 class FlowRunnerInitializeResult(NamedTuple):
@@ -330,7 +351,7 @@ class FlowRunner(Runner):
                 if inline:  # run_task's body (lost is None), without the call and its arguments
                     for edge, upstream in upstream_states.items():
                         if not edge.mapped and isinstance(upstream, Mapped):
-                            upstream.result = [child._result.value for child in upstream.map_states]
+                            upstream.result = children_values(upstream.map_states)
                     handler = task.result_handler or flow_handler
                     if handler is None:
                         handler = default_handler
@@ -380,7 +401,7 @@ class FlowRunner(Runner):
             )
             for final_state in final_states.values():
                 if isinstance(final_state, Mapped):  # its children are final states (the contract)
-                    final_state.result = [child._result.value if child is not None else None for child in final_state.map_states]
+                    final_state.result = children_values(final_state.map_states)
         key_states = set(_flatten(final_states[t] for t in reference_tasks))
         terminal_states = set(_flatten(final_states[t] for t in terminal_tasks))
         return_states = final_states if returns_all else {t: final_states[t] for t in return_tasks}
@@ -427,7 +448,7 @@ class FlowRunner(Runner):
         if lost is None:
             for edge, upstream in upstream_states.items():
                 if not edge.mapped and isinstance(upstream, Mapped):
-                    upstream.result = [child._result.value for child in upstream.map_states]
+                    upstream.result = children_values(upstream.map_states)
         handler = task.result_handler or self.flow.result_handler
         if handler is None:
             handler = self._default_result_handler

@@ -870,6 +870,11 @@ class TaskRunner(Runner):
                     )
                 )
             else:
+                stored = upstream._result
+                if isinstance(stored, SafeResult) and stored is not NoResult:
+                    # only its location (restored from a backend: a resumed run): map over
+                    # its value, read back once for the parent and its children
+                    upstream._result = self.results.load(stored)
                 value = upstream.result
                 try:
                     length = len(value)
