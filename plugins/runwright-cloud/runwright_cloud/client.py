@@ -126,6 +126,15 @@ def _task_run_info(data: Mapping[str, Any]) -> TaskRunInfo:
     return info
 
 
+def _write_body(write: Mapping[str, Any]) -> dict[str, Any]:
+    """A batch write as sent: its run, version and state, and the child it creates (if any)."""
+    state = write["state"]
+    body = {"task_run_id": write["task_run_id"], "version": write["version"], "state": state if type(state) is dict else dict(state)}
+    if write.get("task_slug") is not None:
+        body["task_slug"], body["map_index"] = write["task_slug"], write["map_index"]
+    return body
+
+
 def _parse_optional(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -198,6 +207,8 @@ class Client:
         self._local = threading.local()
         #: the server takes ``flow_hash`` in ``POST /flow_runs`` (False once one did not)
         self._create_by_hash = True
+        #: the server can leave a fresh map's children to be created by their first writes
+        self._fresh_children = True
 
     # ------------------------------------------------------------------ plumbing
 
@@ -481,6 +492,26 @@ class Client:
         data = self._json("POST", "/task_runs/batch", idempotent=True, json_body=body)
         return [_task_run_info(tr) for tr in data["task_runs"]]
 
+    def get_task_runs_unless_fresh(
+        self, flow_run_id: str, task_slug: str, map_indexes: Iterable[int]
+    ) -> list[TaskRunInfo] | None:
+        """As :meth:`get_task_runs`, but None when the task has no child runs in the flow run
+        yet: then nothing is created, and the caller names its children's ids itself, each
+        child created by its first state write (``task_slug`` and ``map_index`` in that write,
+        see :meth:`set_task_run_states`). A server older than this (a ``422``) gets or
+        creates the runs, as :meth:`get_task_runs` does."""
+        indexes = list(map_indexes)
+        if self._fresh_children:
+            body = {"flow_run_id": flow_run_id, "task_slug": task_slug, "map_indexes": indexes, "fresh_ok": True}
+            response, _ = self._request("POST", "/task_runs/batch", idempotent=True, json_body=body)
+            if response.status_code != 422:
+                data = self._check(response).json()
+                if data.get("fresh"):
+                    return None
+                return [_task_run_info(tr) for tr in data["task_runs"]]
+            self._fresh_children = False
+        return self.get_task_runs(flow_run_id, task_slug, indexes)
+
     def release_flow_run_lease(self, flow_run_id: str, lease: str) -> bool:
         """Clear the flow run's lease if ``lease`` still is it; True when it was."""
         data = self._json("POST", f"/flow_runs/{flow_run_id}/lease/release", idempotent=True, json_body={"lease": lease})
@@ -555,12 +586,12 @@ class Client:
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         items = [
             w  # a write as the writer builds it is sent as it is
-            if type(w) is dict and len(w) == 3 and type(w.get("state")) is dict and "task_run_id" in w and "version" in w
-            else {
-                "task_run_id": w["task_run_id"],
-                "version": w["version"],
-                "state": w["state"] if type(w["state"]) is dict else dict(w["state"]),
-            }
+            if type(w) is dict
+            and (len(w) == 3 or (len(w) == 5 and "task_slug" in w and "map_index" in w))
+            and type(w.get("state")) is dict
+            and "task_run_id" in w
+            and "version" in w
+            else _write_body(w)
             for w in writes
         ]
         body: dict[str, Any] = {"writes": items}
@@ -589,6 +620,9 @@ class Client:
         encoded: bytes | None = None,
     ) -> list[dict[str, Any]]:
         """Batch of ``{"task_run_id", "version", "state"}`` writes, each version-checked on its own.
+        A write that also names ``task_slug`` and ``map_index`` (version 0, a new UUID as its
+        id, with ``lease``) creates that child run of the lease's flow run unless it exists
+        (see :meth:`get_task_runs_unless_fresh`).
 
         ``lease`` is ``(flow_run_id, token)``: the batch applies only while the token is that
         flow run's lease, else nothing is applied and :class:`LeaseLost` is raised.
@@ -631,9 +665,13 @@ class Client:
         :meth:`set_task_run_states` (``"rejected"``: the candidate is unknown, nothing of
         that hit applied). None when the server has no such route (an older server): send
         the states with :meth:`set_task_run_states`."""
-        body: dict[str, Any] = {
-            "hits": [{"task_run_id": h["task_run_id"], "version": h["version"], "state_id": h["state_id"]} for h in hits]
-        }
+        compact = []
+        for h in hits:
+            item = {"task_run_id": h["task_run_id"], "version": h["version"], "state_id": h["state_id"]}
+            if h.get("task_slug") is not None:  # the hit creates its run (a fresh map's child)
+                item["task_slug"], item["map_index"] = h["task_slug"], h["map_index"]
+            compact.append(item)
+        body: dict[str, Any] = {"hits": compact}
         if lease is not None:
             body["lease"] = {"flow_run_id": lease[0], "token": lease[1]}
         response, maybe_applied = self._request(

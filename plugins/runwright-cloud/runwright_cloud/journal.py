@@ -83,6 +83,7 @@ def replay(client: Client, flow_run_id: str) -> int:
         except FileNotFoundError:
             return 0
         applied = 0
+        children: dict[str, str] = {}  # a journaled child run's id -> its run on the server
         for number, text in enumerate(lines, 1):
             try:
                 batch = json.loads(text)
@@ -92,9 +93,28 @@ def replay(client: Client, flow_run_id: str) -> int:
             if batch.get("api", client.api) != client.api:
                 logger.warning("Journal %s: line %d is for the server at %s, not %s; skipped", path, number, batch.get("api"), client.api)
                 continue
-            outcomes = client.set_task_run_states(batch.get("writes", []), results=batch.get("results", []))
+            writes = _with_children_on_the_server(client, flow_run_id, batch.get("writes", []), children)
+            outcomes = client.set_task_run_states(writes, results=batch.get("results", []))
             applied += sum(1 for outcome in outcomes if outcome.get("status") == "ok")
         path.unlink(missing_ok=True)
     if applied:
         logger.info("Flow run %s: %d task run state(s) kept locally during an outage were recorded", flow_run_id, applied)
     return applied
+
+
+def _with_children_on_the_server(
+    client: Client, flow_run_id: str, writes: list[dict[str, Any]], children: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The journaled writes, each naming a run that exists on the server: a write that was
+    to create its run (a fresh map's child, ``task_slug`` and ``map_index``) gets or creates
+    that child's run first (the run the earlier delivery may have made, else a new Pending
+    one), and the child's writes then name that run. The replay sends no lease, which
+    creating writes need."""
+    out = []
+    for write in writes:
+        slug, index = write.get("task_slug"), write.get("map_index")
+        if slug is not None and index is not None and write["task_run_id"] not in children:
+            children[write["task_run_id"]] = client.get_task_run_info(flow_run_id, slug, index).id
+        run_id = children.get(write["task_run_id"], write["task_run_id"])
+        out.append({"task_run_id": run_id, "version": write["version"], "state": write["state"]})
+    return out

@@ -84,6 +84,10 @@ class TaskRunReport(Protocol):
     cached_hit: tuple[State, dict[str, Any]] | None
     #: that state's history row when the hit can be recorded by naming it (cached_hits.py)
     cached_from: int | None
+    slug: str
+    map_index: int | None
+    #: the server has no such run yet: its first write (version 0) creates it
+    creates: bool
 
     def describe(self) -> str: ...
 
@@ -331,6 +335,8 @@ class StateWriter:
                     if report.cache_key is not None and state["type"] == "Cached":
                         state["cache_key"] = report.cache_key
                     body = {"task_run_id": report.id, "version": write.version, "state": state}
+                    if report.creates and write.version == 0:  # a fresh map's child: this write creates its run
+                        body["task_slug"], body["map_index"] = report.slug, report.map_index
                     if hit is not None and hit[0] is write.state and report.cached_from is not None and compact:
                         group.hits.append((write, body))
                     else:

@@ -9,6 +9,7 @@ import json
 import random
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from runwright.config import temporary_config
 from runwright.engine.result import Result
 from runwright.engine.result_handlers import JSONResultHandler
 from runwright.engine.state import Failed, Pending, Running, Success
-from runwright_cloud import CloudFlowRunner
+from runwright_cloud import CloudFlowRunner, journal
 from runwright_cloud.client import Client
 from runwright_cloud.cloud_settings import load_settings
 from runwright_cloud.errors import ServerUnreachable
+from runwright_cloud.ids import new_id
 from runwright_cloud.plugin import plugin as cloud_plugin
 from runwright_cloud.reporting.reports import CHILD_PAGE, ChildRuns, TaskRunReport
 from runwright_cloud.state_bodies import StateForms
@@ -57,11 +59,22 @@ def squares_flow(n: int) -> tuple[Flow, Any]:
 
 
 def child_histories(client: Client, run_id: str) -> dict[int, list[str]]:
+    """Each child's states after its run's creation (the Pending, version 0, of a page's
+    children; a fresh map's child has none)."""
     return {
-        t.map_index: [h["state"]["type"] for h in client.get_task_run_states(t.id)][1:]
+        t.map_index: [h["state"]["type"] for h in client.get_task_run_states(t.id) if h["version"] > 0]
         for t in client.get_flow_run_task_runs(run_id)
         if t.map_index >= 0
     }
+
+
+def run_with_a_child_on_the_server(client: Client, flow: Any) -> str:
+    """A flow run whose map has a child run on the server already (as when it is resumed):
+    its children's runs come in pages, not created by their first writes."""
+    run_id = create_run(client, flow)
+    slug = next(t.slug for t in flow.tasks if t.name == "square")
+    client.get_task_runs(run_id, slug, [0])
+    return run_id
 
 
 # ------------------------------------------------------------------------------ pages ahead
@@ -70,16 +83,22 @@ def child_histories(client: Client, run_id: str) -> dict[int, list[str]]:
 def test_the_pages_of_a_wide_map_come_ahead_of_its_children(cloud: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     n = 3 * CHILD_PAGE + 10
     fetched: list[tuple[str, int, int]] = []  # (thread, first index, count) per page request
-    original = Client.get_task_runs
+    original, first_page = Client.get_task_runs, Client.get_task_runs_unless_fresh
 
     def watched(self: Client, flow_run_id: str, slug: str, indexes: Any) -> Any:
         indexes = list(indexes)
         fetched.append((threading.current_thread().name, indexes[0], len(indexes)))
         return original(self, flow_run_id, slug, indexes)
 
-    monkeypatch.setattr(Client, "get_task_runs", watched)
+    def watched_first(self: Client, flow_run_id: str, slug: str, indexes: Any) -> Any:
+        indexes = list(indexes)
+        fetched.append((threading.current_thread().name, indexes[0], len(indexes)))
+        return first_page(self, flow_run_id, slug, indexes)
+
     flow, squares = squares_flow(n)
-    run_id = create_run(cloud, flow)
+    run_id = run_with_a_child_on_the_server(cloud, flow)
+    monkeypatch.setattr(Client, "get_task_runs", watched)
+    monkeypatch.setattr(Client, "get_task_runs_unless_fresh", watched_first)
     state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
     assert state.is_successful() and state.result[squares].result == [x * x for x in range(n)]
     # the parent asks for the first page; every later page comes on the background thread
@@ -89,6 +108,30 @@ def test_the_pages_of_a_wide_map_come_ahead_of_its_children(cloud: Client, monke
     histories = child_histories(cloud, run_id)
     assert sorted(histories) == list(range(n))  # one task run per child: none fetched twice
     assert all(h == ["Running", "Success"] for h in histories.values())
+
+
+def test_the_children_of_a_fresh_map_are_created_by_their_first_writes(cloud: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 2 * CHILD_PAGE + 5
+    asked: list[Any] = []  # the fresh_ok of each POST /task_runs/batch
+    original = Client._request
+
+    def counting(self: Client, method: str, path: str, **kwargs: Any) -> Any:
+        if path == "/task_runs/batch":
+            asked.append(kwargs["json_body"].get("fresh_ok"))
+        return original(self, method, path, **kwargs)
+
+    monkeypatch.setattr(Client, "_request", counting)
+    flow, squares = squares_flow(n)
+    run_id = create_run(cloud, flow)
+    state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
+    assert state.is_successful() and state.result[squares].result == [x * x for x in range(n)]
+    assert asked == [True]  # the parent asked once whether its children exist; no pages
+    runs = sorted((t for t in cloud.get_flow_run_task_runs(run_id) if t.map_index >= 0), key=lambda t: t.map_index)
+    assert [t.map_index for t in runs] == list(range(n))
+    assert all(uuid.UUID(t.id).version == 7 and t.state.is_successful() for t in runs)
+    assert len({t.id for t in runs}) == n
+    for t in runs[:3] + runs[-3:]:  # created by their first write: no Pending row
+        assert [(h["version"], h["state"]["type"]) for h in cloud.get_task_run_states(t.id)] == [(1, "Running"), (2, "Success")]
 
 
 def test_children_taken_in_any_order_get_their_own_run_once_a_page_per_request(cloud: Client) -> None:
@@ -123,7 +166,7 @@ def test_a_page_that_could_not_be_fetched_ahead_is_fetched_by_its_children(
     monkeypatch.setattr(Client, "get_task_runs", unreachable_ahead)
     n = 2 * CHILD_PAGE + 5
     flow, squares = squares_flow(n)
-    run_id = create_run(cloud, flow)
+    run_id = run_with_a_child_on_the_server(cloud, flow)
     state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
     assert failures[0] == 1 and "ahead" in caplog.text
     assert state.is_successful() and state.result[squares].result == [x * x for x in range(n)]
@@ -205,6 +248,26 @@ def test_writes_serialized_behind_an_undelivered_batch_are_journaled_after_it_ne
     lines = [json.loads(line) for line in journal.read_text().splitlines()]
     assert [(w["version"], w["state"]["type"]) for line in lines for w in line["writes"]] == [(0, "Running"), (1, "Failed")]
     assert client.get_task_run_info(run_id, slug, 0).version == 0  # nothing reached the server
+
+
+def test_a_fresh_childs_journaled_writes_create_its_run_when_replayed(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    client = Client(server.url, server.token_a)
+    flow, _ = squares_flow(1)
+    run_id = create_run(client, flow)
+    slug = next(t.slug for t in flow.tasks if t.name == "square")
+    child = new_id()  # named by the runner; the outage kept its first writes from the server
+    creating = {"task_run_id": child, "version": 0, "state": {"type": "Running"}, "task_slug": slug, "map_index": 3}
+    journal.append(client.api, run_id, [creating], [])
+    journal.append(client.api, run_id, [{"task_run_id": child, "version": 1, "state": {"type": "Success", "message": "3"}}], [])
+    # the replay names no lease: the child's run is got or created first, then written
+    assert journal.replay(client, run_id) == 2
+    run = client.get_task_run_info(run_id, slug, 3)
+    assert run.state.is_successful() and run.state.message == "3"
+    assert [h["state"]["type"] for h in client.get_task_run_states(run.id)] == ["Pending", "Running", "Success"]
+    assert not journal.pending(run_id)
 
 
 # ------------------------------------------------------------------------------ state forms

@@ -33,11 +33,12 @@ def create_run(client: Client, flow: Any, parameters: dict[str, Any] | None = No
 
 
 def histories(client: Client, flow_run_id: str) -> dict[str, list[str]]:
-    """``{"slug" or "slug[i]": [state types, oldest first, without the initial Pending]}``."""
+    """``{"slug" or "slug[i]": [state types, oldest first, after the run's creation]}`` (the
+    Pending a run is created with, version 0; a fresh map's child has none)."""
     out = {}
     for task_run in client.get_flow_run_task_runs(flow_run_id):
         key = task_run.task_slug if task_run.map_index == -1 else f"{task_run.task_slug}[{task_run.map_index}]"
-        out[key] = [row["state"]["type"] for row in client.get_task_run_states(task_run.id)][1:]
+        out[key] = [row["state"]["type"] for row in client.get_task_run_states(task_run.id) if row["version"] > 0]
     return out
 
 

@@ -35,6 +35,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Insert, Integer, Table, Update, bindparam, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from runwright_server import models
 from runwright_server.state_keys import cache_key_of
@@ -173,10 +174,15 @@ def write_states_at_once(
     tenant_id: str,
     now: datetime,
     parent_id: str | None = None,
+    creates: dict[str, tuple[str, int]] | None = None,
 ) -> bool:
     """Apply a batch of version-checked writes ``(run_id, expected_version, state_text,
     state_type)`` at once, if and only if every one of them applies; otherwise apply none and
     return False (the caller then writes them one by one to learn which failed).
+
+    ``creates`` (task runs of ``parent_id``): ``run id -> (slug, map index)`` of the child
+    runs the writes create; such a run's chain (from version 0) is one INSERT of the run with
+    its last state instead of an UPDATE (if the run or its map index exists, nothing applies).
 
     The writes of one run must form a chain (versions ``v, v+1, ...``, in batch order), which
     is what a runner sends; they become one version-checked ``UPDATE`` from ``v`` to the
@@ -202,6 +208,17 @@ def write_states_at_once(
         else:
             chain[1] = index
     dialect = conn.dialect
+    new_rows: list[tuple[Any, ...]] = []  # in TASK_RUN_COLUMNS' order
+    if creates:
+        insert = driver_statement(NEW_RUNS_INSERT, dialect)
+        created = insert.process("created", now)
+        for run_id in [run_id for run_id in chains if run_id in creates]:
+            first, last, _guard = chains.pop(run_id)
+            if first != 0:
+                return False  # the one-by-one path tells what became of it
+            slug, index = creates[run_id]
+            _, version, text, state_type = writes[last]
+            new_rows.append((run_id, tenant_id, parent_id, slug, index, text, state_type, version + 1, created, created, created))
     bump_to = kind.bump_to if parent_id is None or kind.bump_to_in_parent is None else kind.bump_to_in_parent
     bump = driver_statement(bump_to, dialect)
     # the history rows of a batch without a Cached state skip the cache-key expression
@@ -220,15 +237,29 @@ def write_states_at_once(
     )
     savepoint = conn.begin_nested()
     try:
-        if conn.exec_driver_sql(bump.sql, bumps).rowcount != len(bumps):
+        if new_rows:
+            insert = driver_statement(NEW_RUNS_INSERT, dialect)
+            conn.exec_driver_sql(insert.sql, insert.rows(TASK_RUN_COLUMNS, new_rows))
+        if bumps and conn.exec_driver_sql(bump.sql, bumps).rowcount != len(bumps):
             savepoint.rollback()
             return False
         conn.exec_driver_sql(append.sql, history)
+    except IntegrityError:  # a run created here exists already (or its map index is taken)
+        savepoint.rollback()
+        return False
     except BaseException:
         savepoint.rollback()
         raise
     savepoint.commit()
     return True
+
+
+#: a task run's row, its values in :data:`TASK_RUN_COLUMNS` (a child created by its first
+#: writes, ``creates`` above; a page of children; a new flow run's task runs)
+NEW_RUNS_INSERT = models.task_runs.insert()
+TASK_RUN_COLUMNS = (
+    "id", "tenant_id", "flow_run_id", "task_slug", "map_index", "state", "state_type", "version", "heartbeat", "created", "updated"
+)
 
 
 #: the parameters of a chain's version-checked update and of a history row, in the order

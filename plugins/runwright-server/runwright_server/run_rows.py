@@ -13,12 +13,11 @@ from sqlalchemy import Connection, delete, select
 
 from runwright_server import models
 from runwright_server.common import new_ids
-from runwright_server.locking import TASK_RUNS, driver_statement
+from runwright_server.locking import NEW_RUNS_INSERT, TASK_RUNS, driver_statement
 from runwright_server.schemas import to_json_text
 
 PENDING = {"type": "Pending", "message": None}
 PENDING_TEXT = to_json_text(PENDING)
-TASK_RUNS_INSERT = models.task_runs.insert()
 
 
 def scheduled_state(start: datetime) -> dict[str, Any]:
@@ -71,7 +70,7 @@ def insert_flow_run(
     slugs = [task["slug"] for task in json.loads(tasks_text)]
     ids = new_ids(len(slugs))
     if slugs:
-        insert = driver_statement(TASK_RUNS_INSERT, conn.dialect)
+        insert = driver_statement(NEW_RUNS_INSERT, conn.dialect)
         stamp = insert.process("created", now)
         conn.exec_driver_sql(
             insert.sql,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -311,14 +312,24 @@ class TaskRunIn(_In):
     map_index: MapIndex = -1
 
 
+ChildIndex = Annotated[int, Field(ge=0, le=MAX_INT32)]
+
+
 class TaskRunsBatchIn(_In):
     flow_run_id: Id
     task_slug: Name
-    map_indexes: list[Annotated[int, Field(ge=0, le=MAX_INT32)]] = Field(max_length=MAX_BATCH)
+    map_indexes: list[ChildIndex] = Field(max_length=MAX_BATCH)
+    fresh_ok: bool = Field(
+        default=False,
+        description="When no child run of the task exists in the flow run yet, create none and answer "
+        '``"fresh": true`` with no task runs: the caller names its children\'s ids itself and each child is '
+        "created by its first state write (``task_slug`` and ``map_index`` on a batch write).",
+    )
 
 
 class TaskRunsBatchOut(BaseModel):
     task_runs: list[TaskRunOut]
+    fresh: bool = Field(default=False, description="``fresh_ok`` was asked and the task has no child runs yet")
 
 
 # ----------------------------------------------------------------------------- states
@@ -364,9 +375,40 @@ class StateHistoryItem(BaseModel):
     timestamp: datetime
 
 
-class BatchWriteItem(_In):
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class ChildCreatingWrite(_In):
+    """A task-run write that may create its run, a mapped child (see
+    :mod:`runwright_server.child_runs`)."""
+
     task_run_id: Id
     version: Version
+    task_slug: Name | None = Field(
+        default=None,
+        description="With ``map_index``: the write creates its task run, a child of that task in the batch's "
+        "flow run (the lease's), unless a run of that id exists already; it expects version 0.",
+    )
+    map_index: ChildIndex | None = None
+
+    @model_validator(mode="after")
+    def _creates_a_child(self) -> ChildCreatingWrite:
+        if (self.task_slug is None) != (self.map_index is None):
+            raise ValueError("task_slug and map_index go together: both name the child run this write creates")
+        if self.task_slug is not None and self.version != 0:
+            raise ValueError("a write that creates its task run (task_slug, map_index) expects version 0")
+        if self.task_slug is not None and not _UUID.fullmatch(self.task_run_id):
+            raise ValueError("a write that creates its task run names it by a new UUID (lowercase, with hyphens)")
+        return self
+
+
+def check_creates_under_lease(writes: list[Any], lease: Any) -> None:
+    """A batch whose writes create child runs must name the lease (their flow run)."""
+    if lease is None and any(item.task_slug is not None for item in writes):
+        raise ValueError("writes that create their task runs (task_slug, map_index) need the batch's lease")
+
+
+class BatchWriteItem(ChildCreatingWrite):
     state: StateDict
 
     @property
@@ -398,6 +440,11 @@ class BatchWriteIn(_In):
         description="Results stored in the same transaction, before the writes; a key that already exists "
         'is not stored and the writes whose state names it are "rejected".',
     )
+
+    @model_validator(mode="after")
+    def _creates_under_a_lease(self) -> BatchWriteIn:
+        check_creates_under_lease(self.writes, self.lease)
+        return self
 
 
 class BatchWriteResult(BaseModel):

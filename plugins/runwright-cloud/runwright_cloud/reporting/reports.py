@@ -48,15 +48,28 @@ class ChildRuns(dict):  # type: ignore[type-arg]
     Each child's context is a copy of the parent's, so the child finds its run here. On Dask
     it travels with the children's plan (about 90 bytes a child of the pages fetched, pickled
     once per chunk of children); a worker fetches the pages that did not travel itself (a
-    copy never prefetches: a worker runs the children of its chunks only)."""
+    copy never prefetches: a worker runs the children of its chunks only).
+
+    A *fresh* map (``fresh``: the server had no child run of the task when the parent became
+    Mapped, and the runner holds the flow run's lease) has no pages: each child names its run
+    by a new id (:func:`runwright_cloud.ids.new_id`) and the run is created on the server by
+    its first state write, which carries the child's slug and map index."""
 
     def __init__(
-        self, slug: str, runs: dict[int, Any], flow_run_id: str = "", count: int = 0, prefetch: bool = False
+        self,
+        slug: str,
+        runs: dict[int, Any],
+        flow_run_id: str = "",
+        count: int = 0,
+        prefetch: bool = False,
+        fresh: bool = False,
     ) -> None:
         super().__init__(runs)
         self.slug = slug
         self.flow_run_id = flow_run_id
         self.count = count
+        #: the children are created by their first writes (no pages)
+        self.fresh = fresh
         self._cond = threading.Condition(threading.Lock())
         self._prefetch = prefetch
         #: the pages asked for (page p: map indexes p * CHILD_PAGE to (p + 1) * CHILD_PAGE - 1)
@@ -134,7 +147,7 @@ class ChildRuns(dict):  # type: ignore[type-arg]
     def __reduce__(self) -> Any:
         with self._cond:  # a page fetched ahead may be arriving
             runs = dict(self)
-        return (ChildRuns, (self.slug, runs, self.flow_run_id, self.count))
+        return (ChildRuns, (self.slug, runs, self.flow_run_id, self.count, False, self.fresh))
 
 
 @dataclass(eq=False)
@@ -186,6 +199,8 @@ class TaskRunReport:
     cached_from: int | None = None
     #: the cache key of this run (computed by its cache check), stored with its Cached state
     cache_key: str | None = None
+    #: the server has no such run yet: its first write (version 0) creates it (a fresh map's child)
+    creates: bool = False
     #: this process's client and writer (None in a detached copy)
     _client: Client | None = field(default=None, repr=False)
     _writer: StateWriter | None = field(default=None, repr=False)

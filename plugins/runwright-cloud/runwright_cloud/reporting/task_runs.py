@@ -18,6 +18,7 @@ from runwright.engine.result import NoResult, SafeResult
 from runwright.engine.signals import ENDRUN
 from runwright.engine.state import Cached, ClientFailed, Failed, Retrying, State, utcnow
 from runwright_cloud.errors import ClientError
+from runwright_cloud.ids import new_id
 from runwright_cloud.keys import CHILDREN_KEY, LEASE_KEY, SETTINGS_KEY, TASK_REPORT_KEY
 from runwright_cloud.reporting.cached import current_key, hit_source, pick
 from runwright_cloud.reporting.reports import CHILD_PAGE, ChildRuns, TaskRunReport
@@ -67,7 +68,11 @@ class TaskRunReporter:
         # A run recorded after its worker was lost, or run again from Retrying in another
         # process (an executor resubmitting it), may be newer on the server than in the context.
         refresh = setup.lost is not None or isinstance(setup.state, Retrying)
-        if map_index is not None or refresh:
+        creates = False
+        if not refresh and map_index is not None and isinstance(children, ChildRuns) and children.fresh and children.slug == slug:
+            # a fresh map's child: no run on the server yet, its first write creates it
+            task_run_id, version, creates = new_id(), 0, True
+        elif map_index is not None or refresh:
             try:
                 info = (
                     children.take(map_index, client)
@@ -104,6 +109,7 @@ class TaskRunReporter:
             context=context,
             lease=(context.get(LEASE_KEY) or runtime_context.get(LEASE_KEY)) if settings.leased else None,
             flush_at_end=setup.lost is not None,
+            creates=creates,
             _client=client,
             _writer=self.services.writers.get(client, settings.batch_size, settings.batch_linger),
         )
@@ -162,10 +168,17 @@ class TaskRunReporter:
         count = len(getattr(state, "map_states", ()) or ())
         if not count:
             return
+        page = range(min(count, CHILD_PAGE))
         try:
-            runs = report.client.get_task_runs(report.flow_run_id, report.slug, range(min(count, CHILD_PAGE)))
+            if report.lease is None:
+                runs: list[Any] | None = report.client.get_task_runs(report.flow_run_id, report.slug, page)
+            else:  # the children's writes name the lease: they may create their runs
+                runs = report.client.get_task_runs_unless_fresh(report.flow_run_id, report.slug, page)
         except ClientError as exc:
             logger.warning("Could not get the child task runs of %s in one request: %s", report.describe(), exc)
+            return
+        if runs is None:
+            report.context[CHILDREN_KEY] = ChildRuns(report.slug, {}, report.flow_run_id, count, fresh=True)
             return
         report.context[CHILDREN_KEY] = ChildRuns(
             report.slug, {run.map_index: run for run in runs}, report.flow_run_id, count, prefetch=True

@@ -20,16 +20,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, model_validator
 from sqlalchemy import select
 
 from runwright_server import models
 from runwright_server.auth import Principal, require_principal, utcnow
 from runwright_server.bodies import GuardedRoute
+from runwright_server.child_runs import children_created, create_children_one_by_one
 from runwright_server.common import AUTH_RESPONSES, NOT_FOUND, batch_parent, engine_of
 from runwright_server.db import write_tx
 from runwright_server.locking import TASK_RUNS, current, write_state, write_states_at_once
-from runwright_server.schemas import MAX_INT64, BatchLease, BatchWriteOut, Id, Version, _In
+from runwright_server.schemas import (
+    MAX_INT64,
+    BatchLease,
+    BatchWriteOut,
+    ChildCreatingWrite,
+    _In,
+    check_creates_under_lease,
+)
 
 router = APIRouter(tags=["cached states"], responses=AUTH_RESPONSES, route_class=GuardedRoute)
 Auth = Annotated[Principal, Depends(require_principal)]
@@ -39,9 +47,7 @@ MAX_HITS = 10_000
 _IN_CHUNK = 500  # ids per IN (...) query: below SQLite's bound-variable limit
 
 
-class CachedHit(_In):
-    task_run_id: Id
-    version: Version
+class CachedHit(ChildCreatingWrite):
     state_id: Annotated[int, Field(ge=1, le=MAX_INT64, description="The candidate's ``state_id`` from GET /cached_states.")]
 
 
@@ -52,6 +58,11 @@ class CachedHitsIn(_In):
         description="Apply the hits only while this is the flow run's lease (else 409 for all), "
         "and only to task runs of that flow run.",
     )
+
+    @model_validator(mode="after")
+    def _creates_under_a_lease(self) -> CachedHitsIn:
+        check_creates_under_lease(self.hits, self.lease)
+        return self
 
 
 LEASE_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "The flow run is leased by another runner"}}
@@ -75,6 +86,7 @@ def record_cached_hits(body: CachedHitsIn, request: Request, principal: Auth) ->
                 .where(trs.c.id.in_(chunk), trs.c.state_type == "Cached", tr.c.tenant_id == tenant)
             )
             texts.update((row.id, row.state) for row in conn.execute(query))
+        creates = children_created(conn, body.hits, tenant, parent)
         if len(texts) == len(wanted) and write_states_at_once(
             conn,
             TASK_RUNS,
@@ -82,6 +94,7 @@ def record_cached_hits(body: CachedHitsIn, request: Request, principal: Auth) ->
             tenant,
             now,
             parent,
+            creates,
         ):
             results: list[dict[str, Any]] = [
                 {"task_run_id": hit.task_run_id, "status": "ok", "version": hit.version + 1} for hit in body.hits
@@ -90,11 +103,16 @@ def record_cached_hits(body: CachedHitsIn, request: Request, principal: Auth) ->
             results = []
             failed: set[str] = set()  # task runs with a hit of this batch not applied
             history: list[dict[str, Any]] = []  # inserted at the end, in one executemany
+            taken = create_children_one_by_one(conn, creates, tenant, parent, now) if creates else {}
             for hit in body.hits:
                 text = texts.get(hit.state_id)
-                if hit.task_run_id in failed or text is None:
+                status: str
+                if hit.task_run_id in taken:
+                    outcome = taken[hit.task_run_id]
+                    status = outcome.status
+                elif hit.task_run_id in failed or text is None:
                     outcome = current(conn, TASK_RUNS, hit.task_run_id, tenant, parent)
-                    status: str = outcome.status
+                    status = outcome.status
                     if text is None and status in ("conflict", "refused"):
                         status = "rejected"  # no such candidate: nothing of this hit applied
                 else:

@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, RowMapping, select
 from sqlalchemy.exc import IntegrityError
 
-from runwright_server import models, run_rows
+from runwright_server import models
 from runwright_server.auth import Principal, require_principal, utcnow
 from runwright_server.bodies import GuardedRoute
+from runwright_server.child_runs import children_created, create_children_one_by_one
 from runwright_server.common import (
     AUTH_RESPONSES,
     CONFLICT,
@@ -29,6 +30,8 @@ from runwright_server.common import (
 )
 from runwright_server.db import read_tx, write_tx
 from runwright_server.locking import (
+    NEW_RUNS_INSERT,
+    TASK_RUN_COLUMNS,
     TASK_RUNS,
     current,
     driver_statement,
@@ -57,11 +60,8 @@ Auth = Annotated[Principal, Depends(require_principal)]
 PENDING_STATE: dict[str, Any] = {"type": "Pending", "message": None}
 PENDING_TEXT = to_json_text(PENDING_STATE)
 RESULT_URI_PREFIX = "rwcloud://results/"
-#: the parameters of a new task run's row and of its first history row, in the order the
-#: batch route builds them (:meth:`runwright_server.locking.DriverStatement.rows`)
-_TASK_RUN_COLUMNS = (
-    "id", "tenant_id", "flow_run_id", "task_slug", "map_index", "state", "state_type", "version", "heartbeat", "created", "updated"
-)
+#: the parameters of a new task run's first history row, in the order the batch route
+#: builds them (:meth:`runwright_server.locking.DriverStatement.rows`)
 _PENDING_COLUMNS = ("b_id", "b_new_version", "b_state", "b_type", "b_now")
 LEASE_CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "The lease named by the batch is not the flow run's lease: nothing applied"}
@@ -181,6 +181,8 @@ def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: 
     with write_tx(engine_of(request)) as conn:
         if _find(conn, tenant, body.flow_run_id, body.task_slug, -1) is None:
             raise not_found("flow run or task slug")
+        if body.fresh_ok and not _has_children(conn, tenant, body.flow_run_id, body.task_slug):
+            return json_response({"task_runs": [], "fresh": True})
         found = existing(conn) if wanted else {}
         missing = [index for index in wanted if index not in found]
         if missing:
@@ -188,7 +190,7 @@ def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: 
             # driver (the task runs, their Pending history rows), as for a new flow run's
             now = utcnow()
             ids = new_ids(len(missing))
-            insert = driver_statement(run_rows.TASK_RUNS_INSERT, conn.dialect)
+            insert = driver_statement(NEW_RUNS_INSERT, conn.dialect)
             stamp = insert.process("created", now)
             append = driver_statement(TASK_RUNS.append_plain, conn.dialect)  # Pending: no cache key
             append_stamp = append.process("b_now", now)
@@ -198,7 +200,7 @@ def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: 
                     conn.exec_driver_sql(
                         insert.sql,
                         insert.rows(
-                            _TASK_RUN_COLUMNS,
+                            TASK_RUN_COLUMNS,
                             [
                                 (task_run_id, tenant, flow_run_id, slug, index, PENDING_TEXT, "Pending", 0, None, stamp, stamp)
                                 for task_run_id, index in zip(ids, missing, strict=True)
@@ -228,7 +230,17 @@ def get_or_create_task_runs(body: TaskRunsBatchIn, request: Request, principal: 
                 found = existing(conn)
                 if len(found) != len(wanted):
                     raise
-    return json_response({"task_runs": [found[index] for index in body.map_indexes]})
+    return json_response({"task_runs": [found[index] for index in body.map_indexes], "fresh": False})
+
+
+def _has_children(conn: Connection, tenant: str, flow_run_id: str, slug: str) -> bool:
+    """Whether any child run (map index 0 and up) of ``slug`` exists in the flow run: one
+    probe of the unique (flow run, slug, map index) index."""
+    tr = models.task_runs
+    query = select(tr.c.id).where(
+        tr.c.flow_run_id == flow_run_id, tr.c.task_slug == slug, tr.c.map_index >= 0, tr.c.tenant_id == tenant
+    )
+    return conn.execute(query.limit(1)).first() is not None
 
 
 @router.get("/task_runs/{task_run_id}", response_model=TaskRunOut, responses=NOT_FOUND)
@@ -295,7 +307,8 @@ def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Prin
         parent = batch_parent(conn, body.lease, tenant)
         refused = _store_inline_results(conn, body, tenant, now)
         writes = [(item.task_run_id, item.version, item.state_text, item.state["type"]) for item in body.writes]
-        if not refused and write_states_at_once(conn, TASK_RUNS, writes, tenant, now, parent):
+        creates = children_created(conn, body.writes, tenant, parent)
+        if not refused and write_states_at_once(conn, TASK_RUNS, writes, tenant, now, parent, creates):
             return json_response(
                 {
                     "results": [
@@ -305,12 +318,17 @@ def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Prin
                 }
             )
         failed: set[str] = set()  # task runs with a write of this batch not applied
+        taken = create_children_one_by_one(conn, creates, tenant, parent, now) if creates else {}
         history: list[dict[str, Any]] = []  # inserted at the end, in one executemany
         for run_id, version, state_text, state_type in writes:
-            if run_id in failed:
+            status: str
+            if run_id in taken:
+                outcome = taken[run_id]
+                status = outcome.status
+            elif run_id in failed:
                 # an earlier write of this run in the batch was not applied: neither is this one
                 outcome = current(conn, TASK_RUNS, run_id, tenant, parent)
-                status: str = outcome.status
+                status = outcome.status
             elif refused and any(RESULT_URI_PREFIX + key in state_text for key in refused):
                 outcome = current(conn, TASK_RUNS, run_id, tenant, parent)
                 status = "rejected" if outcome.status in ("conflict", "refused") else outcome.status
