@@ -3,7 +3,9 @@ flow run's writes and the client's ``State`` arguments all go through here)."""
 
 from __future__ import annotations
 
+import json
 import logging
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -55,17 +57,39 @@ def store_results(state: State, checkpoint: bool) -> None:
                 results.store(value)
 
 
+class EncodedState(dict):  # type: ignore[type-arg]
+    """A state's dict that also carries its compact JSON text (``text``, exactly what
+    ``json.dumps(state, separators=(",", ":"))`` gives), made by :class:`StateForms`, so a
+    batch body is joined from texts instead of encoding every dict again. Not to be
+    changed once made (a changed copy is a plain dict)."""
+
+    __slots__ = ("text",)
+    text: str
+
+
+#: JSON strings of the messages seen (the engine's messages are a handful of constants)
+_message_texts: dict[str | None, str] = {}
+
+
+def _json_string(value: str | None) -> str:
+    if value is None:
+        return "null"
+    return encode_basestring_ascii(value)  # type: ignore[no-any-return]
+
+
 class StateForms:
     """Serializes states as ``State.serialize`` does, building the dicts of the states every
-    task run writes (Running, Success; their result none, or stored) directly, and each
-    result handler's form once. One per batch of the writer (a handler's registered name
-    is read again for the next one); every other state goes through ``State.serialize``."""
+    task run writes (Running, Success; their result none, or stored) directly, with their
+    JSON text (:class:`EncodedState`), and each result handler's form once. One per batch
+    of the writer (a handler's registered name is read again for the next one); every other
+    state goes through ``State.serialize``."""
 
-    __slots__ = ("_handler", "_handler_form")
+    __slots__ = ("_handler", "_handler_form", "_handler_text")
 
     def __init__(self) -> None:
         self._handler: Any = None
         self._handler_form: dict[str, Any] | None = None
+        self._handler_text = "null"
 
     def serialize(self, state: State) -> dict[str, Any]:
         engine = _engine if _engine.loaded else _engine.load()
@@ -73,25 +97,41 @@ class StateForms:
         if cls is engine.running or cls is engine.success:  # exactly these: a subclass has more fields
             result = self._result_form(state._result, engine)
             if result is not None:
-                return {"type": cls.__name__, "message": state.message, "_result": result}
+                form, result_text = result
+                message = state.message
+                message_text = _message_texts.get(message)
+                if message_text is None:
+                    message_text = _json_string(message)
+                    if len(_message_texts) < 256:
+                        _message_texts[message] = message_text
+                out = EncodedState(type=cls.__name__, message=message, _result=form)
+                out.text = f'{{"type":"{cls.__name__}","message":{message_text},"_result":{result_text}}}'
+                return out
         return state.serialize()
 
-    def _result_form(self, result: Any, engine: _Engine) -> dict[str, Any] | None:
+    def _result_form(self, result: Any, engine: _Engine) -> tuple[dict[str, Any], str] | None:
         if type(result) is engine.result_cls:
             result = result.safe_value
         if result is engine.no_result:
-            return {"type": "NoResultType"}
+            return {"type": "NoResultType"}, '{"type":"NoResultType"}'
         if type(result) is not engine.safe_result_cls:
             return None  # a result class of its own: the engine serializes it
+        value = result.value
+        if type(value) is not str:
+            return None  # a location that is not text: the engine serializes it
         handler = result.result_handler
         if handler is None:
-            form = None
+            form, form_text = None, "null"
         elif handler is self._handler:
-            form = self._handler_form
+            form, form_text = self._handler_form, self._handler_text
         else:
             form = self._handler_form = engine.serialize_handler(handler)
+            form_text = self._handler_text = json.dumps(form, separators=(",", ":"))
             self._handler = handler
-        return {"type": "SafeResult", "value": result.value, "result_handler": form}
+        return (
+            {"type": "SafeResult", "value": value, "result_handler": form},
+            f'{{"type":"SafeResult","value":{encode_basestring_ascii(value)},"result_handler":{form_text}}}',
+        )
 
 
 def serialize_for_server(state: State, checkpoint: bool, what: Any, forms: StateForms | None = None) -> dict[str, Any]:

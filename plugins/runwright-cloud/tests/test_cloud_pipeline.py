@@ -289,6 +289,33 @@ def test_the_writer_builds_the_same_state_dicts_as_state_serialize(state: Any) -
     assert StateForms().serialize(state) == state.serialize()
 
 
+def test_a_batch_body_joined_from_state_texts_is_the_json_of_its_writes() -> None:
+    handler = JSONResultHandler()
+    stored = Result({"v": "é"}, handler)
+    stored.store_safe_value()
+    states = [
+        Running("Starting task run."),
+        Running(),
+        Success("Task run succeeded.", result=stored),
+        Success("naïve \"quoted\" \u2603", result=Result(3)),
+        Failed("boom"),  # not a form of the writer's own: encoded as a dict
+    ]
+    forms = StateForms()
+    writes: list[dict[str, Any]] = []
+    for version, state in enumerate(states):
+        writes.append({"task_run_id": new_id(), "version": version, "state": forms.serialize(state)})
+    writes[0].update(task_slug="squäre-1", map_index=7)  # a write that creates its child
+    changed = forms.serialize(Running("x"))
+    changed["cache_key"] = "k"  # a form changed after it was made: its text is not used
+    writes.append({"task_run_id": new_id(), "version": 0, "state": changed})
+    client = Client("http://127.0.0.1:9", "token")
+    results = [{"key": "0" * 32, "data": "AAAA"}]
+    for lease, inline in ((None, []), (("run", "lease-token"), results)):
+        encoded = client.encode_task_run_states(writes, lease=lease, results=inline)
+        plain = json.dumps(client._states_body(writes, lease, inline)[1], separators=(",", ":")).encode()
+        assert encoded == plain  # byte for byte what json.dumps gives
+
+
 def test_a_stored_result_and_its_handler_serialize_as_state_serialize_does() -> None:
     forms = StateForms()
     handler = JSONResultHandler()
