@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from runwright.backends import Backend, RunSummary
+from runwright_cloud import switching
 from runwright_cloud.keys import BACKEND_NAME, FINISHED_KEY, SETTINGS_KEY
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class CloudBackend(Backend):
         self._tasks: TaskRunReporter | None = None
         #: set in a process that runs task runs of a flow run another process runs (a Dask worker)
         self._worker_settings: CloudSettings | None = None
+        #: the flow runners (ids) reporting now, each holding the lowered switch interval
+        self._switching: set[int] = set()
 
     # -- the reporting, created on first use ------------------------------------------------
     def _start(self) -> None:
@@ -104,6 +107,9 @@ class CloudBackend(Backend):
     def initialize_flow_run(self, runner: FlowRunner, flow: Flow, setup: FlowRunSetup) -> None:
         self.flows.initialize(runner, flow, setup)
         self._ship_logs(setup.context.get(SETTINGS_KEY))
+        if self.flows.reports(runner) and id(runner) not in self._switching:
+            switching.enter()  # the writer's threads get the GIL back sooner (switching.py)
+            self._switching.add(id(runner))
 
     def _ship_logs(self, settings: CloudSettings | None) -> None:
         """From the first cloud run of the process on, its records go to the server."""
@@ -117,10 +123,15 @@ class CloudBackend(Backend):
 
     def flow_run_end(self, runner: FlowRunner, flow: Flow, state: State | None) -> None:
         flows = self._flows
-        if flows is not None and flows.reports(runner):
-            flow_run_id = flows.end(runner, state)
-            if flow_run_id is not None:
-                self.services.cached.forget(flow_run_id)
+        try:
+            if flows is not None and flows.reports(runner):
+                flow_run_id = flows.end(runner, state)
+                if flow_run_id is not None:
+                    self.services.cached.forget(flow_run_id)
+        finally:
+            if id(runner) in self._switching:
+                self._switching.discard(id(runner))
+                switching.leave()
 
     def initialize_task_run(self, runner: TaskRunner, task: Task, setup: TaskRunSetup) -> None:
         self.tasks.initialize(runner, task, setup)

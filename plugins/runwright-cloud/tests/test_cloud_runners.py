@@ -4,6 +4,7 @@ failures of the backend end runs (the seed's documented behaviours)."""
 from __future__ import annotations
 
 import datetime
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from runwright.testing.recorder import HookRecorder
 from runwright_cloud import CloudFlowRunner, CloudResultHandler
 from runwright_cloud.client import Client
 from runwright_cloud.plugin import plugin as cloud_plugin
+from runwright_cloud.switching import REPORTING_SWITCH_INTERVAL
 from runwright_server.testing import ServerProcess, TestServer, unique
 
 heartbeat = cloud_plugin.backend.services.heartbeat  # this process's heartbeat
@@ -438,3 +440,20 @@ def test_the_http_client_loads_with_the_plugin_only_in_a_process_configured_for_
     env.update(RUNWRIGHT__ENGINE__BACKEND=backend, RUNWRIGHT_CONFIG=str(config), HOME=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == [str(loaded), str(loaded)]
+
+
+def test_a_reporting_flow_run_lowers_the_switch_interval_and_puts_it_back(cloud: Client) -> None:
+    seen: list[float] = []
+
+    @task
+    def look() -> None:
+        seen.append(sys.getswitchinterval())
+
+    before = sys.getswitchinterval()
+    with Flow(unique()) as flow:
+        look()
+    run_id = create_run(cloud, flow)
+    assert flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id}).is_successful()
+    # the writer's threads take the GIL back sooner while the run reports (switching.py)
+    assert seen == [min(before, REPORTING_SWITCH_INTERVAL)]
+    assert sys.getswitchinterval() == before
