@@ -5,10 +5,12 @@ to ``Running``) is written at once and version-checked. Every other task-run sta
 here (with ``task_claims = "lease"``, the claims to ``Running`` too): a daemon thread
 serializes the states, storing their results (checkpointing, cached results and cached
 inputs) inline in the same request when they are small (see
-:mod:`runwright_cloud.result_handler`), and sends up to ``batch_size`` queued writes of one
-flow run in one ``set_task_run_states`` request, in queue order. It sends when the queue
-holds ``batch_size`` writes or ``batch_linger`` seconds after the first one was queued,
-whichever comes first, and at once when someone waits (a flush).
+:mod:`runwright_cloud.result_handler`), and up to ``batch_size`` queued writes of one flow
+run go in one ``set_task_run_states`` request, sent by one of two sender threads (two
+requests on their way at once). Each task run's writes are sent in queue order: a write
+joins a batch only once every earlier batch holding a write of its task run was answered.
+It sends when the queue holds ``batch_size`` writes or ``batch_linger`` seconds after the
+first one was queued, whichever comes first, and at once when someone waits (a flush).
 
 A cache hit whose state is exactly a candidate the server sent (see
 :mod:`runwright_cloud.reporting.cached`) is sent as ``{task_run_id, version, state_id}``
@@ -118,13 +120,26 @@ class _Group:
         self.encoded: bytes | None = None
 
 
+class _Batch:
+    """A batch taken off the queue: its writes, serialized (its groups), sent by one sender."""
+
+    __slots__ = ("claimed", "groups", "writes")
+
+    def __init__(self, writes: list[_Write], groups: list[_Group]) -> None:
+        self.writes = writes
+        self.groups = groups
+        self.claimed = False
+
+
 class StateWriter:
-    """A queue of task-run state writes and the two daemon threads that send them in batches:
-    one serializes the next batch while the other waits for the server's answer to the
-    previous one (``pipeline`` batches serialized or in flight at most), so the engine, the
-    serialization and the server work at the same time. Batches are sent one after the
-    other, in queue order: a task run's writes reach the server in the order they were
-    queued."""
+    """A queue of task-run state writes and the daemon threads that send them in batches: one
+    serializes the next batch while ``senders`` others send the batches before it and wait
+    for the server's answers (``pipeline`` batches serialized or in flight at most), so the
+    engine, the serialization and the server work at the same time, and the server has the
+    next batch as soon as it answered one. A task run's writes reach the server in the
+    order they were queued: a write is taken into a batch only once every earlier batch
+    holding a write of its task run was answered (it waits in the queue, with the task run's
+    later writes, meanwhile), so two batches in flight never hold the same task run."""
 
     def __init__(
         self,
@@ -132,33 +147,39 @@ class StateWriter:
         batch_size: int = 2000,
         linger: float = 0.002,
         max_queued: int | None = None,
-        pipeline: int = 2,
+        pipeline: int = 3,
+        senders: int = 2,
     ) -> None:
         self.client = client
         self.batch_size = batch_size
         self.linger = linger
         #: most writes queued; enqueue waits while the queue holds that many (back-pressure)
         self.max_queued = max(batch_size, max_queued if max_queued is not None else 20 * batch_size)
+        #: batches sent at the same time (each by its own thread, on its own connection)
+        self.senders = max(1, senders)
         #: most batches taken off the queue and not answered yet (serialized, or being sent)
-        self.pipeline = max(1, pipeline)
+        self.pipeline = max(self.senders, pipeline)
         lock = threading.RLock()
         #: waited on by task runs (room in the queue, their writes sent) and flushes
         self._cond = threading.Condition(lock)
         #: waited on by the serializing thread alone (writes to take): a write queued wakes
         #: only it, and only when it may be waiting for that write
         self._work = threading.Condition(lock)
-        #: waited on by the sender (a batch to send) and the serializer (room for one)
+        #: waited on by the senders (a batch to send) and the serializer (room for one, or
+        #: an answer that lets a waiting task run's write go)
         self._ready = threading.Condition(lock)
         self._queue: deque[_Write] = deque()
-        #: batches serialized, oldest (the one being sent) first: (its writes, its groups)
-        self._outbox: deque[tuple[list[_Write], list[_Group]]] = deque()
+        #: batches taken off the queue and not answered yet, oldest first
+        self._outbox: list[_Batch] = []
+        #: task runs (their reports' ids) with writes in those batches: how many each
+        self._unanswered: dict[int, int] = {}
         self._unfinished = 0
         #: until then (``time.monotonic()``), hits are sent in full: the server lacked the route
         self._full_hits_until = 0.0
         #: threads waiting for writes to land: send without lingering
         self._waiting = 0
         self._thread: threading.Thread | None = None
-        self._sender: threading.Thread | None = None
+        self._sender_threads: list[threading.Thread] = []
         #: writes that did not land (server unreachable, or refused), per flow run id
         self._lost: dict[str, int] = {}
         #: flow runs whose lease the server says this runner no longer holds
@@ -172,7 +193,7 @@ class StateWriter:
         with self._cond:
             if len(self._queue) >= self.max_queued:
                 current = threading.current_thread()
-                if current is not self._thread and current is not self._sender:
+                if current is not self._thread and current not in self._sender_threads:
                     self._wait_for_room()
             self._queue.append(_Write(report, report.version, state, checkpoint))
             report.version += 1
@@ -180,9 +201,13 @@ class StateWriter:
             self._unfinished += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="runwright-cloud-writer", daemon=True)
-                self._sender = threading.Thread(target=self._send_loop, name="runwright-cloud-sender", daemon=True)
+                self._sender_threads = [
+                    threading.Thread(target=self._send_loop, name="runwright-cloud-sender", daemon=True)
+                    for _ in range(self.senders)
+                ]
                 self._thread.start()
-                self._sender.start()
+                for sender in self._sender_threads:
+                    sender.start()
             queued = len(self._queue)
             if queued == 1 or queued >= self.batch_size:
                 # the writer waits for a first write, or lingers for a full batch: waking it
@@ -264,8 +289,10 @@ class StateWriter:
                             break
                         work.wait(remaining)
                 full = len(self._queue) >= self.max_queued
-                popleft = self._queue.popleft
-                batch = [popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+                batch = self._take()
+                while not batch:  # every queued write waits for an answer about its task run
+                    ready.wait()
+                    batch = self._take()
                 if full:
                     self._cond.notify_all()  # room again: the waiting task runs go on while this batch is sent
             try:
@@ -278,19 +305,50 @@ class StateWriter:
             with ready:
                 while len(self._outbox) >= self.pipeline:
                     ready.wait()
-                self._outbox.append((batch, groups))
+                self._outbox.append(_Batch(batch, groups))
                 ready.notify_all()
 
+    def _take(self) -> list[_Write]:
+        """Up to ``batch_size`` writes off the queue (the lock is held), in queue order,
+        leaving in it, in order, those of task runs with a write in a batch not answered
+        yet (and their later ones): they go with a later batch."""
+        unanswered = self._unanswered
+        queue = self._queue
+        popleft = queue.popleft
+        if not unanswered:
+            batch = [popleft() for _ in range(min(self.batch_size, len(queue)))]
+        else:
+            batch, left = [], []
+            waiting: set[int] = set()
+            while queue and len(batch) < self.batch_size:
+                write = popleft()
+                key = id(write.report)
+                if key in unanswered or key in waiting:
+                    left.append(write)
+                    waiting.add(key)
+                else:
+                    batch.append(write)
+            queue.extendleft(reversed(left))
+        for write in batch:
+            key = id(write.report)
+            unanswered[key] = unanswered.get(key, 0) + 1
+        return batch
+
     def _send_loop(self) -> None:
-        """The sending thread: send the serialized batches one at a time, in order."""
+        """A sending thread: send the oldest serialized batch no other sender took, wait for
+        its answer, and so on."""
         ready = self._ready
         while True:
             with ready:
-                while not self._outbox:
+                while True:
+                    taken = next((entry for entry in self._outbox if not entry.claimed), None)
+                    if taken is not None:
+                        break
                     ready.wait()
-                batch, groups = self._outbox[0]
+                taken.claimed = True
+            batch = taken.writes
             try:
-                for group in groups:
+                for group in taken.groups:
                     self._deliver(group)
             except Exception:  # a bug must not stop the writer
                 logger.exception("Could not send %d task run state(s)", len(batch))
@@ -298,11 +356,18 @@ class StateWriter:
                     self._record_lost(write.report)
             finally:
                 with ready:
-                    self._outbox.popleft()
+                    self._outbox.remove(taken)
+                    unanswered = self._unanswered
                     for write in batch:
                         write.report.pending -= 1
+                        key = id(write.report)
+                        left = unanswered[key] - 1
+                        if left:
+                            unanswered[key] = left
+                        else:
+                            del unanswered[key]
                     self._unfinished -= len(batch)
-                    ready.notify_all()  # room for the next batch serialized
+                    ready.notify_all()  # room for the next batch serialized, and its writes free to go
                     self._cond.notify_all()  # writes sent: flushes and waiting task runs look again
 
     def _prepare(self, batch: list[_Write]) -> list[_Group]:

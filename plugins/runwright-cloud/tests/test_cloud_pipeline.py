@@ -177,34 +177,44 @@ def test_a_page_that_could_not_be_fetched_ahead_is_fetched_by_its_children(
 # ------------------------------------------------------------------------------ the writer's pipeline
 
 
-def test_a_slow_server_gets_the_next_batch_serialized_while_it_works_and_the_queue_stays_bounded(
+def test_a_slow_server_gets_two_batches_at_once_the_next_serialized_and_the_queue_stays_bounded(
     cloud: Client, server: TestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     services = cloud_plugin.backend.services
     writer = services.writers.get(services.clients.get(server.url, server.token_a), 500)
     monkeypatch.setattr(writer, "batch_size", 10)
     monkeypatch.setattr(writer, "max_queued", 40)
-    seen = {"queued": 0, "ready": 0}
+    seen = {"queued": 0, "ready": 0, "sending": 0}
+    sending = [0]
+    lock = threading.Lock()
     original = Client.set_task_run_states
 
     def slow(self: Client, writes: Any, *args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.01)  # the fault: a server 10 ms slower per batch than the engine
-        seen["queued"] = max(seen["queued"], writer.queued)
-        seen["ready"] = max(seen["ready"], writer.in_flight)  # this batch, and the next one serialized
-        return original(self, writes, *args, **kwargs)
+        with lock:
+            sending[0] += 1
+            seen["sending"] = max(seen["sending"], sending[0])
+        try:
+            time.sleep(0.01)  # the fault: a server 10 ms slower per batch than the engine
+            seen["queued"] = max(seen["queued"], writer.queued)
+            seen["ready"] = max(seen["ready"], writer.in_flight)  # the batches out, and the next one serialized
+            return original(self, writes, *args, **kwargs)
+        finally:
+            with lock:
+                sending[0] -= 1
 
     monkeypatch.setattr(Client, "set_task_run_states", slow)
     flow, squares = squares_flow(200)
     run_id = create_run(cloud, flow)
     state = flow.run(runner_cls=CloudFlowRunner, context={"flow_run_id": run_id})
     assert state.is_successful() and state.result[squares].result == [x * x for x in range(200)]
-    assert seen["ready"] == writer.pipeline == 2
+    assert seen["sending"] == writer.senders == 2  # two batches on their way at once
+    assert seen["ready"] == writer.pipeline == 3
     assert 30 <= seen["queued"] <= 40
     histories = child_histories(cloud, run_id)
     assert len(histories) == 200 and all(h == ["Running", "Success"] for h in histories.values())  # in order, none lost
 
 
-def test_writes_serialized_behind_an_undelivered_batch_are_journaled_after_it_never_sent(
+def test_writes_queued_behind_an_undelivered_batch_are_journaled_after_it_never_sent(
     server: TestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -214,35 +224,28 @@ def test_writes_serialized_behind_an_undelivered_batch_are_journaled_after_it_ne
     slug = next(t.slug for t in flow.tasks if t.name == "square")
     (run,) = client.get_task_runs(run_id, slug, [0])
     sent: list[int] = []
-    prepared = threading.Event()
+    queued = threading.Event()
     original = Client.set_task_run_states
 
     def unreachable_first(self: Client, writes: Any, *args: Any, **kwargs: Any) -> Any:
         writes = list(writes)
         sent.append(len(writes))
         if len(sent) == 1:
-            assert prepared.wait(10)  # the next batch is serialized while this one is out
+            assert queued.wait(10)  # the run's next write is queued while this one is out
+            time.sleep(0.05)  # a second sender is idle meanwhile: the write must still wait
             raise ServerUnreachable("the fault: the server went away during the first batch")
         return original(self, writes, *args, **kwargs)
 
     monkeypatch.setattr(Client, "set_task_run_states", unreachable_first)
-    prepare = StateWriter._prepare
-
-    def watched(self: StateWriter, batch: Any) -> Any:
-        groups = prepare(self, batch)
-        if any(write.version == 1 for write in batch):
-            prepared.set()
-        return groups
-
-    monkeypatch.setattr(StateWriter, "_prepare", watched)
     with temporary_config({"cloud.api": server.url, "cloud.api_token": server.token_a, "cloud.auto_start": False}):
         settings = load_settings()
     writer = StateWriter(client, batch_size=1, linger=0.0)
     report = TaskRunReport(run.id, run.version, slug, 0, settings, run_id, _client=client, _writer=writer)
     writer.enqueue(report, Running("Starting task run."), False)
     writer.enqueue(report, Failed("it failed"), False)
+    queued.set()
     writer.flush()
-    assert sent == [1]  # the second write never went out ahead of the first
+    assert sent == [1]  # the second write never went out ahead of the first, nor beside it
     assert writer.lost(run_id) == 2 and report.undelivered
     journal = tmp_path / ".runwright" / "journal" / f"{run_id}.jsonl"
     lines = [json.loads(line) for line in journal.read_text().splitlines()]
