@@ -228,20 +228,26 @@ def stored_value(client: Client, state: State) -> Any:
     return cloudpickle.loads(unframe(client.download_result(uri)))
 
 
-def succeeded_task_slugs(db_path: Path, run_id: str) -> set[str]:
-    """Slugs of the flow run's task runs with a Success in their history (read straight from
-    the server's SQLite file, e.g. right after a crash)."""
+def server_rows(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows read straight from the server's SQLite file, read-only (e.g. right after a crash)."""
     import sqlite3
 
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        rows = db.execute(
-            "SELECT DISTINCT t.task_slug FROM task_run_states s JOIN task_runs t ON t.id = s.task_run_id "
-            "WHERE t.flow_run_id = ? AND s.state_type = 'Success'",
-            (run_id,),
-        ).fetchall()
+        return db.execute(sql, params).fetchall()
     finally:
         db.close()
+
+
+def succeeded_task_slugs(db_path: Path, run_id: str) -> set[str]:
+    """Slugs of the flow run's task runs with a Success in their history (read straight from
+    the server's SQLite file, e.g. right after a crash)."""
+    rows = server_rows(
+        db_path,
+        "SELECT DISTINCT t.task_slug FROM task_run_states s JOIN task_runs t ON t.id = s.task_run_id "
+        "WHERE t.flow_run_id = ? AND s.state_type = 'Success'",
+        (run_id,),
+    )
     return {str(r[0]) for r in rows}
 
 

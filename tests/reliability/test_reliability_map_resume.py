@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import time
 import uuid
 from pathlib import Path
 
-from .conftest import LiveServer, Processes, marker_counts, no_traceback, stored_value, wait_until
+from .conftest import LiveServer, Processes, marker_counts, no_traceback, server_rows, stored_value, wait_until
 
 CHILDREN = 400
 HELD = 250  # the child whose body the kill lands in
@@ -59,15 +58,12 @@ with Flow("map-resume") as flow:
 
 def _child_runs(db_path: Path, run_id: str) -> dict[int, list[str]]:
     """Each child run's history (state types by version), straight from the server's file."""
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        rows = db.execute(
-            "SELECT t.map_index, s.state_type FROM task_runs t JOIN task_run_states s ON s.task_run_id = t.id "
-            "WHERE t.flow_run_id = ? AND t.map_index >= 0 ORDER BY t.map_index, s.version",
-            (run_id,),
-        ).fetchall()
-    finally:
-        db.close()
+    rows = server_rows(
+        db_path,
+        "SELECT t.map_index, s.state_type FROM task_runs t JOIN task_run_states s ON s.task_run_id = t.id "
+        "WHERE t.flow_run_id = ? AND t.map_index >= 0 ORDER BY t.map_index, s.version",
+        (run_id,),
+    )
     out: dict[int, list[str]] = {}
     for index, state_type in rows:
         out.setdefault(int(index), []).append(str(state_type))
