@@ -209,8 +209,8 @@ def write_states_at_once(
             chain[1] = index
     dialect = conn.dialect
     new_rows: list[tuple[Any, ...]] = []  # in TASK_RUN_COLUMNS' order
-    if creates:
-        insert = driver_statement(NEW_RUNS_INSERT, dialect)
+    insert = driver_statement(NEW_RUNS_INSERT, dialect) if creates else None
+    if insert is not None and creates:
         created = insert.process("created", now)
         for run_id in [run_id for run_id in chains if run_id in creates]:
             first, last, _guard = chains.pop(run_id)
@@ -237,8 +237,7 @@ def write_states_at_once(
     )
     savepoint = conn.begin_nested()
     try:
-        if new_rows:
-            insert = driver_statement(NEW_RUNS_INSERT, dialect)
+        if insert is not None and new_rows:
             conn.exec_driver_sql(insert.sql, insert.rows(TASK_RUN_COLUMNS, new_rows))
         if bumps and conn.exec_driver_sql(bump.sql, bumps).rowcount != len(bumps):
             savepoint.rollback()
