@@ -45,6 +45,8 @@ from runwright_cloud.state_bodies import EncodedState
 DEFAULT_API = "http://127.0.0.1:4200"
 API_PREFIX = "/api/v1"
 _JSON_HEADERS = {"Content-Type": "application/json"}
+#: a batch of writes whose answer may be only their count when every one applied (RFC 7240)
+_BRIEF_JSON_HEADERS = {**_JSON_HEADERS, "Prefer": "return=minimal"}
 _NO_RESULT = {"type": "NoResultType"}
 #: the longest pause between two attempts of a request retried for ``retry_for`` seconds
 _MAX_RETRY_DELAY = 2.0
@@ -303,6 +305,7 @@ class Client:
         retry_for: float = 0.0,
         stream: bool = False,
         json_data: bytes | None = None,
+        brief: bool = False,
     ) -> tuple[requests.Response, bool]:
         """Send with retries; return the response and whether an earlier attempt may have landed.
 
@@ -321,7 +324,7 @@ class Client:
             json_body = None
             headers = _JSON_HEADERS
         elif json_data is not None:
-            data, headers = json_data, _JSON_HEADERS
+            data, headers = json_data, _BRIEF_JSON_HEADERS if brief else _JSON_HEADERS
         maybe_applied = False
         deadline = time.monotonic() + retry_for
         attempt = 0
@@ -659,7 +662,8 @@ class Client:
         results: Sequence[Mapping[str, str]] = (),
         retry_for: float = 0.0,
         encoded: bytes | None = None,
-    ) -> list[dict[str, Any]]:
+        brief: bool = False,
+    ) -> list[dict[str, Any]] | None:
         """Batch of ``{"task_run_id", "version", "state"}`` writes, each version-checked on its own.
         A write that also names ``task_slug`` and ``map_index`` (version 0, a new UUID as its
         id, with ``lease``) creates that child run of the lease's flow run unless it exists
@@ -672,17 +676,23 @@ class Client:
         :meth:`encode_task_run_states` made of the same arguments, sent as it is.
 
         Returns one ``{"task_run_id", "status": "ok"|"conflict"|"not_found"|"rejected",
-        "version", "current_state"?}`` per write, in order. ``retry_for`` as for
-        :meth:`set_flow_run_state`.
+        "version", "current_state"?}`` per write, in order. With ``brief``, None when every
+        write applied (the server then answers only their count, not one outcome each).
+        ``retry_for`` as for :meth:`set_flow_run_state`.
         """
         items, body = self._states_body(writes, lease, results)
         data = encoded if encoded is not None else _encode(body, "POST /task_run_states")
         response, maybe_applied = self._request(
-            "POST", "/task_run_states", idempotent=True, json_data=data, retry_for=retry_for
+            "POST", "/task_run_states", idempotent=True, json_data=data, retry_for=retry_for, brief=brief
         )
         if response.status_code == 409 and lease is not None:
             raise LeaseLost(f"flow run {lease[0]}: its lease was taken over by another runner; nothing was applied")
-        results_out: list[dict[str, Any]] = self._check(response).json()["results"]
+        answer = self._check(response).json()
+        if brief and "results" not in answer:
+            if answer.get("applied") != len(items):
+                raise ClientError(f"POST /task_run_states: the server answered {answer!r} for {len(items)} writes")
+            return None
+        results_out: list[dict[str, Any]] = answer["results"]
         if maybe_applied:
             for item, result in zip(items, results_out, strict=True):
                 if (

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from runwright_cloud.client import Client, FlowRunInfo
 from runwright_cloud.errors import (
@@ -69,6 +70,30 @@ def test_operations_round_trip(client: Client) -> None:
     assert client.download_result(uri) == b"\x80\x05opaque"
     assert client.write_logs([{"flow_run_id": run_id, "timestamp": datetime.now(UTC), "level": "INFO", "name": "n", "message": "m"}]) == 1
     assert client.get_flow_run_logs(run_id)[0]["message"] == "m"
+
+
+def test_a_brief_batch_answer_is_only_the_count_unless_a_write_did_not_apply(client: Client, server: TestServer) -> None:
+    flow_id = client.register_flow(unique(), ["a", "b", "c"], [])
+    run = client.get_flow_run_info(client.create_flow_run(flow_id))
+    a, b, c = sorted(run.task_runs, key=lambda t: t.task_slug)
+    writes = [
+        {"task_run_id": a.id, "version": 0, "state": {"type": "Running"}},
+        {"task_run_id": a.id, "version": 1, "state": {"type": "Success"}},
+        {"task_run_id": b.id, "version": 0, "state": {"type": "Running"}},
+    ]
+    assert client.set_task_run_states(writes, brief=True) is None  # every write applied
+    assert [client.get_task_run_info(run.id, slug).version for slug in ("a", "b")] == [2, 1]
+    # one write that does not apply: every outcome comes back, as without brief
+    again = client.set_task_run_states([{"task_run_id": b.id, "version": 1, "state": {"type": "Success"}}, writes[2]], brief=True)
+    assert again is not None and [r["status"] for r in again] == ["ok", "conflict"]
+    # on the wire: the preference, and the server saying it applied it
+    answer = requests.post(
+        server.url + "/api/v1/task_run_states",
+        json={"writes": [{"task_run_id": c.id, "version": 0, "state": {"type": "Running"}}]},
+        headers={"Authorization": f"Bearer {server.token_a}", "Prefer": "return=minimal"},
+        timeout=10,
+    )
+    assert answer.json() == {"applied": 1} and answer.headers["Preference-Applied"] == "return=minimal"
 
 
 def test_state_writes_take_state_objects_as_the_seeds_client_did(client: Client) -> None:

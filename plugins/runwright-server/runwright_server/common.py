@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +46,7 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def json_response(content: Any, status_code: int = 200) -> Response:
+def json_response(content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """``content`` as a JSON response without the route's response-model validation: for large
     answers the server builds itself, already in the declared shape (datetimes as pydantic
     writes them). pydantic-core's encoder writes it (datetimes as :func:`json_default` does,
@@ -55,7 +56,7 @@ def json_response(content: Any, status_code: int = 200) -> Response:
         body = to_json(content)
     except PydanticSerializationError:
         body = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=json_default).encode("utf-8")
-    return Response(body, status_code=status_code, media_type="application/json")
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
 
 
 _ids_lock = threading.Lock()

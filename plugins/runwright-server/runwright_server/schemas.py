@@ -19,11 +19,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     StringConstraints,
+    ValidationInfo,
     model_validator,
 )
 from pydantic_core import PydanticSerializationError, to_json
 
+from runwright_server.plain_batches import plain_batch
 from runwright_server.state_rules import MAX_STATE_CHARS, check_state
 
 MAX_INT64 = 2**63 - 1
@@ -115,7 +118,9 @@ class EncodedState(dict[str, Any]):
     text: str
 
 
-def _state(value: dict[str, Any]) -> dict[str, Any]:
+def encode_state(value: dict[str, Any]) -> EncodedState:
+    """The state checked (its type; a long message cut) and encoded: an :class:`EncodedState`
+    (ValueError: not a state, or longer than ``MAX_STATE_CHARS`` as JSON)."""
     check_state(value)
     encoded = EncodedState(value)
     encoded.text = state_text(value)
@@ -128,7 +133,7 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 #: is an :class:`EncodedState`
 StateDict = Annotated[
     dict[str, Any],
-    AfterValidator(_state),
+    AfterValidator(encode_state),
     Field(description='A serialized runwright state: a JSON object whose "type" names a state class (e.g. "Running").'),
 ]
 Version = Annotated[int, Field(ge=0, le=MAX_INT64)]
@@ -446,6 +451,24 @@ class BatchWriteIn(_In):
         check_creates_under_lease(self.writes, self.lease)
         return self
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _plain_first(
+        cls, data: Any, handler: ModelWrapValidatorHandler[BatchWriteIn], info: ValidationInfo
+    ) -> BatchWriteIn:
+        """The usual batch is checked in one pass (:mod:`runwright_server.plain_batches`),
+        by the same rules; any other body by the models, whose errors it gets (and every
+        body, with the validation context ``{"models_only": True}``)."""
+        if info.context is not None and info.context.get("models_only"):
+            return handler(data)
+        fields = plain_batch(data, MAX_BATCH, MAX_INLINE_RESULT_CHARS, encode_state)
+        if fields is None:
+            return handler(data)
+        lease = fields["lease"]
+        if lease is not None:
+            fields["lease"] = BatchLease.model_construct(**lease)
+        return cls.model_construct(**fields)
+
 
 class BatchWriteResult(BaseModel):
     task_run_id: str
@@ -455,7 +478,13 @@ class BatchWriteResult(BaseModel):
 
 
 class BatchWriteOut(BaseModel):
-    results: list[BatchWriteResult]
+    results: list[BatchWriteResult] | None = Field(
+        default=None, description="One outcome per write, in order (absent in a brief answer)."
+    )
+    applied: int | None = Field(
+        default=None,
+        description="A brief answer (the request preferred `return=minimal`): every write applied, and how many.",
+    )
 
 
 class CachedStateOut(BaseModel):

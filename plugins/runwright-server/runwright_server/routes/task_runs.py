@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, RowMapping, select
 from sqlalchemy.exc import IntegrityError
@@ -279,20 +279,36 @@ def task_run_heartbeat(task_run_id: str, request: Request, principal: Auth) -> d
     return _states.heartbeat(request, principal, TASK_RUNS, task_run_id, "task run")
 
 
+#: the ``Prefer`` preference (RFC 7240) for a brief answer when every write applied
+RETURN_MINIMAL = "return=minimal"
+
+
 @router.post("/task_run_states", response_model=BatchWriteOut, responses={**NOT_FOUND, **LEASE_CONFLICT})
-def set_task_run_states(body: BatchWriteIn, request: Request, principal: Auth) -> Response:
+def set_task_run_states(
+    body: BatchWriteIn,
+    request: Request,
+    principal: Auth,
+    prefer: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="`return=minimal`: when every write applied, the answer is only their count "
+            "(`applied`, no `results`), with `Preference-Applied: return=minimal`.",
+        ),
+    ] = None,
+) -> Response:
     """Apply the batch (see :func:`_apply_task_run_states`); wake the tenant's event streams.
 
     The answer is written as JSON at once (:func:`json_response`), in the declared shape (an
     applied write's ``current_state`` is null), not validated against the response model."""
-    answer = _apply_task_run_states(body, request, principal)
+    answer = _apply_task_run_states(body, request, principal, brief=prefer is not None and RETURN_MINIMAL in prefer)
     request.app.state.wakeups.notify(principal.tenant_id)
     return answer
 
 
-def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Principal) -> Response:
+def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Principal, brief: bool = False) -> Response:
     """Store the inline results, then apply the version-checked task-run state writes, each
-    on its own, in one transaction.
+    on its own, in one transaction. ``brief``: if every write applied, answer only how many.
 
     With ``lease``: nothing is applied (409) unless the token is the flow run's current
     lease, and a write to a task run of another flow run is ``not_found``. An inline result
@@ -309,6 +325,8 @@ def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Prin
         writes = [(item.task_run_id, item.version, item.state_text, item.state["type"]) for item in body.writes]
         creates = children_created(conn, body.writes, tenant, parent)
         if not refused and write_states_at_once(conn, TASK_RUNS, writes, tenant, now, parent, creates):
+            if brief:
+                return json_response({"applied": len(writes)}, headers=BRIEF_HEADERS)
             return json_response(
                 {
                     "results": [
@@ -344,9 +362,12 @@ def _apply_task_run_states(body: BatchWriteIn, request: Request, principal: Prin
             )
         if history:
             conn.execute(TASK_RUNS.append, history)
+    if brief and not failed:
+        return json_response({"applied": len(results)}, headers=BRIEF_HEADERS)
     return json_response({"results": results})
 
 
+BRIEF_HEADERS = {"Preference-Applied": RETURN_MINIMAL}
 RESULTS_INSERT = models.results.insert()
 _RESULT_COLUMNS = ("id", "tenant_id", "data", "size", "created")
 
