@@ -170,11 +170,25 @@ def _encode_states_body(items: list[dict[str, Any]], body: dict[str, Any]) -> by
         if len(item) == 5:
             text += f',"task_slug":{encode_basestring_ascii(item["task_slug"])},"map_index":{item["map_index"]}'
         parts.append(text + "}")
-    rest = {key: value for key, value in body.items() if key != "writes"}
     head = '{"writes":[' + ",".join(parts) + "]"
-    if not rest:
-        return (head + "}").encode("ascii")
-    return (head + "," + _encode(rest, "POST /task_run_states").decode("ascii")[1:]).encode("ascii")
+    lease = body.get("lease")
+    if lease is not None:
+        head += ',"lease":' + _encode(lease, "POST /task_run_states").decode("ascii")
+    results = body.get("results")
+    if results is not None:
+        # {"key", "data"} of str each (the writer's inline results): joined as json.dumps writes them
+        head += ',"results":['
+        head += ",".join(
+            f'{{"key":{encode_basestring_ascii(r["key"])},"data":{encode_basestring_ascii(r["data"])}}}'
+            if len(r) == 2 and type(r.get("key")) is str and type(r.get("data")) is str and next(iter(r)) == "key"
+            else _encode(r, "POST /task_run_states").decode("ascii")
+            for r in results
+        )
+        head += "]"
+    if body.keys() - {"writes", "lease", "results"}:
+        rest = {key: value for key, value in body.items() if key not in ("writes", "lease", "results")}
+        head += "," + _encode(rest, "POST /task_run_states").decode("ascii")[1:-1]
+    return (head + "}").encode("ascii")
 
 
 def _parse_optional(value: str | None) -> datetime | None:
@@ -680,8 +694,12 @@ class Client:
         write applied (the server then answers only their count, not one outcome each).
         ``retry_for`` as for :meth:`set_flow_run_state`.
         """
-        items, body = self._states_body(writes, lease, results)
-        data = encoded if encoded is not None else _encode(body, "POST /task_run_states")
+        items: Sequence[Mapping[str, Any]]
+        if encoded is None:
+            items, body = self._states_body(writes, lease, results)
+            data = _encode(body, "POST /task_run_states")
+        else:  # the writer's own bodies, encoded already
+            items, data = writes if isinstance(writes, list) else list(writes), encoded
         response, maybe_applied = self._request(
             "POST", "/task_run_states", idempotent=True, json_data=data, retry_for=retry_for, brief=brief
         )

@@ -312,8 +312,8 @@ def test_a_batch_body_joined_from_state_texts_is_the_json_of_its_writes() -> Non
     changed["cache_key"] = "k"  # a form changed after it was made: its text is not used
     writes.append({"task_run_id": new_id(), "version": 0, "state": changed})
     client = Client("http://127.0.0.1:9", "token")
-    results = [{"key": "0" * 32, "data": "AAAA"}]
-    for lease, inline in ((None, []), (("run", "lease-token"), results)):
+    results = [{"key": "0" * 32, "data": "AAAA"}, {"data": "QQ==", "key": "1" * 32}, {"key": "é\"", "data": "x", "n": 1}]
+    for lease, inline in ((None, []), (("run", "lease-token"), results), (None, results[:1])):
         encoded = client.encode_task_run_states(writes, lease=lease, results=inline)
         plain = json.dumps(client._states_body(writes, lease, inline)[1], separators=(",", ":")).encode()
         assert encoded == plain  # byte for byte what json.dumps gives
