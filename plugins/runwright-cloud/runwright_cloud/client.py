@@ -185,9 +185,6 @@ def _encode_states_body(items: list[dict[str, Any]], body: dict[str, Any]) -> by
             for r in results
         )
         head += "]"
-    if body.keys() - {"writes", "lease", "results"}:
-        rest = {key: value for key, value in body.items() if key not in ("writes", "lease", "results")}
-        head += "," + _encode(rest, "POST /task_run_states").decode("ascii")[1:-1]
     return (head + "}").encode("ascii")
 
 

@@ -19,14 +19,16 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
+#: the bounds of the API's integers (shared with :mod:`runwright_server.schemas`)
 MAX_INT64 = 2**63 - 1
 MAX_INT32 = 2**31 - 1
+#: a new task run id named by the client: a lowercase UUID with hyphens (shared with the schemas)
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 _WRITE_KEYS = frozenset({"task_run_id", "version", "state", "task_slug", "map_index"})
 _BATCH_KEYS = frozenset({"writes", "lease", "results"})
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _RESULT_KEY = re.compile(r"[0-9a-f]{32}")
 _LEASE_TOKEN = re.compile(r"[0-9A-Za-z_-]{16,64}")
 
@@ -58,7 +60,7 @@ class PlainResult:
         self.data = data
 
 
-def _plain_id(value: Any, longest: int) -> bool:
+def _plain_id(value: Any, longest: int) -> TypeGuard[str]:
     return type(value) is str and 0 < len(value) <= longest and value.isascii() and "\x00" not in value
 
 
@@ -95,7 +97,7 @@ def plain_batch(
             return None
         run_id, version, state = item.get("task_run_id"), item.get("version"), item.get("state")
         slug, index = item.get("task_slug"), item.get("map_index")
-        if type(run_id) is not str or not _plain_id(run_id, 64) or type(version) is not int or not 0 <= version <= MAX_INT64 or type(state) is not dict:
+        if not _plain_id(run_id, 64) or type(version) is not int or not 0 <= version <= MAX_INT64 or type(state) is not dict:
             return None
         if slug is not None or index is not None:
             # a write that creates its run: both fields, version 0, a new UUID, under the lease
@@ -105,7 +107,7 @@ def plain_batch(
                 or type(index) is not int
                 or not 0 <= index <= MAX_INT32
                 or version != 0
-                or not _UUID.fullmatch(run_id)
+                or not UUID_TEXT.fullmatch(run_id)
             ):
                 return None
         if state == last_state:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -26,11 +25,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticSerializationError, to_json
 
-from runwright_server.plain_batches import plain_batch
+from runwright_server.plain_batches import MAX_INT32, MAX_INT64, UUID_TEXT, plain_batch
 from runwright_server.state_rules import MAX_STATE_CHARS, check_state
 
-MAX_INT64 = 2**63 - 1
-MAX_INT32 = 2**31 - 1
 MAX_BATCH = 10_000
 #: most bytes of one inline result (base64 text); larger results use POST /results
 MAX_INLINE_RESULT_CHARS = 64 * 1024 * 1024
@@ -380,7 +377,6 @@ class StateHistoryItem(BaseModel):
     timestamp: datetime
 
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class ChildCreatingWrite(_In):
@@ -402,7 +398,7 @@ class ChildCreatingWrite(_In):
             raise ValueError("task_slug and map_index go together: both name the child run this write creates")
         if self.task_slug is not None and self.version != 0:
             raise ValueError("a write that creates its task run (task_slug, map_index) expects version 0")
-        if self.task_slug is not None and not _UUID.fullmatch(self.task_run_id):
+        if self.task_slug is not None and not UUID_TEXT.fullmatch(self.task_run_id):
             raise ValueError("a write that creates its task run names it by a new UUID (lowercase, with hyphens)")
         return self
 
